@@ -1,0 +1,1229 @@
+// The conformance battery: typed suites, one per group, run against any ipch::Transport.
+// Instantiate for your adapter with IPCH_INSTANTIATE_CONFORMANCE (see docs/new-transport.md).
+#pragma once
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ipch/fault.h"
+#include "ipch/peer.h"
+#include "ipch/testing.h"
+#include "ipch/transport.h"
+
+namespace ipch::conformance {
+
+using ::ipch::testing::Check;
+using ::ipch::testing::MakeMessage;
+using ::ipch::testing::Peer;
+using ::ipch::testing::VerifyMessage;
+
+// Bounds: generous for what must succeed, short for what must time out. All scale under
+// sanitizers (SlowdownFactor), so no case depends on the machine's speed.
+inline Deadline Settle() { return Deadline::After(Scaled(std::chrono::seconds(10))); }
+inline Clock::duration ShortWait() { return Scaled(Millis(100)); }
+inline Clock::duration DeathBound() { return Scaled(std::chrono::seconds(2)); }
+
+struct NameOf {
+  template <class T>
+  static std::string GetName(int) {
+    return std::string(T::kName);
+  }
+};
+
+template <class T>
+class TransportTest : public ::testing::Test {
+ protected:
+  using Conn = typename T::Connection;
+  using Lis = typename T::Listener;
+
+  struct Pair {
+    Lis listener;
+    Conn client;
+    Conn server;
+  };
+
+  void SetUp() override { address_ = T::Address(Spec()); }
+
+  static EndpointSpec Spec(std::string token = "") {
+    const auto& ctx = ::ipch::testing::Current();
+    return {token.empty() ? ctx.token : token, ctx.scratch_dir};
+  }
+  static bool Has(Cap c) { return T::kCaps.Has(c); }
+  static bool CrossProcess() { return Has(Cap::CrossProcess); }
+  static uint64_t Seed() { return ::ipch::testing::Current().seed; }
+  static std::size_t Max(const Conn& c) { return c.max_message_size(); }
+
+  // Listen, connect and accept, all in this process.
+  Result<Pair> Connected() {
+    auto l = T::Listen(address_);
+    if (!l.ok()) return std::move(l).error();
+    auto c = T::Connect(l->address(), Settle());
+    if (!c.ok()) return std::move(c).error();
+    auto s = l->Accept(Settle());
+    if (!s.ok()) return std::move(s).error();
+    return Pair{std::move(*l), std::move(*c), std::move(*s)};
+  }
+
+  // A peer (child process or thread) that connects to `address` and runs `body`.
+  template <class F>
+  Result<Peer> StartClient(const std::string& address, F body) {
+    return Peer::Start(CrossProcess(), [address, body](ControlChannel& ch) -> Status {
+      auto c = T::Connect(address, Settle());
+      if (!c.ok()) return std::move(c).error();
+      return body(*c, ch);
+    });
+  }
+
+  std::string address_;
+};
+
+#define IPCH_REQUIRE_CAP(cap)                                                                     \
+  do {                                                                                            \
+    if (!TypeParam::kCaps.Has(::ipch::Cap::cap)) {                                                \
+      GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << " lacks capability " #cap;           \
+    }                                                                                             \
+  } while (0)
+
+#define IPCH_CONNECTED(var)          \
+  auto var##_r = this->Connected();  \
+  IPCH_ASSERT_OK(var##_r);           \
+  auto& var = *var##_r
+
+#define IPCH_ASSERT_PEER_OK(peer) \
+  IPCH_ASSERT_OK((peer).Join(Settle()))
+
+// Sends `msg` from a to b and checks it arrives intact.
+template <class C>
+::testing::AssertionResult RoundTrip(C& a, C& b, const Bytes& msg) {
+  Status s = a.Send(msg, Settle());
+  if (!s.ok()) return ::testing::AssertionFailure() << "send " << msg.size() << " bytes: " << s.error().ToString();
+  Bytes got;
+  s = b.Receive(got, Settle());
+  if (!s.ok()) return ::testing::AssertionFailure() << "receive " << msg.size() << " bytes: " << s.error().ToString();
+  if (got != msg) return ::testing::AssertionFailure() << "message of " << msg.size() << " bytes arrived as " << got.size() << " different bytes";
+  return ::testing::AssertionSuccess();
+}
+
+// A plain byte connection to `address`, for adapters with Cap::RawPeer (they provide
+// static Result<UniqueFd> ConnectRaw(address, Deadline)); others never reach this.
+template <class T>
+Result<UniqueFd> ConnectRaw(const std::string& address, Deadline d) {
+  if constexpr (requires { T::ConnectRaw(address, d); }) {
+    return T::ConnectRaw(address, d);
+  } else {
+    return MakeError(Errc::InvalidArgument, std::string(T::kName) + " has no ConnectRaw");
+  }
+}
+
+// Sends `msg` to an echoing peer and checks the echo.
+template <class C>
+::testing::AssertionResult RoundTripVia(C& c, const Bytes& msg) {
+  Status s = c.Send(msg, Settle());
+  if (!s.ok()) return ::testing::AssertionFailure() << "send: " << s.error().ToString();
+  Bytes got;
+  s = c.Receive(got, Settle());
+  if (!s.ok()) return ::testing::AssertionFailure() << "receive echo: " << s.error().ToString();
+  if (got != msg) return ::testing::AssertionFailure() << "echo of " << msg.size() << " bytes came back as " << got.size() << " different bytes";
+  return ::testing::AssertionSuccess();
+}
+
+// ---------------------------------------------------------------------------------------
+// basic: sizes, boundaries, directions
+template <class T>
+class Basic : public TransportTest<T> {};
+TYPED_TEST_SUITE_P(Basic);
+
+TYPED_TEST_P(Basic, ConnectAcceptRoundTrip) {
+  IPCH_CONNECTED(p);
+  EXPECT_TRUE(RoundTrip(p.client, p.server, MakeMessage(1, 100, this->Seed())));
+}
+
+TYPED_TEST_P(Basic, RoundTripEmpty) {
+  IPCH_CONNECTED(p);
+  EXPECT_TRUE(RoundTrip(p.client, p.server, Bytes{}));
+  EXPECT_TRUE(RoundTrip(p.server, p.client, Bytes{}));
+}
+
+TYPED_TEST_P(Basic, RoundTripOneByte) {
+  IPCH_CONNECTED(p);
+  EXPECT_TRUE(RoundTrip(p.client, p.server, Bytes{std::byte{0x5a}}));
+}
+
+TYPED_TEST_P(Basic, RoundTripBoundarySizes) {
+  IPCH_CONNECTED(p);
+  const std::size_t max = this->Max(p.client);
+  for (std::size_t n : {2, 3, 4, 5, 7, 8, 9, 255, 256, 4095, 4096, 4097, 65535, 65536, 65537}) {
+    if (n > max) continue;
+    // Sizes above the socket buffer need a concurrent reader; these fit.
+    ASSERT_TRUE(RoundTrip(p.client, p.server, MakeMessage(n, n, this->Seed()))) << "size " << n;
+  }
+}
+
+TYPED_TEST_P(Basic, RoundTripMaxSize) {
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  const uint64_t salt = this->Seed();
+  // The peer sends a max-size message; far above any kernel buffer, so the transport must
+  // cope with partial writes and reads on the way.
+  auto peer = this->StartClient(l->address(), [salt](auto& c, ControlChannel&) -> Status {
+    Bytes m = MakeMessage(7, c.max_message_size(), salt);
+    IPCH_RETURN_IF_ERROR(c.Send(m, Settle()));
+    Bytes ack;
+    return c.Receive(ack, Settle());
+  });
+  IPCH_ASSERT_OK(peer);
+  auto s = l->Accept(Settle());
+  IPCH_ASSERT_OK(s);
+  Bytes got;
+  IPCH_ASSERT_OK(s->Receive(got, Settle()));
+  EXPECT_TRUE(VerifyMessage(got, 7, s->max_message_size(), salt));
+  IPCH_EXPECT_OK(s->Send(Bytes{}, Settle()));
+  IPCH_ASSERT_PEER_OK(*peer);
+}
+
+TYPED_TEST_P(Basic, MaxPlusOneIsRejectedAndConnectionSurvives) {
+  IPCH_CONNECTED(p);
+  Bytes big(this->Max(p.client) + 1);
+  IPCH_EXPECT_ERRC(p.client.Send(big, Settle()), MessageTooLarge);
+  // Nothing of the rejected message went out: the next message is the next one received.
+  EXPECT_TRUE(RoundTrip(p.client, p.server, MakeMessage(2, 10, this->Seed())));
+}
+
+TYPED_TEST_P(Basic, ServerSendsFirst) {
+  IPCH_CONNECTED(p);
+  EXPECT_TRUE(RoundTrip(p.server, p.client, MakeMessage(3, 33, this->Seed())));
+}
+
+TYPED_TEST_P(Basic, PingPongBothDirections) {
+  IPCH_CONNECTED(p);
+  for (uint64_t i = 0; i < 200; ++i) {
+    ASSERT_TRUE(RoundTrip(i % 2 ? p.client : p.server, i % 2 ? p.server : p.client, MakeMessage(i, 64, this->Seed())));
+  }
+}
+
+TYPED_TEST_P(Basic, AllByteValuesSurvive) {
+  IPCH_CONNECTED(p);
+  Bytes m(512);
+  for (std::size_t i = 0; i < m.size(); ++i) m[i] = static_cast<std::byte>(255 - i % 256);
+  EXPECT_TRUE(RoundTrip(p.client, p.server, m));
+}
+
+TYPED_TEST_P(Basic, BurstOfSmallMessagesThenDrain) {
+  IPCH_CONNECTED(p);
+  const uint64_t salt = this->Seed();
+  // 100 unread messages fit every transport's buffering (unix sockets charge ~1 KiB per send).
+  for (uint64_t i = 0; i < 100; ++i) IPCH_ASSERT_OK(p.client.Send(MakeMessage(i, i % 40, salt), Settle()));
+  Bytes got;
+  for (uint64_t i = 0; i < 100; ++i) {
+    IPCH_ASSERT_OK(p.server.Receive(got, Settle()));
+    ASSERT_TRUE(VerifyMessage(got, i, i % 40, salt));
+  }
+}
+
+TYPED_TEST_P(Basic, MultipleClientsAreIsolated) {
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  std::vector<typename TypeParam::Connection> clients, servers;
+  for (int i = 0; i < 4; ++i) {
+    auto c = TypeParam::Connect(l->address(), Settle());
+    IPCH_ASSERT_OK(c);
+    auto s = l->Accept(Settle());
+    IPCH_ASSERT_OK(s);
+    clients.push_back(std::move(*c));
+    servers.push_back(std::move(*s));
+  }
+  for (int i = 0; i < 4; ++i) IPCH_ASSERT_OK(clients[i].Send(MakeMessage(i, 16 + i, this->Seed()), Settle()));
+  for (int i = 3; i >= 0; --i) {
+    Bytes got;
+    IPCH_ASSERT_OK(servers[i].Receive(got, Settle()));
+    EXPECT_TRUE(VerifyMessage(got, i, 16 + i, this->Seed())) << "connection " << i;
+  }
+}
+
+TYPED_TEST_P(Basic, ConnectWithoutListenerIsPeerClosed) {
+  std::string addr;
+  {
+    auto l = TypeParam::Listen(this->address_);
+    IPCH_ASSERT_OK(l);
+    addr = l->address();  // a real address, now with nobody behind it
+  }
+  IPCH_EXPECT_ERRC(TypeParam::Connect(addr, Settle()), PeerClosed);
+}
+
+REGISTER_TYPED_TEST_SUITE_P(Basic, ConnectAcceptRoundTrip, RoundTripEmpty, RoundTripOneByte, RoundTripBoundarySizes,
+                            RoundTripMaxSize, MaxPlusOneIsRejectedAndConnectionSurvives, ServerSendsFirst,
+                            PingPongBothDirections, AllByteValuesSurvive, BurstOfSmallMessagesThenDrain,
+                            MultipleClientsAreIsolated, ConnectWithoutListenerIsPeerClosed);
+
+// ---------------------------------------------------------------------------------------
+// ordering and integrity: checksummed sequences across a real peer
+template <class T>
+class Ordering : public TransportTest<T> {};
+TYPED_TEST_SUITE_P(Ordering);
+
+TYPED_TEST_P(Ordering, ChecksummedSequenceArrivesInOrder) {
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  const uint64_t salt = this->Seed();
+  constexpr uint64_t kCount = 3000;
+  auto peer = this->StartClient(l->address(), [salt](auto& c, ControlChannel&) -> Status {
+    std::mt19937_64 rng(salt);
+    for (uint64_t i = 0; i < kCount; ++i) IPCH_RETURN_IF_ERROR(c.Send(MakeMessage(i, rng() % 2048, salt), Settle()));
+    return Ok();
+  });
+  IPCH_ASSERT_OK(peer);
+  auto s = l->Accept(Settle());
+  IPCH_ASSERT_OK(s);
+  std::mt19937_64 rng(salt);
+  Bytes got;
+  for (uint64_t i = 0; i < kCount; ++i) {
+    IPCH_ASSERT_OK(s->Receive(got, Settle()));
+    ASSERT_TRUE(VerifyMessage(got, i, rng() % 2048, salt));
+  }
+  IPCH_ASSERT_PEER_OK(*peer);
+}
+
+TYPED_TEST_P(Ordering, LargeRandomMessagesIntact) {
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  const uint64_t salt = this->Seed();
+  auto peer = this->StartClient(l->address(), [salt](auto& c, ControlChannel&) -> Status {
+    std::mt19937_64 rng(salt);
+    for (uint64_t i = 0; i < 12; ++i) {
+      IPCH_RETURN_IF_ERROR(c.Send(MakeMessage(i, rng() % (c.max_message_size() + 1), salt), Settle()));
+    }
+    return Ok();
+  });
+  IPCH_ASSERT_OK(peer);
+  auto s = l->Accept(Settle());
+  IPCH_ASSERT_OK(s);
+  std::mt19937_64 rng(salt);
+  Bytes got;
+  for (uint64_t i = 0; i < 12; ++i) {
+    IPCH_ASSERT_OK(s->Receive(got, Settle()));
+    ASSERT_TRUE(VerifyMessage(got, i, rng() % (s->max_message_size() + 1), salt));
+  }
+  IPCH_ASSERT_PEER_OK(*peer);
+}
+
+TYPED_TEST_P(Ordering, EchoPreservesEveryMessage) {
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  constexpr int kCount = 1000;
+  auto peer = this->StartClient(l->address(), [](auto& c, ControlChannel&) -> Status {
+    Bytes m;
+    for (int i = 0; i < kCount; ++i) {
+      IPCH_RETURN_IF_ERROR(c.Receive(m, Settle()));
+      IPCH_RETURN_IF_ERROR(c.Send(m, Settle()));
+    }
+    return Ok();
+  });
+  IPCH_ASSERT_OK(peer);
+  auto s = l->Accept(Settle());
+  IPCH_ASSERT_OK(s);
+  std::mt19937_64 rng(this->Seed());
+  for (int i = 0; i < kCount; ++i) {
+    ASSERT_TRUE(RoundTripVia(*s, MakeMessage(i, rng() % 300, this->Seed())));
+  }
+  IPCH_ASSERT_PEER_OK(*peer);
+}
+
+TYPED_TEST_P(Ordering, InterleavedTinyAndHugeKeepBoundaries) {
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  const uint64_t salt = this->Seed();
+  auto sizes = [](std::size_t max) {
+    return std::vector<std::size_t>{0, max, 1, 0, max / 2 + 1, 3, max - 1, 0, 8, max};
+  };
+  auto peer = this->StartClient(l->address(), [salt, sizes](auto& c, ControlChannel&) -> Status {
+    uint64_t i = 0;
+    for (std::size_t n : sizes(c.max_message_size())) IPCH_RETURN_IF_ERROR(c.Send(MakeMessage(i++, n, salt), Settle()));
+    return Ok();
+  });
+  IPCH_ASSERT_OK(peer);
+  auto s = l->Accept(Settle());
+  IPCH_ASSERT_OK(s);
+  uint64_t i = 0;
+  Bytes got;
+  for (std::size_t n : sizes(s->max_message_size())) {
+    IPCH_ASSERT_OK(s->Receive(got, Settle()));
+    ASSERT_TRUE(VerifyMessage(got, i++, n, salt));
+  }
+  IPCH_ASSERT_PEER_OK(*peer);
+}
+
+TYPED_TEST_P(Ordering, FullDuplexStreamsDoNotInterfere) {
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  const uint64_t salt = this->Seed();
+  constexpr uint64_t kCount = 2000;
+  // Both sides send and receive at once; the peer interleaves, we use a sender thread.
+  auto peer = this->StartClient(l->address(), [salt](auto& c, ControlChannel&) -> Status {
+    Bytes m;
+    for (uint64_t i = 0; i < kCount; ++i) {
+      IPCH_RETURN_IF_ERROR(c.Send(MakeMessage(i, 200 + i % 1000, salt ^ 1), Settle()));
+      IPCH_RETURN_IF_ERROR(c.Receive(m, Settle()));
+      IPCH_RETURN_IF_ERROR(Check(static_cast<bool>(VerifyMessage(m, i, 100 + i % 500, salt)), "duplex message"));
+    }
+    return Ok();
+  });
+  IPCH_ASSERT_OK(peer);
+  auto s = l->Accept(Settle());
+  IPCH_ASSERT_OK(s);
+  Status send_status;
+  std::thread sender([&] {
+    for (uint64_t i = 0; i < kCount && send_status.ok(); ++i) send_status = s->Send(MakeMessage(i, 100 + i % 500, salt), Settle());
+  });
+  Bytes got;
+  for (uint64_t i = 0; i < kCount; ++i) {
+    Status r = s->Receive(got, Settle());
+    if (!r.ok()) {
+      ADD_FAILURE() << "receive " << i << ": " << r.error().ToString();
+      break;
+    }
+    if (!VerifyMessage(got, i, 200 + i % 1000, salt ^ 1)) {
+      ADD_FAILURE() << VerifyMessage(got, i, 200 + i % 1000, salt ^ 1).message();
+      break;
+    }
+  }
+  sender.join();
+  IPCH_EXPECT_OK(send_status);
+  IPCH_ASSERT_PEER_OK(*peer);
+}
+
+REGISTER_TYPED_TEST_SUITE_P(Ordering, ChecksummedSequenceArrivesInOrder, LargeRandomMessagesIntact,
+                            EchoPreservesEveryMessage, InterleavedTinyAndHugeKeepBoundaries,
+                            FullDuplexStreamsDoNotInterfere);
+
+// ---------------------------------------------------------------------------------------
+// deadlines: every blocking call returns by its deadline, and the connection stays usable
+template <class T>
+class Deadlines : public TransportTest<T> {};
+TYPED_TEST_SUITE_P(Deadlines);
+
+TYPED_TEST_P(Deadlines, ReceiveTimesOutWhenNothingIsSent) {
+  IPCH_CONNECTED(p);
+  Bytes got;
+  auto t0 = Clock::now();
+  IPCH_EXPECT_ERRC(p.server.Receive(got, Deadline::After(ShortWait())), Timeout);
+  auto took = Clock::now() - t0;
+  EXPECT_GE(took, ShortWait()) << "returned before its deadline";
+  EXPECT_LT(took, ShortWait() + DeathBound()) << "overran its deadline";
+}
+
+TYPED_TEST_P(Deadlines, ExpiredDeadlineReceiveIsWouldBlock) {
+  IPCH_CONNECTED(p);
+  Bytes got;
+  IPCH_EXPECT_ERRC(p.server.Receive(got, Deadline::Expired()), WouldBlock);
+}
+
+TYPED_TEST_P(Deadlines, AcceptTimesOut) {
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  auto t0 = Clock::now();
+  IPCH_EXPECT_ERRC(l->Accept(Deadline::After(ShortWait())), Timeout);
+  EXPECT_GE(Clock::now() - t0, ShortWait());
+}
+
+TYPED_TEST_P(Deadlines, ExpiredDeadlineAcceptIsWouldBlock) {
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  IPCH_EXPECT_ERRC(l->Accept(Deadline::Expired()), WouldBlock);
+}
+
+TYPED_TEST_P(Deadlines, ReceiveWorksAfterTimeout) {
+  IPCH_CONNECTED(p);
+  Bytes got;
+  IPCH_ASSERT_ERRC(p.server.Receive(got, Deadline::After(ShortWait())), Timeout);
+  EXPECT_TRUE(RoundTrip(p.client, p.server, MakeMessage(9, 99, this->Seed())));
+}
+
+TYPED_TEST_P(Deadlines, SendTimesOutWhenPeerStopsReading) {
+  IPCH_CONNECTED(p);
+  const uint64_t salt = this->Seed();
+  const std::size_t size = std::min<std::size_t>(64 * 1024, this->Max(p.client));
+  uint64_t sent = 0;
+  Status st;
+  // Nobody reads: the buffers fill and a send must give up by its deadline, never hang.
+  for (; sent < 100000; ++sent) {
+    st = p.client.Send(MakeMessage(sent, size, salt), Deadline::After(ShortWait()));
+    if (!st.ok()) break;
+  }
+  IPCH_ASSERT_ERRC(st, Timeout);
+  IPCH_ASSERT_OK(p.client.Close());
+  // Every message whose send succeeded arrives whole and in order; then the close.
+  Bytes got;
+  for (uint64_t i = 0; i < sent; ++i) {
+    IPCH_ASSERT_OK(p.server.Receive(got, Settle()));
+    ASSERT_TRUE(VerifyMessage(got, i, size, salt));
+  }
+  IPCH_EXPECT_ERRC(p.server.Receive(got, Settle()), PeerClosed);
+}
+
+TYPED_TEST_P(Deadlines, BlockedReceiveWakesForLateMessage) {
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  auto peer = this->StartClient(l->address(), [](auto& c, ControlChannel& ch) -> Status {
+    IPCH_RETURN_IF_ERROR(ch.WaitSignal(Settle()));  // send only once we are told to
+    return c.Send(AsBytes("late"), Settle());
+  });
+  IPCH_ASSERT_OK(peer);
+  auto s = l->Accept(Settle());
+  IPCH_ASSERT_OK(s);
+  Bytes got;
+  IPCH_ASSERT_ERRC(s->Receive(got, Deadline::After(ShortWait())), Timeout);
+  IPCH_ASSERT_OK(peer->control().Signal());
+  IPCH_ASSERT_OK(s->Receive(got, Settle()));
+  EXPECT_EQ(got, Bytes(AsBytes("late").begin(), AsBytes("late").end()));
+  IPCH_ASSERT_PEER_OK(*peer);
+}
+
+REGISTER_TYPED_TEST_SUITE_P(Deadlines, ReceiveTimesOutWhenNothingIsSent, ExpiredDeadlineReceiveIsWouldBlock,
+                            AcceptTimesOut, ExpiredDeadlineAcceptIsWouldBlock, ReceiveWorksAfterTimeout,
+                            SendTimesOutWhenPeerStopsReading, BlockedReceiveWakesForLateMessage);
+
+// ---------------------------------------------------------------------------------------
+// lifecycle: close, reuse, names
+template <class T>
+class Lifecycle : public TransportTest<T> {};
+TYPED_TEST_SUITE_P(Lifecycle);
+
+TYPED_TEST_P(Lifecycle, CloseTwiceIsOk) {
+  IPCH_CONNECTED(p);
+  IPCH_EXPECT_OK(p.client.Close());
+  IPCH_EXPECT_OK(p.client.Close());
+}
+
+TYPED_TEST_P(Lifecycle, SendAfterCloseIsClosed) {
+  IPCH_CONNECTED(p);
+  IPCH_ASSERT_OK(p.client.Close());
+  IPCH_EXPECT_ERRC(p.client.Send(AsBytes("x"), Settle()), Closed);
+}
+
+TYPED_TEST_P(Lifecycle, ReceiveAfterCloseIsClosed) {
+  IPCH_CONNECTED(p);
+  IPCH_ASSERT_OK(p.client.Close());
+  Bytes got;
+  IPCH_EXPECT_ERRC(p.client.Receive(got, Settle()), Closed);
+}
+
+TYPED_TEST_P(Lifecycle, ListenerCloseTwiceIsOk) {
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  IPCH_EXPECT_OK(l->Close());
+  IPCH_EXPECT_OK(l->Close());
+}
+
+TYPED_TEST_P(Lifecycle, AcceptAfterListenerCloseIsClosed) {
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  IPCH_ASSERT_OK(l->Close());
+  IPCH_EXPECT_ERRC(l->Accept(Deadline::After(ShortWait())), Closed);
+}
+
+TYPED_TEST_P(Lifecycle, CreateAgainWorksAfterClose) {
+  std::string addr;
+  for (int round = 0; round < 3; ++round) {
+    auto l = TypeParam::Listen(round == 0 ? this->address_ : addr);
+    IPCH_ASSERT_OK(l) << "round " << round;
+    addr = l->address();
+    auto c = TypeParam::Connect(addr, Settle());
+    IPCH_ASSERT_OK(c);
+    auto s = l->Accept(Settle());
+    IPCH_ASSERT_OK(s);
+    EXPECT_TRUE(RoundTrip(*c, *s, MakeMessage(round, 10, this->Seed())));
+    IPCH_ASSERT_OK(s->Close());
+    IPCH_ASSERT_OK(c->Close());
+    IPCH_ASSERT_OK(l->Close());
+  }
+}
+
+TYPED_TEST_P(Lifecycle, SecondListenOnSameAddressIsAlreadyExists) {
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  IPCH_EXPECT_ERRC(TypeParam::Listen(l->address()), AlreadyExists);
+  // The refused attempt must not have damaged the live listener.
+  auto c = TypeParam::Connect(l->address(), Settle());
+  IPCH_ASSERT_OK(c);
+  IPCH_EXPECT_OK(l->Accept(Settle()));
+}
+
+TYPED_TEST_P(Lifecycle, ConnectAfterListenerCloseIsPeerClosed) {
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  std::string addr = l->address();
+  IPCH_ASSERT_OK(l->Close());
+  IPCH_EXPECT_ERRC(TypeParam::Connect(addr, Settle()), PeerClosed);
+}
+
+TYPED_TEST_P(Lifecycle, ServerCloseIsSeenAsPeerClosed) {
+  IPCH_CONNECTED(p);
+  IPCH_ASSERT_OK(p.server.Close());
+  Bytes got;
+  IPCH_EXPECT_ERRC(p.client.Receive(got, Settle()), PeerClosed);
+}
+
+TYPED_TEST_P(Lifecycle, ClientCloseIsSeenAsPeerClosed) {
+  IPCH_CONNECTED(p);
+  IPCH_ASSERT_OK(p.client.Close());
+  Bytes got;
+  IPCH_EXPECT_ERRC(p.server.Receive(got, Settle()), PeerClosed);
+}
+
+TYPED_TEST_P(Lifecycle, PendingMessagesArriveBeforePeerClosed) {
+  IPCH_CONNECTED(p);
+  for (uint64_t i = 0; i < 3; ++i) IPCH_ASSERT_OK(p.client.Send(MakeMessage(i, 50, this->Seed()), Settle()));
+  IPCH_ASSERT_OK(p.client.Close());
+  Bytes got;
+  for (uint64_t i = 0; i < 3; ++i) {
+    IPCH_ASSERT_OK(p.server.Receive(got, Settle()));
+    EXPECT_TRUE(VerifyMessage(got, i, 50, this->Seed()));
+  }
+  IPCH_EXPECT_ERRC(p.server.Receive(got, Settle()), PeerClosed);
+}
+
+TYPED_TEST_P(Lifecycle, PeerClosedIsSticky) {
+  IPCH_CONNECTED(p);
+  IPCH_ASSERT_OK(p.client.Close());
+  Bytes got;
+  IPCH_EXPECT_ERRC(p.server.Receive(got, Settle()), PeerClosed);
+  IPCH_EXPECT_ERRC(p.server.Receive(got, Settle()), PeerClosed);
+}
+
+TYPED_TEST_P(Lifecycle, SendToClosedPeerIsPeerClosed) {
+  IPCH_CONNECTED(p);
+  IPCH_ASSERT_OK(p.server.Close());
+  // The first sends may still be buffered by the kernel; within a bound one must fail.
+  Status st;
+  auto until = Deadline::After(DeathBound());
+  while (st.ok() && !until.expired()) st = p.client.Send(MakeMessage(0, 1000, this->Seed()), Settle());
+  IPCH_EXPECT_ERRC(st, PeerClosed);
+}
+
+TYPED_TEST_P(Lifecycle, MovedConnectionKeepsWorking) {
+  IPCH_CONNECTED(p);
+  typename TypeParam::Connection moved = std::move(p.client);
+  EXPECT_TRUE(RoundTrip(moved, p.server, MakeMessage(4, 40, this->Seed())));
+  typename TypeParam::Connection assigned;
+  assigned = std::move(moved);
+  EXPECT_TRUE(RoundTrip(p.server, assigned, MakeMessage(5, 50, this->Seed())));
+}
+
+TYPED_TEST_P(Lifecycle, ManyConnectCloseCyclesLeakNothing) {
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  for (int i = 0; i < 200; ++i) {
+    auto c = TypeParam::Connect(l->address(), Settle());
+    IPCH_ASSERT_OK(c) << "cycle " << i;
+    auto s = l->Accept(Settle());
+    IPCH_ASSERT_OK(s) << "cycle " << i;
+    if (i % 2) {
+      IPCH_ASSERT_OK(c->Close());  // half closed explicitly, half by destruction
+    }
+  }
+  // The audit listener checks that no descriptor or object survived the cycles.
+}
+
+TYPED_TEST_P(Lifecycle, DestroyingListenerWithQueuedClients) {
+  std::vector<typename TypeParam::Connection> clients;
+  {
+    auto l = TypeParam::Listen(this->address_);
+    IPCH_ASSERT_OK(l);
+    for (int i = 0; i < 3; ++i) {
+      auto c = TypeParam::Connect(l->address(), Settle());
+      IPCH_ASSERT_OK(c);
+      clients.push_back(std::move(*c));
+    }
+  }
+  // Never accepted, listener gone: each client learns of it rather than waiting forever.
+  for (auto& c : clients) {
+    Bytes got;
+    IPCH_EXPECT_ERRC(c.Receive(got, Settle()), PeerClosed);
+  }
+}
+
+REGISTER_TYPED_TEST_SUITE_P(Lifecycle, CloseTwiceIsOk, SendAfterCloseIsClosed, ReceiveAfterCloseIsClosed,
+                            ListenerCloseTwiceIsOk, AcceptAfterListenerCloseIsClosed, CreateAgainWorksAfterClose,
+                            SecondListenOnSameAddressIsAlreadyExists, ConnectAfterListenerCloseIsPeerClosed,
+                            ServerCloseIsSeenAsPeerClosed, ClientCloseIsSeenAsPeerClosed,
+                            PendingMessagesArriveBeforePeerClosed, PeerClosedIsSticky, SendToClosedPeerIsPeerClosed,
+                            MovedConnectionKeepsWorking, ManyConnectCloseCyclesLeakNothing,
+                            DestroyingListenerWithQueuedClients);
+
+// ---------------------------------------------------------------------------------------
+// peer death: clean exit, SIGKILL at chosen points, SIGSTOP; the survivor gets PeerClosed
+// within a bound, never a hang, a crash (SIGPIPE) or a truncated message.
+template <class T>
+class PeerDeath : public TransportTest<T> {
+ protected:
+  // Waits for a Receive on `c` to report PeerClosed; fails on a message, another error or a hang.
+  template <class C>
+  static ::testing::AssertionResult SeesPeerClosed(C& c) {
+    Bytes got;
+    auto t0 = Clock::now();
+    Status st = c.Receive(got, Deadline::After(DeathBound()));
+    if (st.ok()) return ::testing::AssertionFailure() << "received a " << got.size() << "-byte message from a dead peer";
+    if (!st.Is(Errc::PeerClosed)) return ::testing::AssertionFailure() << "expected PeerClosed, got " << st.error().ToString();
+    if (Clock::now() - t0 > DeathBound()) return ::testing::AssertionFailure() << "PeerClosed came too late";
+    return ::testing::AssertionSuccess();
+  }
+};
+TYPED_TEST_SUITE_P(PeerDeath);
+
+TYPED_TEST_P(PeerDeath, PeerExitsCleanlyAfterSending) {
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  const uint64_t salt = this->Seed();
+  // The peer sends and returns without Close(): its exit (or destruction) must do the close.
+  auto peer = this->StartClient(l->address(), [salt](auto& c, ControlChannel&) -> Status {
+    for (uint64_t i = 0; i < 10; ++i) IPCH_RETURN_IF_ERROR(c.Send(MakeMessage(i, 100, salt), Settle()));
+    return Ok();
+  });
+  IPCH_ASSERT_OK(peer);
+  auto s = l->Accept(Settle());
+  IPCH_ASSERT_OK(s);
+  IPCH_ASSERT_PEER_OK(*peer);
+  Bytes got;
+  for (uint64_t i = 0; i < 10; ++i) {
+    IPCH_ASSERT_OK(s->Receive(got, Settle()));
+    EXPECT_TRUE(VerifyMessage(got, i, 100, salt));
+  }
+  EXPECT_TRUE(this->SeesPeerClosed(*s));
+}
+
+TYPED_TEST_P(PeerDeath, PeerKilledAfterConnect) {
+  IPCH_REQUIRE_CAP(CrossProcess);
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  auto peer = this->StartClient(l->address(), [](auto&, ControlChannel& ch) -> Status {
+    IPCH_RETURN_IF_ERROR(ch.Signal());
+    return ch.WaitSignal(Deadline::Never());  // parked until killed
+  });
+  IPCH_ASSERT_OK(peer);
+  auto s = l->Accept(Settle());
+  IPCH_ASSERT_OK(s);
+  IPCH_ASSERT_OK(peer->control().WaitSignal(Settle()));
+  peer->Kill();
+  EXPECT_TRUE(this->SeesPeerClosed(*s));
+}
+
+TYPED_TEST_P(PeerDeath, PeerKilledBeforeAccept) {
+  IPCH_REQUIRE_CAP(CrossProcess);
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  auto peer = this->StartClient(l->address(), [](auto&, ControlChannel& ch) -> Status {
+    IPCH_RETURN_IF_ERROR(ch.Signal());
+    return ch.WaitSignal(Deadline::Never());
+  });
+  IPCH_ASSERT_OK(peer);
+  IPCH_ASSERT_OK(peer->control().WaitSignal(Settle()));
+  peer->Kill();
+  // Either the dead connection is still accepted and reports PeerClosed, or accept says so.
+  auto s = l->Accept(Settle());
+  if (s.ok()) {
+    EXPECT_TRUE(this->SeesPeerClosed(*s));
+  } else {
+    IPCH_EXPECT_ERRC(s, PeerClosed);
+  }
+}
+
+TYPED_TEST_P(PeerDeath, ListenerKilledThenConnectIsPeerClosed) {
+  IPCH_REQUIRE_CAP(CrossProcess);
+  const std::string want = this->address_;
+  auto peer = Peer::Start(true, [want](ControlChannel& ch) -> Status {
+    auto l = TypeParam::Listen(want);
+    if (!l.ok()) return std::move(l).error();
+    IPCH_RETURN_IF_ERROR(ch.SendString(l->address()));
+    return ch.WaitSignal(Deadline::Never());
+  });
+  IPCH_ASSERT_OK(peer);
+  auto addr = peer->control().ReceiveString(Settle());
+  IPCH_ASSERT_OK(addr);
+  peer->Kill();
+  IPCH_EXPECT_ERRC(TypeParam::Connect(*addr, Settle()), PeerClosed);
+  // Create-again-works after a crash: the dead listener's name is reclaimed.
+  auto l = TypeParam::Listen(*addr);
+  IPCH_ASSERT_OK(l);
+  auto c = TypeParam::Connect(l->address(), Settle());
+  IPCH_ASSERT_OK(c);
+  auto s = l->Accept(Settle());
+  IPCH_ASSERT_OK(s);
+  EXPECT_TRUE(RoundTrip(*c, *s, MakeMessage(1, 10, this->Seed())));
+}
+
+TYPED_TEST_P(PeerDeath, PeerKilledMidMessage) {
+  IPCH_REQUIRE_CAP(CrossProcess);
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  auto peer = this->StartClient(l->address(), [](auto& c, ControlChannel& ch) -> Status {
+    Bytes big(c.max_message_size(), std::byte{0x42});
+    IPCH_RETURN_IF_ERROR(ch.Signal());
+    return c.Send(big, Deadline::Never());  // blocks mid-message: nobody reads yet
+  });
+  IPCH_ASSERT_OK(peer);
+  auto s = l->Accept(Settle());
+  IPCH_ASSERT_OK(s);
+  IPCH_ASSERT_OK(peer->control().WaitSignal(Settle()));
+  // Kill it while it is blocked inside the send (if it is not, the expectation is the same).
+  (void)WaitUntilSleeping(peer->pid(), Settle());
+  peer->Kill();
+  EXPECT_TRUE(this->SeesPeerClosed(*s)) << "a torn message must never be delivered";
+}
+
+TYPED_TEST_P(PeerDeath, PeerKilledWhileWeSend) {
+  IPCH_REQUIRE_CAP(CrossProcess);
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  auto peer = this->StartClient(l->address(), [](auto& c, ControlChannel& ch) -> Status {
+    IPCH_RETURN_IF_ERROR(ch.Signal());
+    Bytes m;
+    return c.Receive(m, Deadline::Never());  // blocked in receive until killed
+  });
+  IPCH_ASSERT_OK(peer);
+  auto s = l->Accept(Settle());
+  IPCH_ASSERT_OK(s);
+  IPCH_ASSERT_OK(peer->control().WaitSignal(Settle()));
+  peer->Kill();
+  // Sending to a dead peer must report PeerClosed, not kill us with SIGPIPE.
+  Status st;
+  auto until = Deadline::After(DeathBound());
+  while (st.ok() && !until.expired()) st = s->Send(MakeMessage(0, 4096, this->Seed()), Settle());
+  IPCH_EXPECT_ERRC(st, PeerClosed);
+}
+
+TYPED_TEST_P(PeerDeath, StoppedPeerLosesNothing) {
+  IPCH_REQUIRE_CAP(CrossProcess);
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  const uint64_t salt = this->Seed();
+  auto peer = this->StartClient(l->address(), [salt](auto& c, ControlChannel& ch) -> Status {
+    IPCH_RETURN_IF_ERROR(c.Send(MakeMessage(0, 100, salt), Settle()));
+    IPCH_RETURN_IF_ERROR(ch.Signal());
+    IPCH_RETURN_IF_ERROR(ch.WaitSignal(Settle()));
+    return c.Send(MakeMessage(1, 100, salt), Settle());
+  });
+  IPCH_ASSERT_OK(peer);
+  auto s = l->Accept(Settle());
+  IPCH_ASSERT_OK(s);
+  IPCH_ASSERT_OK(peer->control().WaitSignal(Settle()));
+  IPCH_ASSERT_OK(peer->process()->Stop());
+  Bytes got;
+  IPCH_ASSERT_OK(s->Receive(got, Settle()));
+  EXPECT_TRUE(VerifyMessage(got, 0, 100, salt));
+  // A stopped peer is not a dead one: we time out, and nothing is lost when it resumes.
+  IPCH_EXPECT_ERRC(s->Receive(got, Deadline::After(ShortWait())), Timeout);
+  IPCH_ASSERT_OK(peer->control().Signal());
+  IPCH_ASSERT_OK(peer->process()->Continue());
+  IPCH_ASSERT_OK(s->Receive(got, Settle()));
+  EXPECT_TRUE(VerifyMessage(got, 1, 100, salt));
+  IPCH_ASSERT_PEER_OK(*peer);
+}
+
+TYPED_TEST_P(PeerDeath, ListenerServesNewPeerAfterOneIsKilled) {
+  IPCH_REQUIRE_CAP(CrossProcess);
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  auto doomed = this->StartClient(l->address(), [](auto&, ControlChannel& ch) -> Status {
+    IPCH_RETURN_IF_ERROR(ch.Signal());
+    return ch.WaitSignal(Deadline::Never());
+  });
+  IPCH_ASSERT_OK(doomed);
+  auto s1 = l->Accept(Settle());
+  IPCH_ASSERT_OK(s1);
+  IPCH_ASSERT_OK(doomed->control().WaitSignal(Settle()));
+  doomed->Kill();
+  EXPECT_TRUE(this->SeesPeerClosed(*s1));
+  auto next = this->StartClient(l->address(), [](auto& c, ControlChannel&) -> Status {
+    Bytes m;
+    IPCH_RETURN_IF_ERROR(c.Receive(m, Settle()));
+    return c.Send(m, Settle());
+  });
+  IPCH_ASSERT_OK(next);
+  auto s2 = l->Accept(Settle());
+  IPCH_ASSERT_OK(s2);
+  EXPECT_TRUE(RoundTripVia(*s2, MakeMessage(2, 20, this->Seed())));
+  IPCH_ASSERT_PEER_OK(*next);
+}
+
+REGISTER_TYPED_TEST_SUITE_P(PeerDeath, PeerExitsCleanlyAfterSending, PeerKilledAfterConnect, PeerKilledBeforeAccept,
+                            ListenerKilledThenConnectIsPeerClosed, PeerKilledMidMessage, PeerKilledWhileWeSend,
+                            StoppedPeerLosesNothing, ListenerServesNewPeerAfterOneIsKilled);
+
+// ---------------------------------------------------------------------------------------
+// security: owner-only resources; hostile bytes from a raw peer
+template <class T>
+class Security : public TransportTest<T> {
+ protected:
+  // Writes raw bytes into a connection to the listener and returns the accepted end.
+  Result<typename T::Connection> HostileConnection(typename T::Listener& l, const Bytes& bytes, bool close_after,
+                                                   UniqueFd* keep) {
+    auto raw = ConnectRaw<T>(l.address(), Settle());
+    if (!raw.ok()) return std::move(raw).error();
+    std::size_t off = 0;
+    while (off < bytes.size()) {
+      ssize_t w = RetryEintr([&] { return ::send(raw->get(), bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL); });
+      if (w < 0) return ErrnoError("raw send");
+      off += static_cast<std::size_t>(w);
+    }
+    if (!close_after) *keep = std::move(*raw);
+    return l.Accept(Settle());
+  }
+  static Bytes Header(uint32_t n) {
+    return {std::byte(n & 0xff), std::byte(n >> 8 & 0xff), std::byte(n >> 16 & 0xff), std::byte(n >> 24)};
+  }
+};
+TYPED_TEST_SUITE_P(Security);
+
+TYPED_TEST_P(Security, NamedResourcesAreOwnerOnly) {
+  IPCH_REQUIRE_CAP(NamedResource);
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  auto paths = l->resource_paths();
+  ASSERT_FALSE(paths.empty()) << "a NamedResource transport must list what it created";
+  for (const auto& p : paths) {
+    struct stat st {};
+    ASSERT_EQ(::lstat(p.c_str(), &st), 0) << p;
+    EXPECT_EQ(st.st_uid, ::geteuid()) << p;
+    EXPECT_EQ(st.st_mode & 077, 0u) << p << " is open to group/others: mode " << std::oct << (st.st_mode & 07777);
+  }
+}
+
+TYPED_TEST_P(Security, HugeLengthPrefixIsCorrupt) {
+  IPCH_REQUIRE_CAP(RawPeer);
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  UniqueFd keep;
+  auto s = this->HostileConnection(*l, this->Header(0xffffffffu), false, &keep);
+  IPCH_ASSERT_OK(s);
+  Bytes got;
+  IPCH_EXPECT_ERRC(s->Receive(got, Settle()), Corrupt);
+  IPCH_EXPECT_ERRC(s->Receive(got, Settle()), Corrupt) << "a corrupt stream must stay failed";
+}
+
+TYPED_TEST_P(Security, LengthJustOverMaxIsCorrupt) {
+  IPCH_REQUIRE_CAP(RawPeer);
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  UniqueFd keep;
+  auto probe = TypeParam::Connect(l->address(), Settle());
+  IPCH_ASSERT_OK(probe);
+  auto probe_s = l->Accept(Settle());
+  IPCH_ASSERT_OK(probe_s);
+  const auto max = probe_s->max_message_size();
+  auto s = this->HostileConnection(*l, this->Header(static_cast<uint32_t>(max + 1)), false, &keep);
+  IPCH_ASSERT_OK(s);
+  Bytes got;
+  IPCH_EXPECT_ERRC(s->Receive(got, Settle()), Corrupt);
+}
+
+TYPED_TEST_P(Security, TruncatedFrameThenCloseIsPeerClosed) {
+  IPCH_REQUIRE_CAP(RawPeer);
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  Bytes bytes = this->Header(100);
+  bytes.resize(bytes.size() + 10, std::byte{1});
+  auto s = this->HostileConnection(*l, bytes, true, nullptr);
+  IPCH_ASSERT_OK(s);
+  Bytes got;
+  IPCH_EXPECT_ERRC(s->Receive(got, Settle()), PeerClosed);
+  EXPECT_TRUE(got.empty()) << "a torn frame leaked to the caller";
+}
+
+TYPED_TEST_P(Security, FrameDeliveredOneByteAtATime) {
+  IPCH_REQUIRE_CAP(RawPeer);
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  auto raw = ConnectRaw<TypeParam>(l->address(), Settle());
+  IPCH_ASSERT_OK(raw);
+  auto s = l->Accept(Settle());
+  IPCH_ASSERT_OK(s);
+  Bytes msg = MakeMessage(11, 300, this->Seed());
+  Bytes frame = this->Header(300);
+  frame.insert(frame.end(), msg.begin(), msg.end());
+  Bytes got;
+  for (std::size_t i = 0; i < frame.size(); ++i) {
+    ASSERT_EQ(RetryEintr([&] { return ::send(raw->get(), &frame[i], 1, MSG_NOSIGNAL); }), 1);
+    if (i % 50 == 0 && i + 1 < frame.size()) {
+      // A partial frame is not a message: the receive times out and keeps what it has.
+      IPCH_ASSERT_ERRC(s->Receive(got, Deadline::Expired()), WouldBlock);
+    }
+  }
+  IPCH_ASSERT_OK(s->Receive(got, Settle()));
+  EXPECT_EQ(got, msg);
+}
+
+TYPED_TEST_P(Security, GarbageOnOneConnectionDoesNotAffectAnother) {
+  IPCH_REQUIRE_CAP(RawPeer);
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  UniqueFd keep;
+  auto bad = this->HostileConnection(*l, this->Header(0xfffffff0u), false, &keep);
+  IPCH_ASSERT_OK(bad);
+  auto c = TypeParam::Connect(l->address(), Settle());
+  IPCH_ASSERT_OK(c);
+  auto good = l->Accept(Settle());
+  IPCH_ASSERT_OK(good);
+  Bytes got;
+  IPCH_EXPECT_ERRC(bad->Receive(got, Settle()), Corrupt);
+  EXPECT_TRUE(RoundTrip(*c, *good, MakeMessage(1, 64, this->Seed())));
+}
+
+REGISTER_TYPED_TEST_SUITE_P(Security, NamedResourcesAreOwnerOnly, HugeLengthPrefixIsCorrupt, LengthJustOverMaxIsCorrupt,
+                            TruncatedFrameThenCloseIsPeerClosed, FrameDeliveredOneByteAtATime,
+                            GarbageOnOneConnectionDoesNotAffectAnother);
+
+// ---------------------------------------------------------------------------------------
+// concurrency: one sender and one receiver thread per connection; connections in parallel
+template <class T>
+class Concurrency : public TransportTest<T> {};
+TYPED_TEST_SUITE_P(Concurrency);
+
+TYPED_TEST_P(Concurrency, SenderAndReceiverThreadsShareAConnection) {
+  IPCH_CONNECTED(p);
+  constexpr uint64_t kCount = 2000;
+  const uint64_t salt = this->Seed();
+  // server echoes on its own thread; client sends on one thread and receives on another.
+  std::thread echo([&] {
+    Bytes m;
+    for (uint64_t i = 0; i < kCount; ++i) {
+      if (!p.server.Receive(m, Settle()).ok() || !p.server.Send(m, Settle()).ok()) return;
+    }
+  });
+  Status send_status;
+  std::thread sender([&] {
+    for (uint64_t i = 0; i < kCount && send_status.ok(); ++i) send_status = p.client.Send(MakeMessage(i, i % 700, salt), Settle());
+  });
+  Bytes got;
+  for (uint64_t i = 0; i < kCount; ++i) {
+    Status st = p.client.Receive(got, Settle());
+    if (!st.ok()) {
+      ADD_FAILURE() << "receive " << i << ": " << st.error().ToString();
+      break;
+    }
+    auto v = VerifyMessage(got, i, i % 700, salt);
+    if (!v) {
+      ADD_FAILURE() << v.message();
+      break;
+    }
+  }
+  sender.join();
+  (void)p.client.Close();  // unblocks the echo thread if the loop above stopped early
+  echo.join();
+  IPCH_EXPECT_OK(send_status);
+}
+
+TYPED_TEST_P(Concurrency, ParallelConnectionsFromThreads) {
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  constexpr int kThreads = 4, kCount = 300;
+  std::vector<typename TypeParam::Connection> servers;
+  std::vector<std::thread> clients;
+  std::atomic<int> failures{0};
+  const std::string addr = l->address();
+  const uint64_t salt = this->Seed();
+  for (int t = 0; t < kThreads; ++t) {
+    clients.emplace_back([&, t] {
+      auto c = TypeParam::Connect(addr, Settle());
+      if (!c.ok()) {
+        ++failures;
+        return;
+      }
+      Bytes m;
+      for (int i = 0; i < kCount; ++i) {
+        Bytes out = MakeMessage(i, 32 + t, salt ^ t);
+        if (!c->Send(out, Settle()).ok() || !c->Receive(m, Settle()).ok() || m != out) {
+          ++failures;
+          return;
+        }
+      }
+    });
+  }
+  std::vector<std::thread> echoes;
+  for (int t = 0; t < kThreads; ++t) {
+    auto s = l->Accept(Settle());
+    if (!s.ok()) {
+      ADD_FAILURE() << s.error().ToString();
+      break;
+    }
+    echoes.emplace_back([conn = std::move(*s)]() mutable {
+      Bytes m;
+      while (conn.Receive(m, Settle()).ok() && conn.Send(m, Settle()).ok()) {
+      }
+    });
+  }
+  for (auto& c : clients) c.join();
+  for (auto& e : echoes) e.join();
+  EXPECT_EQ(failures.load(), 0);
+}
+
+REGISTER_TYPED_TEST_SUITE_P(Concurrency, SenderAndReceiverThreadsShareAConnection, ParallelConnectionsFromThreads);
+
+// ---------------------------------------------------------------------------------------
+// fault: syscall faults injected under the transport. Retryable faults must be invisible;
+// fatal ones must surface as the precise error. Armed before the peer forks, so both ends
+// see faults. Each case checks that faults were really injected (no vacuous pass).
+template <class T>
+class Fault : public TransportTest<T> {
+ protected:
+  // Runs an echo exchange of varied sizes (up to 256 KiB, beyond socket buffers) under `plan`.
+  void EchoUnder(const fault::Plan& plan) {
+    auto l = T::Listen(this->address_);
+    IPCH_ASSERT_OK(l);
+    constexpr int kCount = 60;
+    uint64_t injected = 0;
+    {
+      fault::ScopedPlan armed(plan);
+      auto peer = this->StartClient(l->address(), [](auto& c, ControlChannel&) -> Status {
+        Bytes m;
+        for (int i = 0; i < kCount; ++i) {
+          IPCH_RETURN_IF_ERROR(c.Receive(m, Settle()));
+          IPCH_RETURN_IF_ERROR(c.Send(m, Settle()));
+        }
+        return Ok();
+      });
+      IPCH_ASSERT_OK(peer);
+      auto s = l->Accept(Settle());
+      IPCH_ASSERT_OK(s);
+      std::mt19937_64 rng(plan.seed);
+      for (int i = 0; i < kCount; ++i) {
+        std::size_t n = std::min<std::size_t>(i % 5 == 0 ? rng() % (256 * 1024) : rng() % 2000, s->max_message_size());
+        ASSERT_TRUE(RoundTripVia(*s, MakeMessage(i, n, plan.seed))) << "message " << i << "; faults: " << FaultLog();
+      }
+      IPCH_ASSERT_PEER_OK(*peer);
+      injected = fault::InjectedCount();
+    }
+    EXPECT_GT(injected, 0u) << "no fault was injected: the fault engine is not in the call path";
+  }
+
+  static fault::Plan PlanOf(uint32_t ops, fault::Kind kind, int err, double p) {
+    fault::Plan plan;
+    plan.seed = ::ipch::testing::Current().seed;
+    plan.rules.push_back({ops, kind, err, 0, p, 0});
+    return plan;
+  }
+  static fault::Plan NthOf(uint32_t ops, int err, uint32_t nth) {
+    fault::Plan plan;
+    plan.seed = ::ipch::testing::Current().seed;
+    plan.rules.push_back({ops, fault::Kind::kErrno, err, nth, 0.0, 1});
+    return plan;
+  }
+  static std::string FaultLog() {
+    std::string s;
+    for (const auto& e : fault::InjectedLog()) s += e + "; ";
+    return s;
+  }
+};
+TYPED_TEST_SUITE_P(Fault);
+
+TYPED_TEST_P(Fault, EintrEverywhereIsInvisible) {
+  IPCH_REQUIRE_CAP(SyscallIo);
+  this->EchoUnder(this->PlanOf(fault::kRead | fault::kWrite | fault::kPoll, fault::Kind::kErrno, EINTR, 0.3));
+}
+
+TYPED_TEST_P(Fault, ShortWritesAreCompleted) {
+  IPCH_REQUIRE_CAP(SyscallIo);
+  this->EchoUnder(this->PlanOf(fault::kWrite, fault::Kind::kShort, 0, 0.5));
+}
+
+TYPED_TEST_P(Fault, ShortReadsAreAssembled) {
+  IPCH_REQUIRE_CAP(SyscallIo);
+  this->EchoUnder(this->PlanOf(fault::kRead, fault::Kind::kShort, 0, 0.5));
+}
+
+TYPED_TEST_P(Fault, EagainIsRetried) {
+  IPCH_REQUIRE_CAP(SyscallIo);
+  this->EchoUnder(this->PlanOf(fault::kRead | fault::kWrite, fault::Kind::kErrno, EAGAIN, 0.3));
+}
+
+TYPED_TEST_P(Fault, AcceptInterruptedIsRetried) {
+  IPCH_REQUIRE_CAP(SyscallIo);
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  auto c = TypeParam::Connect(l->address(), Settle());
+  IPCH_ASSERT_OK(c);
+  fault::ScopedPlan armed(this->PlanOf(fault::kAccept | fault::kPoll, fault::Kind::kErrno, EINTR, 0.5));
+  auto s = l->Accept(Settle());
+  IPCH_ASSERT_OK(s);
+  EXPECT_TRUE(RoundTrip(*c, *s, MakeMessage(1, 10, this->Seed())));
+}
+
+TYPED_TEST_P(Fault, ResetOnSendIsPeerClosed) {
+  IPCH_REQUIRE_CAP(SyscallIo);
+  IPCH_CONNECTED(p);
+  fault::ScopedPlan armed(this->NthOf(fault::kWrite, ECONNRESET, 1));
+  IPCH_EXPECT_ERRC(p.client.Send(AsBytes("x"), Settle()), PeerClosed);
+  EXPECT_EQ(fault::InjectedCount(), 1u);
+  IPCH_EXPECT_ERRC(p.client.Send(AsBytes("x"), Settle()), PeerClosed) << "PeerClosed must stay";
+}
+
+TYPED_TEST_P(Fault, BrokenPipeOnSendIsPeerClosed) {
+  IPCH_REQUIRE_CAP(SyscallIo);
+  IPCH_CONNECTED(p);
+  fault::ScopedPlan armed(this->NthOf(fault::kWrite, EPIPE, 1));
+  IPCH_EXPECT_ERRC(p.client.Send(AsBytes("x"), Settle()), PeerClosed);
+  EXPECT_EQ(fault::InjectedCount(), 1u);
+}
+
+TYPED_TEST_P(Fault, ResetOnReceiveIsPeerClosed) {
+  IPCH_REQUIRE_CAP(SyscallIo);
+  IPCH_CONNECTED(p);
+  IPCH_ASSERT_OK(p.client.Send(AsBytes("x"), Settle()));
+  fault::ScopedPlan armed(this->NthOf(fault::kRead, ECONNRESET, 1));
+  Bytes got;
+  IPCH_EXPECT_ERRC(p.server.Receive(got, Settle()), PeerClosed);
+  EXPECT_EQ(fault::InjectedCount(), 1u);
+}
+
+TYPED_TEST_P(Fault, HardReadErrorKeepsItsErrno) {
+  IPCH_REQUIRE_CAP(SyscallIo);
+  IPCH_CONNECTED(p);
+  IPCH_ASSERT_OK(p.client.Send(AsBytes("x"), Settle()));
+  fault::ScopedPlan armed(this->NthOf(fault::kRead, EIO, 1));
+  Bytes got;
+  Status st = p.server.Receive(got, Settle());
+  ASSERT_FALSE(st.ok());
+  // Nothing in Errc means "I/O error": the errno itself must come through, not a vague code.
+  EXPECT_EQ(st.error().code, std::error_code(EIO, std::system_category())) << st.error().ToString();
+}
+
+TYPED_TEST_P(Fault, ConnectRefusedIsPeerClosed) {
+  IPCH_REQUIRE_CAP(SyscallIo);
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  fault::ScopedPlan armed(this->NthOf(fault::kConnect, ECONNREFUSED, 1));
+  IPCH_EXPECT_ERRC(TypeParam::Connect(l->address(), Settle()), PeerClosed);
+  EXPECT_EQ(fault::InjectedCount(), 1u);
+}
+
+REGISTER_TYPED_TEST_SUITE_P(Fault, EintrEverywhereIsInvisible, ShortWritesAreCompleted, ShortReadsAreAssembled,
+                            EagainIsRetried, AcceptInterruptedIsRetried, ResetOnSendIsPeerClosed,
+                            BrokenPipeOnSendIsPeerClosed, ResetOnReceiveIsPeerClosed, HardReadErrorKeepsItsErrno,
+                            ConnectRefusedIsPeerClosed);
+
+}  // namespace ipch::conformance
+
+// Runs the whole battery over the listed adapter types. Test names read
+// Prefix/Group/<kName>.Case, e.g. Conformance/Basic/tcp.RoundTripMaxSize.
+// Expands inside namespace ipch::conformance (gtest requires it): qualify the adapter types.
+#define IPCH_INSTANTIATE_CONFORMANCE(Prefix, ...)                                                              \
+  namespace ipch::conformance {                                                                                 \
+  using Prefix##IpchTypes = ::testing::Types<__VA_ARGS__>;                                                      \
+  INSTANTIATE_TYPED_TEST_SUITE_P(Prefix, Basic, Prefix##IpchTypes, ::ipch::conformance::NameOf);               \
+  INSTANTIATE_TYPED_TEST_SUITE_P(Prefix, Ordering, Prefix##IpchTypes, ::ipch::conformance::NameOf);            \
+  INSTANTIATE_TYPED_TEST_SUITE_P(Prefix, Deadlines, Prefix##IpchTypes, ::ipch::conformance::NameOf);           \
+  INSTANTIATE_TYPED_TEST_SUITE_P(Prefix, Lifecycle, Prefix##IpchTypes, ::ipch::conformance::NameOf);           \
+  INSTANTIATE_TYPED_TEST_SUITE_P(Prefix, PeerDeath, Prefix##IpchTypes, ::ipch::conformance::NameOf);           \
+  INSTANTIATE_TYPED_TEST_SUITE_P(Prefix, Security, Prefix##IpchTypes, ::ipch::conformance::NameOf);            \
+  INSTANTIATE_TYPED_TEST_SUITE_P(Prefix, Concurrency, Prefix##IpchTypes, ::ipch::conformance::NameOf);         \
+  INSTANTIATE_TYPED_TEST_SUITE_P(Prefix, Fault, Prefix##IpchTypes, ::ipch::conformance::NameOf);            \
+  }  /* namespace ipch::conformance */                                                                          \
+  static_assert(true, "require a semicolon")

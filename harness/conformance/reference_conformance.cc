@@ -1,0 +1,8 @@
+// The battery over every reference transport. This binary is also the main job's matrix.
+#include "conformance.h"
+#include "transports/inmem/inmem.h"
+#include "transports/tcp/tcp.h"
+#include "transports/unix/unix.h"
+
+IPCH_INSTANTIATE_CONFORMANCE(Conformance, ipch::inmem::Adapter, ipch::tcp::Adapter<false>, ipch::tcp::Adapter<true>,
+                             ipch::unix_sock::Adapter);

@@ -1,0 +1,372 @@
+// libc interposition for ipch::fault. Pitfalls handled (see docs/fault-model.md):
+// - the real functions are found with dlsym(RTLD_NEXT), which also works behind ASan/TSan
+//   interceptors (they resolve their REAL() the same way and find us next);
+// - no hook calls another hooked function (the log is a fixed in-memory ring);
+// - only calls made while a plan is armed count, so sanitizer-internal calls never consume budget;
+// - counters reset in a forked child (pthread_atfork), so "every Nth" counts per process;
+// - fortified aliases (__read_chk, __recv_chk, __recvfrom_chk, __poll_chk) are hooked too.
+#include <dlfcn.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+
+#include "ipch/fault.h"
+
+namespace ipch::fault {
+namespace {
+
+constexpr int kMaxRules = 8;
+constexpr int kLogSize = 64;
+
+struct ArmedRule {
+  Rule rule;
+  std::atomic<uint64_t> calls{0};
+  std::atomic<uint64_t> fires{0};
+};
+
+struct State {
+  std::atomic<bool> armed{false};
+  std::atomic<int> nrules{0};
+  ArmedRule rules[kMaxRules];
+  uint64_t seed = 0;
+  std::atomic<uint64_t> injected{0};
+  std::atomic<bool> active{false};
+  std::mutex log_mu;
+  char log[kLogSize][64];
+  uint64_t log_next = 0;
+};
+
+State& S() {
+  static State s;  // constant-initialised members; safe to touch from early hooks
+  return s;
+}
+
+uint64_t Mix(uint64_t x) {  // splitmix64 finaliser
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+bool IsIpcFd(int fd) {
+  struct stat st;
+  // Raw syscall: fstat is not hooked, but keep the hook path free of anything interposable.
+  if (::syscall(SYS_fstat, fd, &st) != 0) return false;
+  return S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode);
+}
+
+void Log(const char* op, uint64_t nth, const char* what) {
+  State& s = S();
+  std::lock_guard lk(s.log_mu);
+  std::snprintf(s.log[s.log_next % kLogSize], 64, "%s #%llu -> %s", op, static_cast<unsigned long long>(nth), what);
+  ++s.log_next;
+}
+
+struct Decision {
+  bool fire = false;
+  Kind kind = Kind::kErrno;
+  int err = 0;
+  uint64_t salt = 0;
+};
+
+// Decides whether this call (of class `op`, on `fd`) gets a fault.
+Decision Decide(uint32_t op, int fd, const char* name) {
+  State& s = S();
+  Decision d;
+  if (!s.armed.load(std::memory_order_acquire)) return d;
+  s.active.store(true, std::memory_order_relaxed);
+  if (fd >= 0 && !IsIpcFd(fd)) return d;
+  int n = s.nrules.load(std::memory_order_acquire);
+  for (int i = 0; i < n; ++i) {
+    ArmedRule& r = s.rules[i];
+    if ((r.rule.ops & op) == 0) continue;
+    uint64_t k = r.calls.fetch_add(1, std::memory_order_relaxed) + 1;
+    bool fire;
+    if (r.rule.every_nth > 0) {
+      fire = k % r.rule.every_nth == 0;
+    } else {
+      uint64_t h = Mix(s.seed ^ Mix(static_cast<uint64_t>(i) << 56 ^ k));
+      fire = static_cast<double>(h >> 11) * 0x1.0p-53 < r.rule.probability;
+    }
+    if (!fire) continue;
+    if (r.rule.max_fires > 0 && r.fires.load() >= r.rule.max_fires) continue;
+    r.fires.fetch_add(1, std::memory_order_relaxed);
+    s.injected.fetch_add(1, std::memory_order_relaxed);
+    d.fire = true;
+    d.kind = r.rule.kind;
+    d.err = r.rule.err;
+    d.salt = Mix(s.seed ^ k ^ (static_cast<uint64_t>(op) << 40));
+    char what[32];
+    if (d.kind == Kind::kShort) {
+      std::snprintf(what, sizeof what, "short");
+    } else {
+      std::snprintf(what, sizeof what, "errno %d", d.err);
+    }
+    Log(name, k, what);
+    return d;
+  }
+  return d;
+}
+
+// A short count in [1, n-1] (n >= 2), chosen from the decision's salt.
+size_t ShortLen(const Decision& d, size_t n) { return n < 2 ? n : 1 + d.salt % (n - 1); }
+
+template <class F>
+F Real(const char* name) {
+  return reinterpret_cast<F>(::dlsym(RTLD_NEXT, name));
+}
+
+void ResetCountersInChild() {
+  State& s = S();
+  for (auto& r : s.rules) {
+    r.calls.store(0);
+    r.fires.store(0);
+  }
+  s.injected.store(0);
+}
+
+struct AtForkInit {
+  AtForkInit() { ::pthread_atfork(nullptr, nullptr, &ResetCountersInChild); }
+} g_atfork_init;
+
+// Trims an iovec array to `len` bytes total (for a short writev/readv).
+int TrimIov(const iovec* in, int cnt, size_t len, iovec* out) {
+  int k = 0;
+  for (; k < cnt && len > 0; ++k) {
+    out[k] = in[k];
+    if (out[k].iov_len > len) out[k].iov_len = len;
+    len -= out[k].iov_len;
+  }
+  return k;
+}
+
+size_t IovLen(const iovec* iov, int cnt) {
+  size_t n = 0;
+  for (int i = 0; i < cnt; ++i) n += iov[i].iov_len;
+  return n;
+}
+
+}  // namespace
+
+void Arm(const Plan& plan) {
+  State& s = S();
+  s.armed.store(false);
+  int n = 0;
+  for (const Rule& r : plan.rules) {
+    if (n == kMaxRules) break;
+    s.rules[n].rule = r;
+    s.rules[n].calls.store(0);
+    s.rules[n].fires.store(0);
+    ++n;
+  }
+  s.seed = plan.seed;
+  s.injected.store(0);
+  {
+    std::lock_guard lk(s.log_mu);
+    s.log_next = 0;
+  }
+  s.nrules.store(n, std::memory_order_release);
+  s.armed.store(true, std::memory_order_release);
+}
+
+void Disarm() { S().armed.store(false, std::memory_order_release); }
+uint64_t InjectedCount() { return S().injected.load(); }
+bool Active() { return S().active.load(); }
+
+std::vector<std::string> InjectedLog() {
+  State& s = S();
+  std::lock_guard lk(s.log_mu);
+  std::vector<std::string> out;
+  uint64_t first = s.log_next > kLogSize ? s.log_next - kLogSize : 0;
+  for (uint64_t i = first; i < s.log_next; ++i) out.emplace_back(s.log[i % kLogSize]);
+  return out;
+}
+
+}  // namespace ipch::fault
+
+using ipch::fault::Decide;
+using ipch::fault::Kind;
+using ipch::fault::ShortLen;
+namespace F = ipch::fault;
+
+#define IPCH_REAL(name, type) static auto real_##name = F::Real<type>(#name)
+
+#define IPCH_ERRNO_OR_SHORT(d, n_var)          \
+  if ((d).fire && (d).kind == Kind::kErrno) { \
+    errno = (d).err;                           \
+    return -1;                                 \
+  }                                            \
+  if ((d).fire && (d).kind == Kind::kShort) n_var = ShortLen((d), n_var)
+
+extern "C" {
+
+ssize_t read(int fd, void* buf, size_t n) {
+  IPCH_REAL(read, ssize_t (*)(int, void*, size_t));
+  auto d = Decide(F::kRead, fd, "read");
+  IPCH_ERRNO_OR_SHORT(d, n);
+  return real_read(fd, buf, n);
+}
+ssize_t __read_chk(int fd, void* buf, size_t n, size_t) { return read(fd, buf, n); }
+
+ssize_t write(int fd, const void* buf, size_t n) {
+  IPCH_REAL(write, ssize_t (*)(int, const void*, size_t));
+  auto d = Decide(F::kWrite, fd, "write");
+  IPCH_ERRNO_OR_SHORT(d, n);
+  return real_write(fd, buf, n);
+}
+
+ssize_t recv(int fd, void* buf, size_t n, int flags) {
+  IPCH_REAL(recv, ssize_t (*)(int, void*, size_t, int));
+  auto d = Decide(F::kRead, fd, "recv");
+  IPCH_ERRNO_OR_SHORT(d, n);
+  return real_recv(fd, buf, n, flags);
+}
+ssize_t __recv_chk(int fd, void* buf, size_t n, size_t, int flags) { return recv(fd, buf, n, flags); }
+
+ssize_t send(int fd, const void* buf, size_t n, int flags) {
+  IPCH_REAL(send, ssize_t (*)(int, const void*, size_t, int));
+  auto d = Decide(F::kWrite, fd, "send");
+  IPCH_ERRNO_OR_SHORT(d, n);
+  return real_send(fd, buf, n, flags);
+}
+
+ssize_t recvfrom(int fd, void* buf, size_t n, int flags, sockaddr* a, socklen_t* al) {
+  IPCH_REAL(recvfrom, ssize_t (*)(int, void*, size_t, int, sockaddr*, socklen_t*));
+  auto d = Decide(F::kRead, fd, "recvfrom");
+  IPCH_ERRNO_OR_SHORT(d, n);
+  return real_recvfrom(fd, buf, n, flags, a, al);
+}
+ssize_t __recvfrom_chk(int fd, void* buf, size_t n, size_t, int flags, sockaddr* a, socklen_t* al) {
+  return recvfrom(fd, buf, n, flags, a, al);
+}
+
+ssize_t sendto(int fd, const void* buf, size_t n, int flags, const sockaddr* a, socklen_t al) {
+  IPCH_REAL(sendto, ssize_t (*)(int, const void*, size_t, int, const sockaddr*, socklen_t));
+  auto d = Decide(F::kWrite, fd, "sendto");
+  IPCH_ERRNO_OR_SHORT(d, n);
+  return real_sendto(fd, buf, n, flags, a, al);
+}
+
+ssize_t readv(int fd, const iovec* iov, int cnt) {
+  IPCH_REAL(readv, ssize_t (*)(int, const iovec*, int));
+  auto d = Decide(F::kRead, fd, "readv");
+  size_t n = F::IovLen(iov, cnt), full = n;
+  IPCH_ERRNO_OR_SHORT(d, n);
+  if (n < full && cnt <= 64) {
+    iovec t[64];
+    return real_readv(fd, t, F::TrimIov(iov, cnt, n, t));
+  }
+  return real_readv(fd, iov, cnt);
+}
+
+ssize_t writev(int fd, const iovec* iov, int cnt) {
+  IPCH_REAL(writev, ssize_t (*)(int, const iovec*, int));
+  auto d = Decide(F::kWrite, fd, "writev");
+  size_t n = F::IovLen(iov, cnt), full = n;
+  IPCH_ERRNO_OR_SHORT(d, n);
+  if (n < full && cnt <= 64) {
+    iovec t[64];
+    return real_writev(fd, t, F::TrimIov(iov, cnt, n, t));
+  }
+  return real_writev(fd, iov, cnt);
+}
+
+ssize_t sendmsg(int fd, const msghdr* m, int flags) {
+  IPCH_REAL(sendmsg, ssize_t (*)(int, const msghdr*, int));
+  auto d = Decide(F::kWrite, fd, "sendmsg");
+  int cnt = static_cast<int>(m->msg_iovlen);
+  size_t n = F::IovLen(m->msg_iov, cnt), full = n;
+  IPCH_ERRNO_OR_SHORT(d, n);
+  if (n < full && cnt <= 64) {
+    iovec t[64];
+    msghdr copy = *m;
+    copy.msg_iov = t;
+    copy.msg_iovlen = static_cast<size_t>(F::TrimIov(m->msg_iov, cnt, n, t));
+    return real_sendmsg(fd, &copy, flags);
+  }
+  return real_sendmsg(fd, m, flags);
+}
+
+ssize_t recvmsg(int fd, msghdr* m, int flags) {
+  IPCH_REAL(recvmsg, ssize_t (*)(int, msghdr*, int));
+  auto d = Decide(F::kRead, fd, "recvmsg");
+  int cnt = static_cast<int>(m->msg_iovlen);
+  size_t n = F::IovLen(m->msg_iov, cnt), full = n;
+  IPCH_ERRNO_OR_SHORT(d, n);
+  if (n < full && cnt <= 64) {
+    iovec t[64];
+    iovec* orig = m->msg_iov;
+    size_t orig_len = m->msg_iovlen;
+    m->msg_iov = t;
+    m->msg_iovlen = static_cast<size_t>(F::TrimIov(orig, cnt, n, t));
+    ssize_t r = real_recvmsg(fd, m, flags);
+    m->msg_iov = orig;
+    m->msg_iovlen = orig_len;
+    return r;
+  }
+  return real_recvmsg(fd, m, flags);
+}
+
+int poll(pollfd* fds, nfds_t n, int timeout) {
+  IPCH_REAL(poll, int (*)(pollfd*, nfds_t, int));
+  auto d = Decide(F::kPoll, n > 0 ? fds[0].fd : -1, "poll");
+  if (d.fire) {
+    errno = d.err;
+    return -1;
+  }
+  return real_poll(fds, n, timeout);
+}
+int __poll_chk(pollfd* fds, nfds_t n, int timeout, size_t) { return poll(fds, n, timeout); }
+
+int ppoll(pollfd* fds, nfds_t n, const timespec* ts, const sigset_t* mask) {
+  IPCH_REAL(ppoll, int (*)(pollfd*, nfds_t, const timespec*, const sigset_t*));
+  auto d = Decide(F::kPoll, n > 0 ? fds[0].fd : -1, "ppoll");
+  if (d.fire) {
+    errno = d.err;
+    return -1;
+  }
+  return real_ppoll(fds, n, ts, mask);
+}
+
+int accept(int fd, sockaddr* a, socklen_t* al) {
+  IPCH_REAL(accept, int (*)(int, sockaddr*, socklen_t*));
+  auto d = Decide(F::kAccept, fd, "accept");
+  if (d.fire) {
+    errno = d.err;
+    return -1;
+  }
+  return real_accept(fd, a, al);
+}
+
+int accept4(int fd, sockaddr* a, socklen_t* al, int flags) {
+  IPCH_REAL(accept4, int (*)(int, sockaddr*, socklen_t*, int));
+  auto d = Decide(F::kAccept, fd, "accept4");
+  if (d.fire) {
+    errno = d.err;
+    return -1;
+  }
+  return real_accept4(fd, a, al, flags);
+}
+
+int connect(int fd, const sockaddr* a, socklen_t al) {
+  IPCH_REAL(connect, int (*)(int, const sockaddr*, socklen_t));
+  auto d = Decide(F::kConnect, fd, "connect");
+  if (d.fire) {
+    errno = d.err;
+    return -1;
+  }
+  return real_connect(fd, a, al);
+}
+
+}  // extern "C"

@@ -1,0 +1,34 @@
+// Resource audit: snapshots of what a test could leak, and a readable diff.
+#pragma once
+
+#include <sys/types.h>
+
+#include <filesystem>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace ipch::audit {
+
+struct Snapshot {
+  std::map<int, std::string> fds;  // fd -> readlink target
+  std::set<std::string> shm;       // /dev/shm entries with our token prefix
+  std::set<std::string> mqueues;   // /dev/mqueue entries with our token prefix
+  std::set<std::string> sysv;      // "shm key=.. id=.." etc. created by us or our children
+  std::map<pid_t, std::string> children;  // pid -> "comm (state)"
+};
+
+// `token_prefix` selects the named objects that belong to this process ("ipch-<pid>-").
+Snapshot Take(const std::string& token_prefix);
+// One line per object present in `after` but not in `before`.
+std::vector<std::string> Leaks(const Snapshot& before, const Snapshot& after);
+// Files left in a directory tree (relative paths).
+std::vector<std::string> LeftoverFiles(const std::filesystem::path& dir);
+// Kills and reaps our child processes (after reporting them).
+void KillChildren(const Snapshot& s);
+// Mounts /dev/mqueue if absent and we are root, so POSIX queues can be audited. Returns the
+// reason it is not auditable, or "" when it is.
+std::string EnsureMqueueMounted();
+
+}  // namespace ipch::audit

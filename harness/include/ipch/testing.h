@@ -1,0 +1,58 @@
+// Test support: the per-test context (unique token, seed, private scratch dir), matchers that
+// assert a specific Errc, and checksummed message helpers.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <random>
+#include <string>
+
+#include "ipch/result.h"
+#include "ipch/transport.h"
+
+namespace ipch::testing {
+
+struct TestContext {
+  std::string token;                  // "ipch-<pid>-<n>": unique per test and process
+  std::filesystem::path scratch_dir;  // 0700, audited for leftovers, removed after the test
+  uint64_t seed = 0;                  // per-test seed, derived from IPCH_SEED and the test name
+};
+
+// Valid inside a test run by ipch_testing_main (the audit listener sets it up).
+const TestContext& Current();
+// A fresh token for a second endpoint in the same test.
+std::string NewToken();
+// Base seed: IPCH_SEED if set, else a fixed default so that runs are repeatable.
+uint64_t BaseSeed();
+std::mt19937_64 Rng();
+
+// Registers the audit, replay-line and matrix listeners. Call after InitGoogleTest.
+void InstallListeners();
+
+// Returns a message of `size` bytes whose content encodes `seq` and a checksum; a receiver
+// can check it with VerifyMessage without knowing anything else.
+Bytes MakeMessage(uint64_t seq, std::size_t size, uint64_t salt);
+::testing::AssertionResult VerifyMessage(const Bytes& msg, uint64_t expected_seq, std::size_t expected_size,
+                                         uint64_t salt);
+
+template <class T>
+::testing::AssertionResult IsOk(const T& r) {
+  if (r.ok()) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "expected OK, got " << r.error().ToString();
+}
+
+template <class T>
+::testing::AssertionResult HasErrc(const T& r, Errc want) {
+  if (r.ok()) return ::testing::AssertionFailure() << "expected " << ErrcName(want) << ", got OK";
+  if (r.error().Is(want)) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "expected " << ErrcName(want) << ", got " << r.error().ToString();
+}
+
+}  // namespace ipch::testing
+
+#define IPCH_ASSERT_OK(expr) ASSERT_TRUE(::ipch::testing::IsOk(expr))
+#define IPCH_EXPECT_OK(expr) EXPECT_TRUE(::ipch::testing::IsOk(expr))
+#define IPCH_ASSERT_ERRC(expr, code) ASSERT_TRUE(::ipch::testing::HasErrc((expr), ::ipch::Errc::code))
+#define IPCH_EXPECT_ERRC(expr, code) EXPECT_TRUE(::ipch::testing::HasErrc((expr), ::ipch::Errc::code))

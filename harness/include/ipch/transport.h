@@ -1,0 +1,91 @@
+// The transport contract. An adapter is a type satisfying ipch::Transport; the conformance
+// battery is instantiated over a list of such types (see docs/new-transport.md).
+#pragma once
+
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ipch/deadline.h"
+#include "ipch/result.h"
+
+namespace ipch {
+
+using Bytes = std::vector<std::byte>;
+using ByteView = std::span<const std::byte>;
+
+// Capabilities decide which conformance cases run; a case needing a missing one is skipped
+// with the capability's name as the reason.
+enum class Cap : uint32_t {
+  Stream = 1u << 0,           // a byte stream underneath (framing can tear, short I/O exists)
+  CrossProcess = 1u << 1,     // the peer can live in another process (fork-based tests)
+  NamedResource = 1u << 2,    // Listen creates filesystem or kernel objects with names
+  PeerDeathDetect = 1u << 3,  // a killed peer is reported as PeerClosed within a bound
+  RawPeer = 1u << 4,          // adapter can open a raw byte connection for hostile-peer tests
+  SyscallIo = 1u << 5,        // I/O goes through libc calls the fault engine can interpose
+};
+
+class Caps {
+ public:
+  constexpr Caps() = default;
+  constexpr Caps(Cap c) : bits_(static_cast<uint32_t>(c)) {}  // NOLINT: implicit by design
+  constexpr Caps operator|(Caps o) const { return Caps(bits_ | o.bits_); }
+  constexpr bool Has(Cap c) const { return (bits_ & static_cast<uint32_t>(c)) != 0; }
+  constexpr uint32_t bits() const { return bits_; }
+
+ private:
+  constexpr explicit Caps(uint32_t b) : bits_(b) {}
+  uint32_t bits_ = 0;
+};
+constexpr Caps operator|(Cap a, Cap b) { return Caps(a) | Caps(b); }
+const char* CapName(Cap c);
+
+// What the harness hands to Address(): a token unique to this test and process, and a
+// private (0700) scratch directory that the audit checks for leftovers.
+struct EndpointSpec {
+  std::string token;
+  std::filesystem::path scratch_dir;
+};
+
+// A connected endpoint. Message semantics: whole messages, in order, no loss, no
+// duplication; one thread may send while another receives; Close() is idempotent.
+template <class C>
+concept Connection = std::movable<C> && requires(C c, ByteView msg, Bytes& out, Deadline d) {
+  { c.Send(msg, d) } -> std::same_as<Status>;
+  { c.Receive(out, d) } -> std::same_as<Status>;
+  { c.Close() } -> std::same_as<Status>;
+  { c.max_message_size() } -> std::convertible_to<std::size_t>;
+};
+
+template <class L, class C>
+concept Listener = std::movable<L> && requires(L l, Deadline d) {
+  { l.Accept(d) } -> std::same_as<Result<C>>;
+  { l.address() } -> std::convertible_to<std::string>;
+  // Filesystem paths this listener created; the security group checks their modes.
+  { l.resource_paths() } -> std::convertible_to<std::vector<std::filesystem::path>>;
+  { l.Close() } -> std::same_as<Status>;
+};
+
+template <class T>
+concept Transport = requires(const EndpointSpec& spec, const std::string& address, Deadline d) {
+  { T::kName } -> std::convertible_to<std::string_view>;
+  { T::kCaps } -> std::convertible_to<Caps>;
+  typename T::Connection;
+  typename T::Listener;
+  requires Connection<typename T::Connection>;
+  requires Listener<typename T::Listener, typename T::Connection>;
+  { T::Address(spec) } -> std::convertible_to<std::string>;
+  { T::Listen(address) } -> std::same_as<Result<typename T::Listener>>;
+  { T::Connect(address, d) } -> std::same_as<Result<typename T::Connection>>;
+};
+
+inline ByteView AsBytes(std::string_view s) {
+  return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
+}
+
+}  // namespace ipch

@@ -1,0 +1,240 @@
+#include "ipch/child_process.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace ipch {
+namespace {
+
+// Raw syscalls: the fault engine interposes the libc symbols, and the harness's own
+// coordination must never see injected faults.
+ssize_t RawWrite(int fd, const void* buf, size_t n) {
+  for (;;) {
+    long r = ::syscall(SYS_sendto, fd, buf, n, MSG_NOSIGNAL, nullptr, 0);
+    if (r >= 0 || errno != EINTR) return r;
+  }
+}
+ssize_t RawRead(int fd, void* buf, size_t n) {
+  for (;;) {
+    long r = ::syscall(SYS_read, fd, buf, n);
+    if (r >= 0 || errno != EINTR) return r;
+  }
+}
+int RawPoll(pollfd* fds, nfds_t n, Deadline d) {
+  for (;;) {
+    struct timespec ts;
+    struct timespec* tsp = nullptr;
+    if (!d.never()) {
+      auto rem = std::chrono::duration_cast<std::chrono::nanoseconds>(d.remaining()).count();
+      ts.tv_sec = rem / 1000000000;
+      ts.tv_nsec = rem % 1000000000;
+      tsp = &ts;
+    }
+    long r = ::syscall(SYS_ppoll, fds, n, tsp, nullptr, 0);
+    if (r >= 0 || errno != EINTR) return static_cast<int>(r);
+  }
+}
+
+}  // namespace
+
+Status ControlChannel::SendString(const std::string& s) {
+  uint32_t n = static_cast<uint32_t>(s.size());
+  std::string frame(reinterpret_cast<const char*>(&n), sizeof n);
+  frame += s;
+  size_t off = 0;
+  while (off < frame.size()) {
+    ssize_t w = RawWrite(fd_.get(), frame.data() + off, frame.size() - off);
+    if (w < 0) {
+      return errno == EPIPE || errno == ECONNRESET ? MakeError(Errc::PeerClosed, "control channel")
+                                                   : ErrnoError("control channel write");
+    }
+    off += static_cast<size_t>(w);
+  }
+  return Ok();
+}
+
+Status ControlChannel::ReadExact(void* buf, size_t n, Deadline d) {
+  auto* p = static_cast<char*>(buf);
+  while (n > 0) {
+    pollfd pfd{fd_.get(), POLLIN, 0};
+    int pr = RawPoll(&pfd, 1, d);
+    if (pr < 0) return ErrnoError("control channel poll");
+    if (pr == 0) return MakeError(Errc::Timeout, "control channel");
+    ssize_t r = RawRead(fd_.get(), p, n);
+    if (r < 0) {
+      if (errno == EAGAIN) continue;
+      return errno == ECONNRESET ? MakeError(Errc::PeerClosed, "control channel")
+                                 : ErrnoError("control channel read");
+    }
+    if (r == 0) return MakeError(Errc::PeerClosed, "control channel");
+    p += r;
+    n -= static_cast<size_t>(r);
+  }
+  return Ok();
+}
+
+Result<std::string> ControlChannel::ReceiveString(Deadline d) {
+  uint32_t n = 0;
+  IPCH_RETURN_IF_ERROR(ReadExact(&n, sizeof n, d));
+  if (n > (1u << 20)) return MakeError(Errc::Corrupt, "control channel frame too large");
+  std::string s(n, '\0');
+  IPCH_RETURN_IF_ERROR(ReadExact(s.data(), n, d));
+  return s;
+}
+
+Status ControlChannel::WaitSignal(Deadline d, char what) {
+  auto s = ReceiveString(d);
+  if (!s.ok()) return std::move(s).error();
+  if (*s != std::string(1, what)) {
+    return MakeError(Errc::Corrupt, "control channel: expected signal '" + std::string(1, what) +
+                                        "', got '" + *s + "'");
+  }
+  return Ok();
+}
+
+std::string ExitInfo::ToString() const {
+  if (exited) return "exited with code " + std::to_string(code);
+  return std::string("killed by signal ") + std::to_string(signal) + " (" + strsignal(signal) + ")";
+}
+
+Result<ChildProcess> ChildProcess::Spawn(Body body) {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+    return ErrnoError("socketpair for child control");
+  }
+  UniqueFd parent_end(sv[0]), child_end(sv[1]);
+  int ep[2];
+  if (::pipe2(ep, O_CLOEXEC) != 0) return ErrnoError("pipe2 for child errors");
+  UniqueFd err_read(ep[0]), err_write(ep[1]);
+
+  pid_t pid = ::fork();
+  if (pid < 0) return ErrnoError("fork");
+  if (pid == 0) {
+    // Child: die with the parent, so a crashed test binary cannot leave peers running.
+    (void)::syscall(SYS_prctl, 1 /*PR_SET_PDEATHSIG*/, SIGKILL);
+    parent_end.reset();
+    err_read.reset();
+    int code = 0;
+    {
+      ControlChannel ch(std::move(child_end));
+      Status st = body(ch);
+      if (!st.ok()) {
+        std::string msg = st.error().ToString();
+        (void)!::syscall(SYS_write, err_write.get(), msg.data(), msg.size());
+        code = 1;
+      }
+    }
+    ::_exit(code);
+  }
+  ChildProcess c;
+  c.pid_ = pid;
+  c.pidfd_ = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  c.control_ = ControlChannel(std::move(parent_end));
+  c.error_fd_ = std::move(err_read);
+  return c;
+}
+
+ChildProcess::ChildProcess(ChildProcess&& o) noexcept { *this = std::move(o); }
+
+ChildProcess& ChildProcess::operator=(ChildProcess&& o) noexcept {
+  if (this != &o) {
+    if (pid_ > 0 && !reaped_) Kill();
+    pid_ = std::exchange(o.pid_, -1);
+    pidfd_ = std::move(o.pidfd_);
+    control_ = std::move(o.control_);
+    error_fd_ = std::move(o.error_fd_);
+    reaped_ = std::exchange(o.reaped_, false);
+    exit_ = o.exit_;
+    child_error_ = std::move(o.child_error_);
+  }
+  return *this;
+}
+
+ChildProcess::~ChildProcess() {
+  if (pid_ > 0 && !reaped_) Kill();
+}
+
+void ChildProcess::Reap(int status) {
+  reaped_ = true;
+  if (WIFEXITED(status)) {
+    exit_ = {true, WEXITSTATUS(status), 0};
+  } else if (WIFSIGNALED(status)) {
+    exit_ = {false, 0, WTERMSIG(status)};
+  }
+  if (error_fd_) {
+    char buf[4096];
+    ssize_t r;
+    while ((r = RawRead(error_fd_.get(), buf, sizeof buf)) > 0) child_error_.append(buf, r);
+    error_fd_.reset();
+  }
+  pidfd_.reset();
+}
+
+Result<ExitInfo> ChildProcess::Wait(Deadline d) {
+  if (pid_ <= 0) return MakeError(Errc::InvalidArgument, "no child to wait for");
+  if (reaped_) return exit_;
+  if (pidfd_) {
+    pollfd pfd{pidfd_.get(), POLLIN, 0};
+    int pr = RawPoll(&pfd, 1, d);
+    if (pr < 0) return ErrnoError("poll pidfd");
+    if (pr == 0) return MakeError(Errc::Timeout, "child " + std::to_string(pid_) + " still running");
+  }
+  int status = 0;
+  if (RetryEintr([&] { return ::waitpid(pid_, &status, 0); }) != pid_) {
+    return ErrnoError("waitpid " + std::to_string(pid_));
+  }
+  Reap(status);
+  return exit_;
+}
+
+ExitInfo ChildProcess::Kill() {
+  if (pid_ <= 0) return exit_;
+  if (reaped_) return exit_;
+  ::kill(pid_, SIGKILL);  // pid cannot be reused before we reap it
+  int status = 0;
+  if (RetryEintr([&] { return ::waitpid(pid_, &status, 0); }) == pid_) Reap(status);
+  return exit_;
+}
+
+Status ChildProcess::Stop() {
+  if (reaped_ || ::kill(pid_, SIGSTOP) != 0) return ErrnoError("SIGSTOP child", reaped_ ? ESRCH : errno);
+  return Ok();
+}
+
+Status ChildProcess::Continue() {
+  if (reaped_ || ::kill(pid_, SIGCONT) != 0) return ErrnoError("SIGCONT child", reaped_ ? ESRCH : errno);
+  return Ok();
+}
+
+std::string ChildProcess::Describe() const {
+  std::string s = "child pid " + std::to_string(pid_);
+  s += reaped_ ? ", " + exit_.ToString() : ", still running";
+  if (!child_error_.empty()) s += ", reported: " + child_error_;
+  return s;
+}
+
+Status WaitUntilSleeping(pid_t pid, Deadline d) {
+  const std::string path = "/proc/" + std::to_string(pid) + "/stat";
+  for (;;) {
+    std::ifstream in(path);
+    std::string line;
+    if (!std::getline(in, line)) return MakeError(Errc::PeerClosed, "process " + std::to_string(pid) + " is gone");
+    // State is the field after the parenthesised command name.
+    auto rp = line.rfind(')');
+    if (rp != std::string::npos && rp + 2 < line.size() && line[rp + 2] == 'S') return Ok();
+    if (d.expired()) return MakeError(Errc::Timeout, "process " + std::to_string(pid) + " never blocked");
+    std::this_thread::yield();
+  }
+}
+
+}  // namespace ipch

@@ -1,0 +1,167 @@
+#include "ipch/audit.h"
+
+#include <dirent.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace ipch::audit {
+namespace {
+
+std::set<std::string> ListWithPrefix(const char* dir, const std::string& prefix) {
+  std::set<std::string> out;
+  DIR* d = ::opendir(dir);
+  if (!d) return out;
+  while (dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name.find(prefix) != std::string::npos) out.insert(std::string(dir) + "/" + name);
+  }
+  ::closedir(d);
+  return out;
+}
+
+std::map<int, std::string> OpenFds() {
+  std::map<int, std::string> out;
+  DIR* d = ::opendir("/proc/self/fd");
+  if (!d) return out;
+  int self = ::dirfd(d);
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    int fd = std::atoi(e->d_name);
+    if (fd == self) continue;
+    char target[512] = {};
+    std::string path = std::string("/proc/self/fd/") + e->d_name;
+    ssize_t n = ::readlink(path.c_str(), target, sizeof target - 1);
+    out[fd] = n > 0 ? std::string(target, static_cast<size_t>(n)) : "?";
+  }
+  ::closedir(d);
+  return out;
+}
+
+std::map<pid_t, std::string> Children() {
+  std::map<pid_t, std::string> out;
+  pid_t self = ::getpid();
+  DIR* d = ::opendir("/proc");
+  if (!d) return out;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    std::ifstream in(std::string("/proc/") + e->d_name + "/stat");
+    std::string line;
+    if (!std::getline(in, line)) continue;
+    auto lp = line.find('('), rp = line.rfind(')');
+    if (lp == std::string::npos || rp == std::string::npos) continue;
+    std::istringstream rest(line.substr(rp + 2));
+    char state = '?';
+    pid_t ppid = 0;
+    rest >> state >> ppid;
+    if (ppid != self) continue;
+    out[std::atoi(e->d_name)] = line.substr(lp + 1, rp - lp - 1) + " (state " + state + (state == 'Z' ? ", zombie" : "") + ")";
+  }
+  ::closedir(d);
+  return out;
+}
+
+// SysV objects owned by our uid; new ones across a test are leaks of that test.
+std::set<std::string> SysvObjects() {
+  std::set<std::string> out;
+  uid_t uid = ::getuid();
+  for (const char* kind : {"shm", "msg", "sem"}) {
+    std::ifstream in(std::string("/proc/sysvipc/") + kind);
+    std::string header, line;
+    std::getline(in, header);
+    std::istringstream hs(header);
+    std::vector<std::string> cols;
+    for (std::string c; hs >> c;) cols.push_back(c);
+    while (std::getline(in, line)) {
+      std::istringstream ls(line);
+      std::map<std::string, std::string> row;
+      for (size_t i = 0; i < cols.size(); ++i) ls >> row[cols[i]];
+      if (row.count("uid") && std::stoul(row["uid"]) != uid) continue;
+      std::string id = row.count("shmid") ? row["shmid"] : row.count("msqid") ? row["msqid"] : row["semid"];
+      out.insert(std::string("sysv ") + kind + " key=" + row["key"] + " id=" + id);
+    }
+  }
+  return out;
+}
+
+template <class K, class V>
+void DiffMap(const std::map<K, V>& a, const std::map<K, V>& b, const std::string& what,
+             std::vector<std::string>& out) {
+  for (const auto& [k, v] : b) {
+    auto it = a.find(k);
+    if (it == a.end() || it->second != v) {
+      std::ostringstream s;
+      s << what << " " << k << " -> " << v;
+      out.push_back(s.str());
+    }
+  }
+}
+
+void DiffSet(const std::set<std::string>& a, const std::set<std::string>& b, const std::string& what,
+             std::vector<std::string>& out) {
+  for (const auto& v : b) {
+    if (!a.count(v)) out.push_back(what + " " + v);
+  }
+}
+
+}  // namespace
+
+Snapshot Take(const std::string& token_prefix) {
+  Snapshot s;
+  s.fds = OpenFds();
+  s.shm = ListWithPrefix("/dev/shm", token_prefix);
+  s.mqueues = ListWithPrefix("/dev/mqueue", token_prefix);
+  s.sysv = SysvObjects();
+  s.children = Children();
+  return s;
+}
+
+std::vector<std::string> Leaks(const Snapshot& before, const Snapshot& after) {
+  std::vector<std::string> out;
+  DiffMap(before.fds, after.fds, "leaked fd", out);
+  DiffSet(before.shm, after.shm, "leaked POSIX shm", out);
+  DiffSet(before.mqueues, after.mqueues, "leaked POSIX mqueue", out);
+  DiffSet(before.sysv, after.sysv, "leaked", out);
+  for (const auto& [pid, what] : after.children) out.push_back("child process left running: pid " + std::to_string(pid) + " " + what);
+  return out;
+}
+
+std::vector<std::string> LeftoverFiles(const std::filesystem::path& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    out.push_back(std::filesystem::relative(it->path(), dir, ec).string());
+  }
+  return out;
+}
+
+void KillChildren(const Snapshot& s) {
+  for (const auto& [pid, what] : s.children) {
+    ::kill(pid, SIGKILL);
+    int status;
+    ::waitpid(pid, &status, 0);
+  }
+}
+
+std::string EnsureMqueueMounted() {
+  struct stat st {};
+  if (::stat("/dev/mqueue", &st) == 0) {
+    struct stat parent {};
+    if (::stat("/dev", &parent) == 0 && st.st_dev != parent.st_dev) return "";  // a mount point
+  }
+  if (::geteuid() != 0) return "/dev/mqueue is not mounted and we are not root: POSIX queues are not audited";
+  ::mkdir("/dev/mqueue", 01777);
+  if (::mount("mqueue", "/dev/mqueue", "mqueue", 0, nullptr) != 0) {
+    return std::string("mounting /dev/mqueue failed: ") + strerror(errno) + "; POSIX queues are not audited";
+  }
+  return "";
+}
+
+}  // namespace ipch::audit

@@ -1,0 +1,58 @@
+#include "socket_util.h"
+
+#include <poll.h>
+
+#include <cstring>
+
+namespace ipch {
+
+bool IsNoPeer(int err) {
+  return err == ECONNREFUSED || err == ENOENT || err == ECONNRESET || err == ECONNABORTED;
+}
+
+Result<UniqueFd> AcceptWithDeadline(int listen_fd, Deadline d, const std::string& label) {
+  if (listen_fd < 0) return MakeError(Errc::Closed, label + ": listener is closed");
+  bool first = true;
+  for (;;) {
+    int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) return UniqueFd(fd);
+    if (errno == EINTR || errno == ECONNABORTED) continue;  // a client gave up while queued
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return ErrnoError(label + ": accept");
+    if (d.expired()) {
+      return MakeError(first ? Errc::WouldBlock : Errc::Timeout, label + ": no connection to accept");
+    }
+    first = false;
+    pollfd pfd{listen_fd, POLLIN, 0};
+    int r = ::poll(&pfd, 1, d.PollTimeoutMs());
+    if (r < 0 && errno != EINTR) return ErrnoError(label + ": poll");
+  }
+}
+
+Result<UniqueFd> ConnectWithDeadline(int family, const sockaddr* addr, socklen_t len, Deadline d,
+                                     const std::string& label) {
+  UniqueFd fd(::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) return ErrnoError(label + ": socket");
+  if (::connect(fd.get(), addr, len) == 0) return fd;
+  if (errno != EINPROGRESS && errno != EINTR && errno != EAGAIN) {
+    int err = errno;
+    if (IsNoPeer(err)) return MakeError(Errc::PeerClosed, label + ": connect: " + strerror(err));
+    if (err == EACCES || err == EPERM) return MakeError(Errc::PermissionDenied, label + ": connect: " + strerror(err));
+    return ErrnoError(label + ": connect", err);
+  }
+  // In progress (or interrupted, which on Linux continues asynchronously): wait for the result.
+  for (;;) {
+    pollfd pfd{fd.get(), POLLOUT, 0};
+    int r = ::poll(&pfd, 1, d.PollTimeoutMs());
+    if (r > 0) break;
+    if (r == 0 && d.expired()) return MakeError(Errc::Timeout, label + ": connect");
+    if (r < 0 && errno != EINTR) return ErrnoError(label + ": poll");
+  }
+  int err = 0;
+  socklen_t elen = sizeof err;
+  if (::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &elen) != 0) return ErrnoError(label + ": SO_ERROR");
+  if (err == 0) return fd;
+  if (IsNoPeer(err)) return MakeError(Errc::PeerClosed, label + ": connect: " + strerror(err));
+  return ErrnoError(label + ": connect", err);
+}
+
+}  // namespace ipch

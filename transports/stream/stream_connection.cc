@@ -1,0 +1,209 @@
+#include "stream_connection.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace ipch {
+namespace {
+
+constexpr std::size_t kReadChunk = 64 * 1024;
+
+bool IsPeerGone(int err) { return err == EPIPE || err == ECONNRESET || err == ENOTCONN; }
+
+}  // namespace
+
+StreamConnection::StreamConnection(UniqueFd read_fd, UniqueFd write_fd, std::size_t max_message_size,
+                                   bool is_socket, std::string label)
+    : rfd_(std::move(read_fd)),
+      wfd_(std::move(write_fd)),
+      max_(max_message_size),
+      is_socket_(is_socket),
+      label_(std::move(label)),
+      open_(true),
+      rbuf_(kReadChunk) {
+  if (!wfd_.valid()) wfd_ = std::move(rfd_);  // one fd for both directions
+}
+
+Status StreamConnection::CheckUsable() const {
+  if (!open_) return MakeError(Errc::Closed, label_ + ": connection is closed");
+  if (sticky_) return *sticky_;
+  return Ok();
+}
+
+Status StreamConnection::Fail(Error e, Error sticky) {
+  sticky_ = std::move(sticky);
+  return e;
+}
+
+Status StreamConnection::WaitFd(int fd, short events, Deadline d, const char* what) {
+  pollfd pfd{fd, events, 0};
+  for (;;) {
+    int r = ::poll(&pfd, 1, d.PollTimeoutMs());
+    if (r > 0) return Ok();  // readiness or an error condition: the next I/O call reports it
+    if (r == 0) {
+      if (d.expired()) return MakeError(Errc::Timeout, label_ + ": " + what);
+      continue;  // poll's millisecond rounding woke us early
+    }
+    if (errno != EINTR) return ErrnoError(label_ + ": poll");
+  }
+}
+
+Status StreamConnection::Send(ByteView msg, Deadline d) {
+  IPCH_RETURN_IF_ERROR(CheckUsable());
+  const bool probe = d.expired();
+  if (msg.size() > max_) {
+    return MakeError(Errc::MessageTooLarge, label_ + ": " + std::to_string(msg.size()) +
+                                                " bytes > max_message_size " + std::to_string(max_));
+  }
+  uint32_t n = static_cast<uint32_t>(msg.size());
+  unsigned char header[kHeaderSize] = {static_cast<unsigned char>(n), static_cast<unsigned char>(n >> 8),
+                                       static_cast<unsigned char>(n >> 16), static_cast<unsigned char>(n >> 24)};
+  iovec iov[2] = {{header, kHeaderSize}, {const_cast<std::byte*>(msg.data()), msg.size()}};
+  int iovcnt = msg.empty() ? 1 : 2;
+  iovec* cur = iov;
+  std::size_t total = kHeaderSize + msg.size(), sent = 0;
+  while (sent < total) {
+    ssize_t w;
+    if (is_socket_) {
+      msghdr mh{};
+      mh.msg_iov = cur;
+      mh.msg_iovlen = static_cast<std::size_t>(iovcnt);
+      w = ::sendmsg(wfd_.get(), &mh, MSG_NOSIGNAL);
+    } else {
+      w = ::writev(wfd_.get(), cur, iovcnt);
+    }
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        Status ws = WaitFd(wfd_.get(), POLLOUT, d, "send");
+        if (ws.ok()) continue;
+        if (sent == 0) return probe ? MakeError(Errc::WouldBlock, label_ + ": send buffer full") : ws;
+        ::shutdown(wfd_.get(), SHUT_RDWR);
+        std::string why = "send deadline passed mid-frame (" + std::to_string(sent) + "/" +
+                          std::to_string(total) + " bytes); connection shut down";
+        return Fail(MakeError(Errc::Timeout, label_ + ": " + why), MakeError(Errc::Closed, label_ + ": " + why));
+      }
+      if (IsPeerGone(errno)) return Fail(MakeError(Errc::PeerClosed, label_ + ": send: " + strerror(errno)));
+      return ErrnoError(label_ + ": send");
+    }
+    sent += static_cast<std::size_t>(w);
+    // Advance the iovec past what was written.
+    auto left = static_cast<std::size_t>(w);
+    while (iovcnt > 0 && left >= cur->iov_len) {
+      left -= cur->iov_len;
+      ++cur;
+      --iovcnt;
+    }
+    if (iovcnt > 0) {
+      cur->iov_base = static_cast<char*>(cur->iov_base) + left;
+      cur->iov_len -= left;
+    }
+  }
+  return Ok();
+}
+
+Status StreamConnection::FillSome(Deadline d) {
+  if (rpos_ == rend_) rpos_ = rend_ = 0;
+  if (rend_ == rbuf_.size()) {  // compact
+    std::memmove(rbuf_.data(), rbuf_.data() + rpos_, rend_ - rpos_);
+    rend_ -= rpos_;
+    rpos_ = 0;
+  }
+  int fd = read_fd();
+  // Poll first: in request/response traffic the data is usually not there yet, and
+  // poll+read is one syscall fewer than read(EAGAIN)+poll+read.
+  for (;;) {
+    IPCH_RETURN_IF_ERROR(WaitFd(fd, POLLIN, d, "receive"));
+    ssize_t r = ::read(fd, rbuf_.data() + rend_, rbuf_.size() - rend_);
+    if (r > 0) {
+      rend_ += static_cast<std::size_t>(r);
+      return Ok();
+    }
+    if (r == 0) {
+      std::string why = have_header_ || rend_ > rpos_
+                            ? "peer closed mid-frame (" + std::to_string(partial_.size()) + " of " +
+                                  std::to_string(want_) + " payload bytes)"
+                            : "peer closed";
+      return Fail(MakeError(Errc::PeerClosed, label_ + ": " + why));
+    }
+    if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
+    if (IsPeerGone(errno)) return Fail(MakeError(Errc::PeerClosed, label_ + ": read: " + strerror(errno)));
+    return ErrnoError(label_ + ": read");
+  }
+}
+
+Status StreamConnection::Receive(Bytes& out, Deadline d) {
+  IPCH_RETURN_IF_ERROR(CheckUsable());
+  // An already-expired deadline is a non-blocking probe: "would have to wait" is WouldBlock.
+  const bool probe = d.expired();
+  Status st = ReceiveFrame(out, d);
+  if (probe && st.Is(Errc::Timeout)) return MakeError(Errc::WouldBlock, label_ + ": no complete message ready");
+  return st;
+}
+
+Status StreamConnection::ReceiveFrame(Bytes& out, Deadline d) {
+  while (!have_header_) {
+    if (rend_ - rpos_ >= kHeaderSize) {
+      const auto* h = reinterpret_cast<const unsigned char*>(rbuf_.data() + rpos_);
+      uint32_t n = uint32_t{h[0]} | uint32_t{h[1]} << 8 | uint32_t{h[2]} << 16 | uint32_t{h[3]} << 24;
+      if (n > max_) {
+        return Fail(MakeError(Errc::Corrupt, label_ + ": peer announced " + std::to_string(n) +
+                                                                  " bytes > max_message_size " + std::to_string(max_)));
+      }
+      rpos_ += kHeaderSize;
+      have_header_ = true;
+      want_ = n;
+      partial_.clear();
+      partial_.reserve(n);
+      break;
+    }
+    IPCH_RETURN_IF_ERROR(FillSome(d));
+  }
+  while (partial_.size() < want_) {
+    std::size_t need = want_ - partial_.size();
+    std::size_t avail = rend_ - rpos_;
+    if (avail > 0) {
+      std::size_t take = std::min(need, avail);
+      partial_.insert(partial_.end(), rbuf_.begin() + static_cast<std::ptrdiff_t>(rpos_),
+                      rbuf_.begin() + static_cast<std::ptrdiff_t>(rpos_ + take));
+      rpos_ += take;
+      continue;
+    }
+    if (need >= kReadChunk) {
+      // Large remainder: read straight into the message, skipping the copy.
+      std::size_t have = partial_.size();
+      partial_.resize(want_);
+      IPCH_RETURN_IF_ERROR(WaitFd(read_fd(), POLLIN, d, "receive"));
+      ssize_t r = ::read(read_fd(), partial_.data() + have, need);
+      if (r > 0) {
+        partial_.resize(have + static_cast<std::size_t>(r));
+        continue;
+      }
+      partial_.resize(have);
+      if (r < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
+      if (r < 0 && !IsPeerGone(errno)) return ErrnoError(label_ + ": read");
+      return Fail(MakeError(Errc::PeerClosed, label_ + ": peer closed mid-frame (" +
+                                                                  std::to_string(have) + " of " +
+                                                                  std::to_string(want_) + " payload bytes)"));
+    }
+    IPCH_RETURN_IF_ERROR(FillSome(d));
+  }
+  have_header_ = false;
+  out.swap(partial_);
+  partial_.clear();
+  return Ok();
+}
+
+Status StreamConnection::Close() {
+  open_ = false;
+  rfd_.reset();
+  wfd_.reset();
+  return Ok();
+}
+
+}  // namespace ipch

@@ -1,0 +1,69 @@
+// Message framing over a byte stream: a little-endian u32 length, then the payload.
+// Handles short reads and writes, EINTR, EAGAIN (non-blocking fd + poll) and deadlines.
+// Shared by the tcp, unix and fifo transports.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "ipch/transport.h"
+#include "ipch/unique_fd.h"
+
+namespace ipch {
+
+class StreamConnection {
+ public:
+  static constexpr std::size_t kHeaderSize = 4;
+
+  StreamConnection() = default;
+  // `read_fd` and `write_fd` may be the same socket. Both must be O_NONBLOCK.
+  // `is_socket` selects send(MSG_NOSIGNAL) over write(), so EPIPE never raises SIGPIPE.
+  StreamConnection(UniqueFd read_fd, UniqueFd write_fd, std::size_t max_message_size,
+                   bool is_socket, std::string label);
+  StreamConnection(StreamConnection&&) noexcept = default;
+  StreamConnection& operator=(StreamConnection&&) noexcept = default;
+  ~StreamConnection() = default;
+
+  // Sends one whole message. Above max_message_size: MessageTooLarge, nothing written.
+  // If the deadline passes after part of the frame went out, the frame cannot be taken back:
+  // the connection is shut down and later calls report Closed (the peer sees PeerClosed).
+  Status Send(ByteView msg, Deadline d);
+  // Receives one whole message into `out`. A partial frame read before a Timeout is kept and
+  // completed by the next call. A length above max_message_size is Corrupt (sticky).
+  Status Receive(Bytes& out, Deadline d);
+  Status Close();
+  std::size_t max_message_size() const { return max_; }
+
+  // For tests and decorators: the descriptors underneath.
+  int read_fd() const { return rfd_.valid() ? rfd_.get() : wfd_.get(); }
+  int write_fd() const { return wfd_.get(); }
+
+ private:
+  Status CheckUsable() const;
+  // Makes `e` the answer to every later call (PeerClosed and Corrupt are permanent on a stream).
+  Status Fail(Error e, Error sticky);
+  Status Fail(Error e) { Error copy = e; return Fail(std::move(e), std::move(copy)); }
+  Status ReceiveFrame(Bytes& out, Deadline d);
+  // Fills the read buffer with at least one more byte; PeerClosed on EOF.
+  Status FillSome(Deadline d);
+  Status WaitFd(int fd, short events, Deadline d, const char* what);
+
+  UniqueFd rfd_;  // invalid when the same fd serves both directions
+  UniqueFd wfd_;
+  std::size_t max_ = 0;
+  bool is_socket_ = true;
+  std::string label_;
+  bool open_ = false;
+  std::optional<Error> sticky_;
+
+  // Receive side: buffered bytes [rpos_, rend_) of rbuf_, and a frame in progress.
+  Bytes rbuf_;
+  std::size_t rpos_ = 0, rend_ = 0;
+  bool have_header_ = false;
+  std::size_t want_ = 0;   // payload length of the frame in progress
+  Bytes partial_;          // payload bytes received so far
+};
+
+}  // namespace ipch

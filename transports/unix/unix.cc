@@ -1,0 +1,143 @@
+#include "unix.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "../stream/socket_util.h"
+
+namespace ipch::unix_sock {
+namespace {
+
+Result<sockaddr_un> MakeAddr(const std::string& path, const char* what) {
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof sa.sun_path) {
+    return MakeError(Errc::InvalidArgument, std::string("unix ") + what + " '" + path + "': path must be 1.." +
+                                                std::to_string(sizeof sa.sun_path - 1) + " bytes");
+  }
+  std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+  return sa;
+}
+
+// The directory must be ours and closed to everyone else; create it (0700) if missing.
+Result<bool> EnsurePrivateDir(const std::filesystem::path& dir) {
+  struct stat st{};
+  if (::stat(dir.c_str(), &st) != 0) {
+    if (errno != ENOENT) return ErrnoError("unix listen: stat " + dir.string());
+    if (::mkdir(dir.c_str(), 0700) == 0) return true;
+    if (errno != EEXIST) return ErrnoError("unix listen: mkdir " + dir.string());
+    if (::stat(dir.c_str(), &st) != 0) return ErrnoError("unix listen: stat " + dir.string());
+  }
+  if (!S_ISDIR(st.st_mode)) return MakeError(Errc::InvalidArgument, "unix listen: " + dir.string() + " is not a directory");
+  if (st.st_uid != ::geteuid()) {
+    return MakeError(Errc::PermissionDenied, "unix listen: " + dir.string() + " is owned by uid " +
+                                                 std::to_string(st.st_uid) + ", not us");
+  }
+  if ((st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
+    return MakeError(Errc::PermissionDenied, "unix listen: " + dir.string() + " has mode " + mode +
+                                                 "; the socket directory must not be open to group or others");
+  }
+  return false;
+}
+
+}  // namespace
+
+Listener::Listener(Listener&& o) noexcept { *this = std::move(o); }
+
+Listener& Listener::operator=(Listener&& o) noexcept {
+  if (this != &o) {
+    (void)Close();
+    fd_ = std::move(o.fd_);
+    path_ = std::exchange(o.path_, {});
+    dev_ = o.dev_;
+    ino_ = o.ino_;
+    created_dir_ = std::exchange(o.created_dir_, false);
+    max_ = o.max_;
+  }
+  return *this;
+}
+
+std::vector<std::filesystem::path> Listener::resource_paths() const {
+  if (path_.empty()) return {};
+  return {std::filesystem::path(path_).parent_path(), path_};
+}
+
+Status Listener::Close() {
+  if (!fd_ && path_.empty()) return Ok();
+  fd_.reset();
+  if (!path_.empty()) {
+    // Unlink only the file we bound: a new listener may have reclaimed the path since.
+    struct stat st{};
+    if (::lstat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_) ::unlink(path_.c_str());
+    if (created_dir_) ::rmdir(std::filesystem::path(path_).parent_path().c_str());  // fails harmlessly if not empty
+    path_.clear();
+    created_dir_ = false;
+  }
+  return Ok();
+}
+
+Result<Listener> Listen(const std::string& path, std::size_t max_message_size) {
+  auto sa = MakeAddr(path, "listen");
+  if (!sa.ok()) return std::move(sa).error();
+  auto created = EnsurePrivateDir(std::filesystem::path(path).parent_path());
+  if (!created.ok()) return std::move(created).error();
+  Listener l;  // from here on, its destructor undoes what we did
+  l.created_dir_ = *created;
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) return ErrnoError("unix listen " + path + ": socket");
+  auto addr = reinterpret_cast<const sockaddr*>(&*sa);
+  for (int attempt = 0;; ++attempt) {
+    if (::bind(fd.get(), addr, sizeof *sa) == 0) break;
+    if (errno != EADDRINUSE || attempt > 0) return ErrnoError("unix listen " + path + ": bind");
+    struct stat st{};
+    if (::lstat(path.c_str(), &st) != 0) continue;  // vanished meanwhile: retry
+    if (!S_ISSOCK(st.st_mode)) {
+      return MakeError(Errc::AlreadyExists, "unix listen " + path + ": path exists and is not a socket; refusing to remove it");
+    }
+    // A socket file: live if someone accepts connections on it, stale if refused.
+    auto probe = ConnectWithDeadline(AF_UNIX, addr, sizeof *sa, Deadline::After(Scaled(Millis(500))), "unix probe");
+    if (probe.ok() || !probe.Is(Errc::PeerClosed)) {
+      return MakeError(Errc::AlreadyExists, "unix listen " + path + ": a live listener owns this path");
+    }
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoError("unix listen " + path + ": unlink stale socket");
+  }
+  l.path_ = path;
+  struct stat st{};
+  if (::chmod(path.c_str(), 0600) != 0 || ::lstat(path.c_str(), &st) != 0) {
+    return ErrnoError("unix listen " + path + ": chmod");
+  }
+  l.dev_ = st.st_dev;
+  l.ino_ = st.st_ino;
+  if (::listen(fd.get(), SOMAXCONN) != 0) return ErrnoError("unix listen " + path + ": listen");
+  l.fd_ = std::move(fd);
+  l.max_ = max_message_size;
+  return l;
+}
+
+Result<StreamConnection> Listener::Accept(Deadline d) {
+  auto fd = AcceptWithDeadline(fd_.get(), d, "unix accept " + path_);
+  if (!fd.ok()) return std::move(fd).error();
+  return StreamConnection(std::move(*fd), UniqueFd(), max_, true, "unix " + path_ + " (server)");
+}
+
+Result<StreamConnection> Connect(const std::string& path, Deadline d, std::size_t max_message_size) {
+  auto sa = MakeAddr(path, "connect");
+  if (!sa.ok()) return std::move(sa).error();
+  auto fd = ConnectWithDeadline(AF_UNIX, reinterpret_cast<const sockaddr*>(&*sa), sizeof *sa, d, "unix connect " + path);
+  if (!fd.ok()) return std::move(fd).error();
+  return StreamConnection(std::move(*fd), UniqueFd(), max_message_size, true, "unix " + path + " (client)");
+}
+
+Result<UniqueFd> Adapter::ConnectRaw(const std::string& a, Deadline d) {
+  auto sa = MakeAddr(a, "connect");
+  if (!sa.ok()) return std::move(sa).error();
+  return ConnectWithDeadline(AF_UNIX, reinterpret_cast<const sockaddr*>(&*sa), sizeof *sa, d, "unix raw connect " + a);
+}
+
+}  // namespace ipch::unix_sock

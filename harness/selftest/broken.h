@@ -1,0 +1,190 @@
+// Deliberately broken transports. The self-test proves that the battery catches each flaw:
+// a suite that passes these would be a suite that cannot fail.
+//
+// NaiveConnection<Bug::kNone> is a small, correct length-prefixed framing over a unix socket
+// (the control: it must pass). Each other Bug value plants one classic mistake in it.
+#pragma once
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <optional>
+
+#include "ipch/transport.h"
+#include "transports/stream/socket_util.h"
+#include "transports/unix/unix.h"
+
+namespace ipch::selftest {
+
+enum class Bug {
+  kNone,                // control
+  kIgnoresShortWrites,  // assumes one send() writes the whole frame
+  kNoEintrRetry,        // treats EINTR as a fatal error
+  kSwallowsErrors,      // reports a dead peer as success (empty message / sent)
+  kEagainIsFatal,       // treats EAGAIN as a fatal error instead of waiting
+};
+
+template <Bug B>
+class NaiveConnection {
+ public:
+  NaiveConnection() = default;
+  NaiveConnection(UniqueFd fd, std::size_t max) : fd_(std::move(fd)), max_(max) {}
+  NaiveConnection(NaiveConnection&&) noexcept = default;
+  NaiveConnection& operator=(NaiveConnection&&) noexcept = default;
+
+  Status Send(ByteView msg, Deadline d) {
+    if (!fd_) return MakeError(Errc::Closed, "naive: closed");
+    if (sticky_) return *sticky_;
+    if (msg.size() > max_) return MakeError(Errc::MessageTooLarge, "naive: too large");
+    const bool probe = d.expired();
+    Bytes frame(4 + msg.size());
+    uint32_t n = static_cast<uint32_t>(msg.size());
+    for (int i = 0; i < 4; ++i) frame[i] = std::byte(n >> (8 * i) & 0xff);
+    if (!msg.empty()) std::memcpy(frame.data() + 4, msg.data(), msg.size());
+    std::size_t off = 0;
+    while (off < frame.size()) {
+      ssize_t w = ::send(fd_.get(), frame.data() + off, frame.size() - off, MSG_NOSIGNAL);
+      if (w < 0) {
+        if (errno == EINTR && B != Bug::kNoEintrRetry) continue;
+        if ((errno == EAGAIN || errno == EWOULDBLOCK) && B != Bug::kEagainIsFatal) {
+          Status ws = Wait(POLLOUT, d);
+          if (!ws.ok()) {
+            if (off > 0) ::shutdown(fd_.get(), SHUT_RDWR);
+            return probe && off == 0 ? MakeError(Errc::WouldBlock, "naive: full") : ws;
+          }
+          continue;
+        }
+        if (errno == EPIPE || errno == ECONNRESET) {
+          if (B == Bug::kSwallowsErrors) return Ok();
+          return Stick(MakeError(Errc::PeerClosed, "naive: send: peer gone"));
+        }
+        return ErrnoError("naive: send");
+      }
+      if (B == Bug::kIgnoresShortWrites) return Ok();
+      off += static_cast<std::size_t>(w);
+    }
+    return Ok();
+  }
+
+  Status Receive(Bytes& out, Deadline d) {
+    if (!fd_) return MakeError(Errc::Closed, "naive: closed");
+    if (sticky_) return *sticky_;
+    const bool probe = d.expired();
+    for (;;) {
+      if (in_.size() >= 4) {
+        uint32_t n = 0;
+        for (int i = 0; i < 4; ++i) n |= static_cast<uint32_t>(in_[i]) << (8 * i);
+        if (n > max_) return Stick(MakeError(Errc::Corrupt, "naive: length above max"));
+        if (in_.size() >= 4 + n) {
+          out.assign(in_.begin() + 4, in_.begin() + 4 + n);
+          in_.erase(in_.begin(), in_.begin() + 4 + n);
+          return Ok();
+        }
+      }
+      Status ws = Wait(POLLIN, d);
+      if (!ws.ok()) return probe ? MakeError(Errc::WouldBlock, "naive: nothing ready") : ws;
+      std::byte buf[65536];
+      ssize_t r = ::read(fd_.get(), buf, sizeof buf);
+      if (r > 0) {
+        in_.insert(in_.end(), buf, buf + r);
+        continue;
+      }
+      if (r == 0 || errno == ECONNRESET) {
+        if (B == Bug::kSwallowsErrors) {
+          out.clear();
+          return Ok();
+        }
+        return Stick(MakeError(Errc::PeerClosed, "naive: peer closed"));
+      }
+      if (errno == EINTR && B != Bug::kNoEintrRetry) continue;
+      if ((errno == EAGAIN || errno == EWOULDBLOCK) && B != Bug::kEagainIsFatal) continue;
+      return ErrnoError("naive: read");
+    }
+  }
+
+  Status Close() {
+    fd_.reset();
+    return Ok();
+  }
+  std::size_t max_message_size() const { return max_; }
+  int fd() const { return fd_.get(); }
+
+ private:
+  Status Stick(Error e) {
+    sticky_ = e;
+    return e;
+  }
+  Status Wait(short events, Deadline d) {
+    for (;;) {
+      pollfd p{fd_.get(), events, 0};
+      int r = ::poll(&p, 1, d.PollTimeoutMs());
+      if (r > 0) return Ok();
+      if (r == 0 && d.expired()) return MakeError(Errc::Timeout, "naive: wait");
+      if (r < 0 && errno == EINTR && B != Bug::kNoEintrRetry) continue;
+      if (r < 0) return ErrnoError("naive: poll");
+    }
+  }
+
+  UniqueFd fd_;
+  std::size_t max_ = 0;
+  Bytes in_;
+  std::optional<Error> sticky_;
+};
+
+// Listener side reuses the unix transport's (correct) socket file handling.
+template <class C>
+class WrappedListener {
+ public:
+  explicit WrappedListener(unix_sock::Listener l = {}) : inner_(std::move(l)) {}
+  Result<C> Accept(Deadline d) {
+    auto fd = AcceptWithDeadline(inner_.fd(), d, "naive accept");
+    if (!fd.ok()) return std::move(fd).error();
+    return C(std::move(*fd), unix_sock::kDefaultMaxMessage);
+  }
+  std::string address() const { return inner_.address(); }
+  std::vector<std::filesystem::path> resource_paths() const { return inner_.resource_paths(); }
+  Status Close() { return inner_.Close(); }
+
+ private:
+  unix_sock::Listener inner_;
+};
+
+template <Bug B, const char* kLabel>
+struct NaiveAdapter {
+  static constexpr std::string_view kName = kLabel;
+  static constexpr Caps kCaps = unix_sock::Adapter::kCaps;
+  using Connection = NaiveConnection<B>;
+  using Listener = WrappedListener<Connection>;
+  static std::string Address(const EndpointSpec& s) { return unix_sock::Adapter::Address(s); }
+  static Result<Listener> Listen(const std::string& a) {
+    auto l = unix_sock::Listen(a);
+    if (!l.ok()) return std::move(l).error();
+    return Listener(std::move(*l));
+  }
+  static Result<Connection> Connect(const std::string& a, Deadline d) {
+    auto fd = unix_sock::Adapter::ConnectRaw(a, d);
+    if (!fd.ok()) return std::move(fd).error();
+    return Connection(std::move(*fd), unix_sock::kDefaultMaxMessage);
+  }
+  static Result<UniqueFd> ConnectRaw(const std::string& a, Deadline d) { return unix_sock::Adapter::ConnectRaw(a, d); }
+};
+
+// The real unix transport, except that Connect leaks a duplicate of the socket descriptor.
+struct LeaksFdAdapter : unix_sock::Adapter {
+  static constexpr std::string_view kName = "leaks_fd";
+  static Result<Connection> Connect(const std::string& a, Deadline d) {
+    auto c = unix_sock::Connect(a, d);
+    if (c.ok()) (void)::dup(c->read_fd());  // the planted bug
+    return c;
+  }
+};
+
+inline constexpr char kControl[] = "naive_control";
+inline constexpr char kShortWrites[] = "ignores_short_writes";
+inline constexpr char kNoEintr[] = "no_eintr_retry";
+inline constexpr char kSwallows[] = "swallows_errors";
+inline constexpr char kEagainFatal[] = "eagain_is_fatal";
+
+}  // namespace ipch::selftest

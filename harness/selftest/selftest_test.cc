@@ -1,0 +1,89 @@
+// Proves the battery can fail: runs it over each deliberately broken transport (broken.h)
+// and asserts that the specific cases aimed at that flaw fail, while the same cases pass for
+// the control, which differs from each broken transport only by the planted bug.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+namespace {
+
+struct RunResult {
+  int exit_code = -1;
+  std::string output;
+};
+
+RunResult RunBattery(const std::string& filter) {
+  // A short bound for "expected to succeed" steps: the broken transports hang where a correct
+  // one would not, and the self-test only needs them to fail, not to wait the full bound.
+  std::string cmd = std::string("IPCH_SETTLE_MS=3000 '") + IPCH_BROKEN_BIN + "' --gtest_color=no --gtest_filter='" +
+                    filter + "' 2>&1";
+  RunResult r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
+  int status = ::pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+std::string Filter(const std::string& transport, const std::vector<std::string>& cases) {
+  std::string f;
+  for (const auto& c : cases) {
+    auto dot = c.find('.');
+    f += (f.empty() ? "" : ":") + std::string("Broken/") + c.substr(0, dot) + "/" + transport + c.substr(dot);
+  }
+  return f;
+}
+
+void ExpectCaught(const std::string& transport, const std::vector<std::string>& cases,
+                  const std::string& must_mention = "") {
+  RunResult control = RunBattery(Filter("naive_control", cases));
+  if (transport != "leaks_fd") {
+    EXPECT_EQ(control.exit_code, 0) << "the control must pass the cases that catch " << transport << ":\n"
+                                    << control.output;
+  }
+  RunResult broken = RunBattery(Filter(transport, cases));
+  EXPECT_NE(broken.exit_code, 0) << transport << " passed the battery:\n" << broken.output;
+  for (const auto& c : cases) {
+    auto dot = c.find('.');
+    std::string name = "[  FAILED  ] Broken/" + c.substr(0, dot) + "/" + transport + c.substr(dot);
+    EXPECT_NE(broken.output.find(name), std::string::npos) << "not caught: " << name << "\n" << broken.output;
+  }
+  if (!must_mention.empty()) {
+    EXPECT_NE(broken.output.find(must_mention), std::string::npos) << broken.output;
+  }
+}
+
+TEST(SelfTest, ControlPassesTheWholeBattery) {
+  RunResult r = RunBattery("Broken/*/naive_control.*");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("[  PASSED  ]"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("[  FAILED  ]"), std::string::npos) << r.output;
+}
+
+TEST(SelfTest, IgnoringShortWritesIsCaught) {
+  ExpectCaught("ignores_short_writes", {"Fault.ShortWritesAreCompleted", "Basic.RoundTripMaxSize"});
+}
+
+TEST(SelfTest, NotRetryingEintrIsCaught) { ExpectCaught("no_eintr_retry", {"Fault.EintrEverywhereIsInvisible"}); }
+
+TEST(SelfTest, SwallowingErrorsIsCaught) {
+  ExpectCaught("swallows_errors", {"Lifecycle.ClientCloseIsSeenAsPeerClosed", "PeerDeath.PeerKilledAfterConnect",
+                                   "Fault.ResetOnSendIsPeerClosed"});
+}
+
+TEST(SelfTest, TreatingEagainAsFatalIsCaught) {
+  ExpectCaught("eagain_is_fatal", {"Fault.EagainIsRetried", "Basic.RoundTripMaxSize"});
+}
+
+TEST(SelfTest, LeakingAnFdIsCaughtByTheAudit) {
+  ExpectCaught("leaks_fd", {"Basic.ConnectAcceptRoundTrip", "Lifecycle.ManyConnectCloseCyclesLeakNothing"},
+               "leaked fd");
+}
+
+}  // namespace

@@ -3,12 +3,14 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <mutex>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -45,7 +47,18 @@ int RawPoll(pollfd* fds, nfds_t n, Deadline d) {
   }
 }
 
+std::mutex g_spawned_mu;
+std::vector<pid_t>& Spawned() {
+  static auto* v = new std::vector<pid_t>();  // never destroyed: read from listeners at exit
+  return *v;
+}
+
 }  // namespace
+
+std::vector<pid_t> SpawnedPids() {
+  std::lock_guard lk(g_spawned_mu);
+  return Spawned();
+}
 
 Status ControlChannel::SendString(const std::string& s) {
   uint32_t n = static_cast<uint32_t>(s.size());
@@ -121,7 +134,7 @@ Result<ChildProcess> ChildProcess::Spawn(Body body) {
   if (pid < 0) return ErrnoError("fork");
   if (pid == 0) {
     // Child: die with the parent, so a crashed test binary cannot leave peers running.
-    (void)::syscall(SYS_prctl, 1 /*PR_SET_PDEATHSIG*/, SIGKILL);
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     parent_end.reset();
     err_read.reset();
     int code = 0;
@@ -135,6 +148,10 @@ Result<ChildProcess> ChildProcess::Spawn(Body body) {
       }
     }
     ::_exit(code);
+  }
+  {
+    std::lock_guard lk(g_spawned_mu);
+    Spawned().push_back(pid);
   }
   ChildProcess c;
   c.pid_ = pid;

@@ -1,13 +1,21 @@
 #include "ipch/audit.h"
+#include "ipch/child_process.h"
 
 #include <dirent.h>
 #include <signal.h>
+#include <fcntl.h>
+#include <mqueue.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/msg.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -67,6 +75,12 @@ std::map<pid_t, std::string> Children() {
   return out;
 }
 
+bool IsOursOrChild(pid_t pid) {
+  if (pid == ::getpid()) return true;
+  const auto spawned = SpawnedPids();
+  return std::find(spawned.begin(), spawned.end(), pid) != spawned.end();
+}
+
 // SysV objects owned by our uid; new ones across a test are leaks of that test.
 std::set<std::string> SysvObjects() {
   std::set<std::string> out;
@@ -83,6 +97,10 @@ std::set<std::string> SysvObjects() {
       std::map<std::string, std::string> row;
       for (size_t i = 0; i < cols.size(); ++i) ls >> row[cols[i]];
       if (row.count("uid") && std::stoul(row["uid"]) != uid) continue;
+      // Segments carry their creator: keep only ours and our children's, so that parallel test
+      // processes never see (or remove) each other's. Queues and semaphores have no creator
+      // field and are attributed by uid (see docs/architecture.md).
+      if (row.count("cpid") && !IsOursOrChild(static_cast<pid_t>(std::stol(row["cpid"])))) continue;
       std::string id = row.count("shmid") ? row["shmid"] : row.count("msqid") ? row["msqid"] : row["semid"];
       out.insert(std::string("sysv ") + kind + " key=" + row["key"] + " id=" + id);
     }
@@ -142,11 +160,26 @@ std::vector<std::string> LeftoverFiles(const std::filesystem::path& dir) {
   return out;
 }
 
-void KillChildren(const Snapshot& s) {
-  for (const auto& [pid, what] : s.children) {
+void CleanUp(const Snapshot& before, const Snapshot& after) {
+  for (const auto& [pid, what] : after.children) {
     ::kill(pid, SIGKILL);
     int status;
     ::waitpid(pid, &status, 0);
+  }
+  auto base = [](const std::string& path) { return "/" + path.substr(path.rfind('/') + 1); };
+  for (const auto& p : after.shm) {
+    if (!before.shm.count(p)) ::shm_unlink(base(p).c_str());
+  }
+  for (const auto& p : after.mqueues) {
+    if (!before.mqueues.count(p)) ::mq_unlink(base(p).c_str());
+  }
+  for (const auto& o : after.sysv) {
+    if (before.sysv.count(o)) continue;
+    // "sysv <kind> key=K id=I"
+    int id = std::atoi(o.c_str() + o.rfind("id=") + 3);
+    if (o.compare(0, 8, "sysv shm") == 0) ::shmctl(id, IPC_RMID, nullptr);
+    if (o.compare(0, 8, "sysv msg") == 0) ::msgctl(id, IPC_RMID, nullptr);
+    if (o.compare(0, 8, "sysv sem") == 0) ::semctl(id, 0, IPC_RMID);
   }
 }
 

@@ -66,7 +66,7 @@ class AuditListener : public ::testing::EmptyTestEventListener {
       for (const auto& l : leaks) msg << "\n  " << l;
       ADD_FAILURE() << msg.str();
     }
-    audit::KillChildren(after);
+    audit::CleanUp(before_, after);
     scratch_ = TempDir();
     if (t.result()->Failed()) {
       std::fprintf(stdout, "[  REPLAY  ] IPCH_SEED=%llu %s --gtest_filter='%s'  (test seed %llu)\n",

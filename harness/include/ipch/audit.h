@@ -25,8 +25,9 @@ Snapshot Take(const std::string& token_prefix);
 std::vector<std::string> Leaks(const Snapshot& before, const Snapshot& after);
 // Files left in a directory tree (relative paths).
 std::vector<std::string> LeftoverFiles(const std::filesystem::path& dir);
-// Kills and reaps our child processes (after reporting them).
-void KillChildren(const Snapshot& s);
+// Removes what a test leaked (after it has been reported): kills and reaps child processes,
+// unlinks POSIX shm and queues, removes SysV objects that are in `after` but not `before`.
+void CleanUp(const Snapshot& before, const Snapshot& after);
 // Mounts /dev/mqueue if absent and we are root, so POSIX queues can be audited. Returns the
 // reason it is not auditable, or "" when it is.
 std::string EnsureMqueueMounted();

@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "ipch/deadline.h"
 #include "ipch/result.h"
@@ -75,6 +76,9 @@ class ChildProcess {
   ExitInfo exit_;
   std::string child_error_;
 };
+
+// Every pid this process has spawned through ChildProcess (the audit attributes objects by it).
+std::vector<pid_t> SpawnedPids();
 
 // Waits until `pid` is in interruptible sleep (blocked in a syscall), or the deadline passes.
 // Used to kill a peer while it is blocked mid-operation.

@@ -1,0 +1,185 @@
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <thread>
+
+#include "ipch/child_process.h"
+#include "ipch/deadline.h"
+#include "ipch/result.h"
+#include "ipch/temp_dir.h"
+#include "ipch/testing.h"
+#include "ipch/unique_fd.h"
+
+namespace ipch {
+namespace {
+
+TEST(Errc, NamesAndCategory) {
+  std::error_code ec = Errc::PeerClosed;
+  EXPECT_EQ(ec.category().name(), std::string("ipch"));
+  EXPECT_EQ(ec.message(), "PeerClosed");
+  EXPECT_EQ(MakeError(Errc::Corrupt, "frame 3").ToString(), "Corrupt (frame 3)");
+  EXPECT_EQ(ErrnoError("read", EIO).code, std::error_code(EIO, std::system_category()));
+  EXPECT_NE(ErrnoError("read", EIO).ToString().find("read"), std::string::npos);
+}
+
+TEST(Result, ValueAndError) {
+  Result<int> ok = 5;
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(*ok, 5);
+  Result<int> bad = MakeError(Errc::Timeout, "x");
+  EXPECT_FALSE(bad.ok());
+  EXPECT_TRUE(bad.Is(Errc::Timeout));
+  EXPECT_FALSE(bad.Is(Errc::PeerClosed));
+  Status s = MakeError(Errc::Closed, "");
+  EXPECT_TRUE(s.Is(Errc::Closed));
+  EXPECT_TRUE(Ok().ok());
+}
+
+Status ReturnsEarly(bool fail, int* reached) {
+  IPCH_RETURN_IF_ERROR(fail ? Status(MakeError(Errc::Corrupt, "early")) : Ok());
+  *reached = 1;
+  return Ok();
+}
+
+TEST(Result, ReturnIfError) {
+  int reached = 0;
+  EXPECT_TRUE(ReturnsEarly(true, &reached).Is(Errc::Corrupt));
+  EXPECT_EQ(reached, 0);
+  IPCH_EXPECT_OK(ReturnsEarly(false, &reached));
+  EXPECT_EQ(reached, 1);
+}
+
+TEST(Deadline, NeverExpiredAndPollTimeouts) {
+  EXPECT_FALSE(Deadline::Never().expired());
+  EXPECT_EQ(Deadline::Never().PollTimeoutMs(), -1);
+  EXPECT_TRUE(Deadline::Expired().expired());
+  EXPECT_EQ(Deadline::Expired().PollTimeoutMs(), 0);
+  EXPECT_EQ(Deadline::Expired().remaining(), Clock::duration::zero());
+  auto d = Deadline::After(std::chrono::seconds(5));
+  EXPECT_FALSE(d.expired());
+  EXPECT_GT(d.PollTimeoutMs(), 4000);
+  EXPECT_LE(d.PollTimeoutMs(), 5000);
+  // Sub-millisecond remainders round up, so poll never returns before the deadline.
+  EXPECT_EQ(Deadline::After(std::chrono::microseconds(1500)).PollTimeoutMs(), 2);
+}
+
+TEST(UniqueFd, ClosesOnDestructionAndMove) {
+  int raw;
+  {
+    UniqueFd fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    ASSERT_TRUE(fd.valid());
+    raw = fd.get();
+    UniqueFd moved = std::move(fd);
+    EXPECT_FALSE(fd.valid());
+    EXPECT_EQ(moved.get(), raw);
+  }
+  EXPECT_EQ(::fcntl(raw, F_GETFD), -1);
+  EXPECT_EQ(errno, EBADF);
+}
+
+TEST(RetryEintr, RepeatsOnlyEintr) {
+  int calls = 0;
+  auto r = RetryEintr([&] {
+    ++calls;
+    errno = calls < 3 ? EINTR : 0;
+    return calls < 3 ? -1 : 7;
+  });
+  EXPECT_EQ(r, 7);
+  EXPECT_EQ(calls, 3);
+  calls = 0;
+  r = RetryEintr([&] {
+    ++calls;
+    errno = EIO;
+    return -1;
+  });
+  EXPECT_EQ(r, -1);
+  EXPECT_EQ(calls, 1);
+}
+
+TEST(TempDir, PrivateAndRemoved) {
+  std::filesystem::path p;
+  {
+    auto d = TempDir::Create(testing::Current().token + "-t");
+    IPCH_ASSERT_OK(d);
+    p = d->path();
+    struct stat st {};
+    ASSERT_EQ(::stat(p.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0700u);
+    std::filesystem::create_directories(p / "a/b");
+  }
+  EXPECT_FALSE(std::filesystem::exists(p));
+}
+
+TEST(ChildProcess, ReportsExitCodeAndError) {
+  auto c = ChildProcess::Spawn([](ControlChannel&) -> Status { return MakeError(Errc::Corrupt, "from child"); });
+  IPCH_ASSERT_OK(c);
+  auto e = c->Wait(Deadline::After(std::chrono::seconds(10)));
+  IPCH_ASSERT_OK(e);
+  EXPECT_TRUE(e->exited);
+  EXPECT_EQ(e->code, 1);
+  EXPECT_NE(c->child_error().find("from child"), std::string::npos);
+  EXPECT_NE(c->Describe().find("exited with code 1"), std::string::npos);
+}
+
+TEST(ChildProcess, WaitTimesOutThenKillReportsSignal) {
+  auto c = ChildProcess::Spawn([](ControlChannel& ch) { return ch.WaitSignal(Deadline::Never()); });
+  IPCH_ASSERT_OK(c);
+  IPCH_EXPECT_ERRC(c->Wait(Deadline::After(Millis(50))), Timeout);
+  ExitInfo e = c->Kill();
+  EXPECT_FALSE(e.exited);
+  EXPECT_EQ(e.signal, SIGKILL);
+  EXPECT_NE(e.ToString().find("signal 9"), std::string::npos);
+}
+
+TEST(ChildProcess, ControlChannelCarriesStrings) {
+  auto c = ChildProcess::Spawn([](ControlChannel& ch) -> Status {
+    auto s = ch.ReceiveString(Deadline::After(std::chrono::seconds(10)));
+    if (!s.ok()) return std::move(s).error();
+    return ch.SendString(*s + "!");
+  });
+  IPCH_ASSERT_OK(c);
+  IPCH_ASSERT_OK(c->control().SendString(std::string(100000, 'z')));
+  auto back = c->control().ReceiveString(Deadline::After(std::chrono::seconds(10)));
+  IPCH_ASSERT_OK(back);
+  EXPECT_EQ(back->size(), 100001u);
+  auto e = c->Wait(Deadline::After(std::chrono::seconds(10)));
+  IPCH_ASSERT_OK(e);
+  EXPECT_TRUE(e->Success());
+}
+
+TEST(ChildProcess, DestructorKillsAndReaps) {
+  pid_t pid;
+  {
+    auto c = ChildProcess::Spawn([](ControlChannel& ch) { return ch.WaitSignal(Deadline::Never()); });
+    IPCH_ASSERT_OK(c);
+    pid = c->pid();
+  }
+  EXPECT_NE(::kill(pid, 0), 0) << "child " << pid << " survived its ChildProcess";
+}
+
+TEST(ChildProcess, ControlChannelSeesDeadChildAsPeerClosed) {
+  auto c = ChildProcess::Spawn([](ControlChannel&) { return Ok(); });
+  IPCH_ASSERT_OK(c);
+  IPCH_EXPECT_ERRC(c->control().ReceiveString(Deadline::After(std::chrono::seconds(10))), PeerClosed);
+}
+
+TEST(ChildProcess, WaitUntilSleepingSeesBlockedChild) {
+  auto c = ChildProcess::Spawn([](ControlChannel& ch) { return ch.WaitSignal(Deadline::Never()); });
+  IPCH_ASSERT_OK(c);
+  IPCH_EXPECT_OK(WaitUntilSleeping(c->pid(), Deadline::After(std::chrono::seconds(10))));
+  c->Kill();
+  IPCH_EXPECT_ERRC(WaitUntilSleeping(c->pid(), Deadline::After(Millis(10))), PeerClosed);
+}
+
+TEST(Testing, MessagesVerifyAndDetectDamage) {
+  Bytes m = testing::MakeMessage(42, 100, 7);
+  EXPECT_TRUE(testing::VerifyMessage(m, 42, 100, 7));
+  EXPECT_FALSE(testing::VerifyMessage(m, 41, 100, 7));
+  EXPECT_FALSE(testing::VerifyMessage(m, 42, 99, 7));
+  m[60] ^= std::byte{1};
+  EXPECT_FALSE(testing::VerifyMessage(m, 42, 100, 7));
+}
+
+}  // namespace
+}  // namespace ipch

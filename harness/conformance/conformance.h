@@ -123,6 +123,18 @@ template <class C>
   return ::testing::AssertionSuccess();
 }
 
+// A peer body that echoes `count` messages back.
+inline auto EchoPeer(int count) {
+  return [count](auto& c, ControlChannel&) -> Status {
+    Bytes m;
+    for (int i = 0; i < count; ++i) {
+      IPCH_RETURN_IF_ERROR(c.Receive(m, Settle()));
+      IPCH_RETURN_IF_ERROR(c.Send(m, Settle()));
+    }
+    return Ok();
+  };
+}
+
 // A plain byte connection to `address`, for adapters with Cap::RawPeer (they provide
 // static Result<UniqueFd> ConnectRaw(address, Deadline)); others never reach this.
 template <class T>
@@ -329,14 +341,7 @@ TYPED_TEST_P(Ordering, EchoPreservesEveryMessage) {
   auto l = TypeParam::Listen(this->address_);
   IPCH_ASSERT_OK(l);
   constexpr int kCount = 1000;
-  auto peer = this->StartClient(l->address(), [](auto& c, ControlChannel&) -> Status {
-    Bytes m;
-    for (int i = 0; i < kCount; ++i) {
-      IPCH_RETURN_IF_ERROR(c.Receive(m, Settle()));
-      IPCH_RETURN_IF_ERROR(c.Send(m, Settle()));
-    }
-    return Ok();
-  });
+  auto peer = this->StartClient(l->address(), EchoPeer(kCount));
   IPCH_ASSERT_OK(peer);
   auto s = l->Accept(Settle());
   IPCH_ASSERT_OK(s);
@@ -852,11 +857,7 @@ TYPED_TEST_P(PeerDeath, ListenerServesNewPeerAfterOneIsKilled) {
   IPCH_ASSERT_OK(doomed->control().WaitSignal(Settle()));
   doomed->Kill();
   EXPECT_TRUE(this->SeesPeerClosed(*s1));
-  auto next = this->StartClient(l->address(), [](auto& c, ControlChannel&) -> Status {
-    Bytes m;
-    IPCH_RETURN_IF_ERROR(c.Receive(m, Settle()));
-    return c.Send(m, Settle());
-  });
+  auto next = this->StartClient(l->address(), EchoPeer(1));
   IPCH_ASSERT_OK(next);
   auto s2 = l->Accept(Settle());
   IPCH_ASSERT_OK(s2);
@@ -1092,14 +1093,7 @@ class Fault : public TransportTest<T> {
     uint64_t injected = 0;
     {
       fault::ScopedPlan armed(plan);
-      auto peer = this->StartClient(l->address(), [](auto& c, ControlChannel&) -> Status {
-        Bytes m;
-        for (int i = 0; i < kCount; ++i) {
-          IPCH_RETURN_IF_ERROR(c.Receive(m, Settle()));
-          IPCH_RETURN_IF_ERROR(c.Send(m, Settle()));
-        }
-        return Ok();
-      });
+      auto peer = this->StartClient(l->address(), EchoPeer(kCount));
       IPCH_ASSERT_OK(peer);
       auto s = l->Accept(Settle());
       IPCH_ASSERT_OK(s);

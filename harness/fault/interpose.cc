@@ -122,9 +122,18 @@ Decision Decide(uint32_t op, int fd, const char* name) {
 // A short count in [1, n-1] (n >= 2), chosen from the decision's salt.
 size_t ShortLen(const Decision& d, size_t n) { return n < 2 ? n : 1 + d.salt % (n - 1); }
 
+// The next definition of `name` (libc's, or the one after a sanitizer's interceptor). Cached
+// in a constant-initialised atomic rather than a function-local static: the hooks run inside
+// TSan's interceptors, where the static-init guard's synchronisation is invisible to TSan.
+// Racing lookups are harmless: dlsym returns the same pointer.
 template <class F>
-F Real(const char* name) {
-  return reinterpret_cast<F>(::dlsym(RTLD_NEXT, name));
+F Real(std::atomic<void*>& slot, const char* name) {
+  void* p = slot.load(std::memory_order_acquire);
+  if (p == nullptr) {
+    p = ::dlsym(RTLD_NEXT, name);
+    slot.store(p, std::memory_order_release);
+  }
+  return reinterpret_cast<F>(p);
 }
 
 void ResetCountersInChild() {
@@ -200,7 +209,9 @@ using ipch::fault::Kind;
 using ipch::fault::ShortLen;
 namespace F = ipch::fault;
 
-#define IPCH_REAL(name, type) static auto real_##name = F::Real<type>(#name)
+#define IPCH_REAL(name, type)                          \
+  static std::atomic<void*> real_slot_##name{nullptr}; \
+  auto real_##name = F::Real<type>(real_slot_##name, #name)
 
 #define IPCH_ERRNO_OR_SHORT(d, n_var)          \
   if ((d).fire && (d).kind == Kind::kErrno) { \

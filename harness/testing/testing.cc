@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -107,6 +108,15 @@ class MatrixListener : public ::testing::EmptyTestEventListener {
     } else {
       ++c.passed;
     }
+  }
+
+  // Progress: one line per finished group x transport.
+  void OnTestSuiteEnd(const ::testing::TestSuite& suite) override {
+    std::string name = suite.name();
+    if (std::count(name.begin(), name.end(), '/') != 2) return;
+    std::fprintf(stderr, "[ipch] %-40s %3d passed %3d failed %3d unsupported  %6lld ms\n", name.c_str(),
+                 suite.successful_test_count(), suite.failed_test_count(), suite.skipped_test_count(),
+                 static_cast<long long>(suite.elapsed_time()));
   }
 
   void OnTestProgramEnd(const ::testing::UnitTest&) override {

@@ -57,7 +57,7 @@ Listener& Listener::operator=(Listener&& o) noexcept {
     path_ = std::exchange(o.path_, {});
     dev_ = o.dev_;
     ino_ = o.ino_;
-    created_dir_ = std::exchange(o.created_dir_, false);
+    created_dir_ = std::exchange(o.created_dir_, {});
     max_ = o.max_;
   }
   return *this;
@@ -69,15 +69,16 @@ std::vector<std::filesystem::path> Listener::resource_paths() const {
 }
 
 Status Listener::Close() {
-  if (!fd_ && path_.empty()) return Ok();
   fd_.reset();
   if (!path_.empty()) {
     // Unlink only the file we bound: a new listener may have reclaimed the path since.
     struct stat st{};
     if (::lstat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_) ::unlink(path_.c_str());
-    if (created_dir_) ::rmdir(std::filesystem::path(path_).parent_path().c_str());  // fails harmlessly if not empty
     path_.clear();
-    created_dir_ = false;
+  }
+  if (!created_dir_.empty()) {
+    ::rmdir(created_dir_.c_str());  // fails harmlessly if someone else put files there
+    created_dir_.clear();
   }
   return Ok();
 }
@@ -88,7 +89,7 @@ Result<Listener> Listen(const std::string& path, std::size_t max_message_size) {
   auto created = EnsurePrivateDir(std::filesystem::path(path).parent_path());
   if (!created.ok()) return std::move(created).error();
   Listener l;  // from here on, its destructor undoes what we did
-  l.created_dir_ = *created;
+  if (*created) l.created_dir_ = std::filesystem::path(path).parent_path().string();
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) return ErrnoError("unix listen " + path + ": socket");
   auto addr = reinterpret_cast<const sockaddr*>(&*sa);

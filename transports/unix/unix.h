@@ -37,7 +37,7 @@ class Listener {
   std::string path_;
   dev_t dev_ = 0;
   ino_t ino_ = 0;
-  bool created_dir_ = false;
+  std::string created_dir_;  // set if Listen made the directory: removed again by Close
   std::size_t max_ = kDefaultMaxMessage;
 };
 

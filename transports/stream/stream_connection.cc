@@ -12,6 +12,10 @@ namespace ipch {
 namespace {
 
 constexpr std::size_t kReadChunk = 64 * 1024;
+// A read into the buffer happens before the next frame's size is known: it is capped, so that
+// a large payload is mostly read straight into the message instead of copied out of the buffer,
+// while small frames still arrive (several at a time) in one read.
+constexpr std::size_t kSpeculativeRead = 16 * 1024;
 
 bool IsPeerGone(int err) { return err == EPIPE || err == ECONNRESET || err == ENOTCONN; }
 
@@ -119,7 +123,7 @@ Status StreamConnection::FillSome(Deadline d) {
   // poll+read is one syscall fewer than read(EAGAIN)+poll+read.
   for (;;) {
     IPCH_RETURN_IF_ERROR(WaitFd(fd, POLLIN, d, "receive"));
-    ssize_t r = ::read(fd, rbuf_.data() + rend_, rbuf_.size() - rend_);
+    ssize_t r = ::read(fd, rbuf_.data() + rend_, std::min(rbuf_.size() - rend_, kSpeculativeRead));
     if (r > 0) {
       rend_ += static_cast<std::size_t>(r);
       return Ok();
@@ -174,18 +178,22 @@ Status StreamConnection::ReceiveFrame(Bytes& out, Deadline d) {
       rpos_ += take;
       continue;
     }
-    if (need >= kReadChunk) {
+    if (need >= kSpeculativeRead) {
       // Large remainder: read straight into the message, skipping the copy.
+      // Mid-frame the rest is usually in flight already: read first, poll only when it is not.
       std::size_t have = partial_.size();
       partial_.resize(want_);
-      IPCH_RETURN_IF_ERROR(WaitFd(read_fd(), POLLIN, d, "receive"));
       ssize_t r = ::read(read_fd(), partial_.data() + have, need);
       if (r > 0) {
         partial_.resize(have + static_cast<std::size_t>(r));
         continue;
       }
       partial_.resize(have);
-      if (r < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        IPCH_RETURN_IF_ERROR(WaitFd(read_fd(), POLLIN, d, "receive"));
+        continue;
+      }
       if (r < 0 && !IsPeerGone(errno)) return ErrnoError(label_ + ": read");
       return Fail(MakeError(Errc::PeerClosed, label_ + ": peer closed mid-frame (" +
                                                                   std::to_string(have) + " of " +

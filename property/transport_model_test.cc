@@ -6,8 +6,8 @@
 #include <rapidcheck.h>
 #include <rapidcheck/state.h>
 
+#include <algorithm>
 #include <array>
-#include <cstring>
 #include <deque>
 
 #include "ipch/testing.h"
@@ -48,7 +48,7 @@ Bytes GenPayload() {
                                                     {1, rc::gen::inRange<std::size_t>(0, 16385)}});
   auto raw = *rc::gen::container<std::vector<uint8_t>>(size, rc::gen::arbitrary<uint8_t>());
   Bytes b(raw.size());
-  std::memcpy(b.data(), raw.data(), raw.size());
+  std::transform(raw.begin(), raw.end(), b.begin(), [](uint8_t x) { return std::byte{x}; });
   return b;
 }
 

@@ -135,6 +135,14 @@ inline auto EchoPeer(int count) {
   };
 }
 
+// A peer body that connects, signals, and then stays parked (connection open) until killed.
+inline auto ParkedPeer() {
+  return [](auto&, ControlChannel& ch) -> Status {
+    IPCH_RETURN_IF_ERROR(ch.Signal());
+    return ch.WaitSignal(Deadline::Never());
+  };
+}
+
 // A plain byte connection to `address`, for adapters with Cap::RawPeer (they provide
 // static Result<UniqueFd> ConnectRaw(address, Deadline)); others never reach this.
 template <class T>
@@ -719,10 +727,7 @@ TYPED_TEST_P(PeerDeath, PeerKilledAfterConnect) {
   IPCH_REQUIRE_CAP(CrossProcess);
   auto l = TypeParam::Listen(this->address_);
   IPCH_ASSERT_OK(l);
-  auto peer = this->StartClient(l->address(), [](auto&, ControlChannel& ch) -> Status {
-    IPCH_RETURN_IF_ERROR(ch.Signal());
-    return ch.WaitSignal(Deadline::Never());  // parked until killed
-  });
+  auto peer = this->StartClient(l->address(), ParkedPeer());
   IPCH_ASSERT_OK(peer);
   auto s = l->Accept(Settle());
   IPCH_ASSERT_OK(s);
@@ -735,10 +740,7 @@ TYPED_TEST_P(PeerDeath, PeerKilledBeforeAccept) {
   IPCH_REQUIRE_CAP(CrossProcess);
   auto l = TypeParam::Listen(this->address_);
   IPCH_ASSERT_OK(l);
-  auto peer = this->StartClient(l->address(), [](auto&, ControlChannel& ch) -> Status {
-    IPCH_RETURN_IF_ERROR(ch.Signal());
-    return ch.WaitSignal(Deadline::Never());
-  });
+  auto peer = this->StartClient(l->address(), ParkedPeer());
   IPCH_ASSERT_OK(peer);
   IPCH_ASSERT_OK(peer->control().WaitSignal(Settle()));
   peer->Kill();
@@ -857,10 +859,7 @@ TYPED_TEST_P(PeerDeath, ListenerServesNewPeerAfterOneIsKilled) {
   IPCH_REQUIRE_CAP(CrossProcess);
   auto l = TypeParam::Listen(this->address_);
   IPCH_ASSERT_OK(l);
-  auto doomed = this->StartClient(l->address(), [](auto&, ControlChannel& ch) -> Status {
-    IPCH_RETURN_IF_ERROR(ch.Signal());
-    return ch.WaitSignal(Deadline::Never());
-  });
+  auto doomed = this->StartClient(l->address(), ParkedPeer());
   IPCH_ASSERT_OK(doomed);
   auto s1 = l->Accept(Settle());
   IPCH_ASSERT_OK(s1);

@@ -183,6 +183,37 @@ void CleanUp(const Snapshot& before, const Snapshot& after) {
   }
 }
 
+std::vector<std::string> SweepDeadOwners() {
+  std::vector<std::string> removed;
+  std::error_code ec;
+  auto tmp = std::filesystem::temp_directory_path(ec);
+  auto owner_dead = [](const std::string& name) {
+    // "ipch-<pid>-...": dead when no such process exists (a reused pid only delays the sweep).
+    if (name.rfind("ipch-", 0) != 0) return false;
+    char* end = nullptr;
+    long pid = std::strtol(name.c_str() + 5, &end, 10);
+    if (pid <= 0 || end == nullptr || *end != '-') return false;
+    return ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
+  };
+  for (const auto& [dir, kind] : {std::pair<std::string, int>{ec ? "/tmp" : tmp.string(), 0}, {"/dev/shm", 1},
+                                  {"/dev/mqueue", 2}}) {
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) continue;
+    std::vector<std::string> names;
+    while (dirent* e = ::readdir(d)) {
+      if (owner_dead(e->d_name)) names.emplace_back(e->d_name);
+    }
+    ::closedir(d);
+    for (const auto& n : names) {
+      if (kind == 0) std::filesystem::remove_all(std::filesystem::path(dir) / n, ec);
+      if (kind == 1) ::shm_unlink(("/" + n).c_str());
+      if (kind == 2) ::mq_unlink(("/" + n).c_str());
+      removed.push_back(dir + "/" + n);
+    }
+  }
+  return removed;
+}
+
 std::string EnsureMqueueMounted() {
   struct stat st {};
   if (::stat("/dev/mqueue", &st) == 0) {

@@ -184,6 +184,9 @@ std::mt19937_64 Rng() { return std::mt19937_64(g_ctx.seed); }
 void InstallListeners() {
   std::string why = audit::EnsureMqueueMounted();
   if (!why.empty()) std::fprintf(stderr, "ipch: %s\n", why.c_str());
+  for (const auto& r : audit::SweepDeadOwners()) {
+    std::fprintf(stderr, "ipch: removed %s, left by a test process that died\n", r.c_str());
+  }
   auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
   // gtest calls OnTestEnd in reverse order of appending: the audit (last) runs first, so its
   // failure is part of the result that the matrix and the default printer then report.

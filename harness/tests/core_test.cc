@@ -183,3 +183,32 @@ TEST(Testing, MessagesVerifyAndDetectDamage) {
 
 }  // namespace
 }  // namespace ipch
+
+#include <sys/mman.h>
+
+#include "ipch/audit.h"
+
+namespace ipch {
+namespace {
+
+TEST(Audit, SweepRemovesOnlyWhatDeadProcessesLeft) {
+  auto child = ChildProcess::Spawn([](ControlChannel&) { return Ok(); });
+  IPCH_ASSERT_OK(child);
+  IPCH_ASSERT_OK(child->Wait(Deadline::After(std::chrono::seconds(10))));
+  const std::string dead = "ipch-" + std::to_string(child->pid()) + "-7";
+  const auto tmp = std::filesystem::temp_directory_path();
+  std::filesystem::create_directories(tmp / (dead + "-dir") / "sub");
+  int fd = ::shm_open(("/" + dead + "-shm").c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  // Ours (alive) must survive the sweep.
+  const auto mine = testing::Current().scratch_dir;
+  auto removed = audit::SweepDeadOwners();
+  EXPECT_FALSE(std::filesystem::exists(tmp / (dead + "-dir")));
+  EXPECT_NE(::access(("/dev/shm/" + dead + "-shm").c_str(), F_OK), 0);
+  EXPECT_TRUE(std::filesystem::exists(mine));
+  EXPECT_GE(removed.size(), 2u);
+}
+
+}  // namespace
+}  // namespace ipch

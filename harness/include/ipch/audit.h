@@ -28,6 +28,10 @@ std::vector<std::string> LeftoverFiles(const std::filesystem::path& dir);
 // Removes what a test leaked (after it has been reported): kills and reaps child processes,
 // unlinks POSIX shm and queues, removes SysV objects that are in `after` but not `before`.
 void CleanUp(const Snapshot& before, const Snapshot& after);
+// Removes objects named "ipch-<pid>-..." whose process is gone (a test binary that was killed or
+// aborted by a sanitizer never ran its cleanup): scratch dirs in the temp directory, /dev/shm
+// and /dev/mqueue entries. Returns one line per removed object.
+std::vector<std::string> SweepDeadOwners();
 // Mounts /dev/mqueue if absent and we are root, so POSIX queues can be audited. Returns the
 // reason it is not auditable, or "" when it is.
 std::string EnsureMqueueMounted();

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
+#include <cstdint>
 #include <cstring>
 
 namespace ipch {
@@ -25,7 +27,7 @@ StreamConnection::StreamConnection(UniqueFd read_fd, UniqueFd write_fd, std::siz
                                    bool is_socket, std::string label)
     : rfd_(std::move(read_fd)),
       wfd_(std::move(write_fd)),
-      max_(max_message_size),
+      max_(std::min<std::size_t>(max_message_size, UINT32_MAX)),  // the header holds a u32
       is_socket_(is_socket),
       label_(std::move(label)),
       open_(true),
@@ -93,7 +95,11 @@ Status StreamConnection::Send(ByteView msg, Deadline d) {
         return Fail(MakeError(Errc::Timeout, label_ + ": " + why), MakeError(Errc::Closed, label_ + ": " + why));
       }
       if (IsPeerGone(errno)) return Fail(MakeError(Errc::PeerClosed, label_ + ": send: " + strerror(errno)));
-      return ErrnoError(label_ + ": send");
+      Error e = ErrnoError(label_ + ": send");
+      if (sent == 0) return e;
+      // Part of the frame is out: the stream cannot be resynchronised.
+      ::shutdown(wfd_.get(), SHUT_RDWR);
+      return Fail(e, MakeError(Errc::Closed, label_ + ": send failed mid-frame; connection shut down"));
     }
     sent += static_cast<std::size_t>(w);
     // Advance the iovec past what was written.

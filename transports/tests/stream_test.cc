@@ -88,3 +88,27 @@ TEST(StreamConnection, ExpiredSendOnFullBufferIsWouldBlockAndHarmless) {
 
 }  // namespace
 }  // namespace ipch
+
+#include "ipch/fault.h"
+
+namespace ipch {
+namespace {
+
+TEST(StreamConnection, HardErrorMidFrameClosesTheStream) {
+  Fixture f(1u << 20);
+  Bytes msg(1000, std::byte{1});
+  // First write short (part of the frame goes out), second write fails with EIO.
+  fault::Plan plan{{fault::Rule{fault::kWrite, fault::Kind::kShort, 0, 1, 0.0, 1},
+                    fault::Rule{fault::kWrite, fault::Kind::kErrno, EIO, 1, 0.0, 1}},
+                   1};
+  Status st;
+  {
+    fault::ScopedPlan armed(plan);
+    st = f.conn.Send(msg, Soon());
+  }
+  ASSERT_EQ(st.error().code, std::error_code(EIO, std::system_category())) << st.error().ToString();
+  IPCH_EXPECT_ERRC(f.conn.Send(msg, Soon()), Closed) << "a desynchronised stream must not accept more frames";
+}
+
+}  // namespace
+}  // namespace ipch

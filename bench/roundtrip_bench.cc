@@ -108,7 +108,8 @@ RawEndpoint RawListen(bool unix_sock, const std::filesystem::path& dir) {
     sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     e.len = sizeof(sockaddr_in);
   }
-  if (::bind(e.listener.get(), reinterpret_cast<sockaddr*>(&e.addr), e.len) != 0 || ::listen(e.listener.get(), 4) != 0) {
+  if (::bind(e.listener.get(), reinterpret_cast<sockaddr*>(&e.addr), e.len) != 0 ||
+      ::listen(e.listener.get(), 4) != 0) {
     e.listener.reset();
     return e;
   }
@@ -204,7 +205,8 @@ class RatioReporter : public benchmark::ConsoleReporter {
         auto raw = medians_.find(std::string(mech) + "/raw/" + size + "/real_time");
         auto ours = medians_.find(std::string(mech) + "/ipch/" + size + "/real_time");
         if (raw == medians_.end() || ours == medians_.end()) continue;
-        std::printf("%-6s %8s %14.0f %14.0f %8.3f\n", mech, size, raw->second, ours->second, ours->second / raw->second);
+        std::printf("%-6s %8s %14.0f %14.0f %8.3f\n", mech, size, raw->second, ours->second,
+                    ours->second / raw->second);
       }
     }
   }

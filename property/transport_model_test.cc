@@ -209,17 +209,17 @@ class DropsMessages {
 
 TEST(TransportModel, CatchesADroppingTransport) {
   g_expected_bound = Millis(50);  // inmem delivers synchronously: a missing message is lost
-  bool passed = CheckModel<DropsMessages>("a transport that drops messages (expected to FAIL)",
-                                              [](Sut<DropsMessages>& sut) {
-    auto l = inmem::Listen(testing::NewToken());
-    if (!l.ok()) return false;
-    auto c = inmem::Connect(l->address(), Settle());
-    auto s = l->Accept(Settle());
-    if (!c.ok() || !s.ok()) return false;
-    sut.end[0] = DropsMessages(std::move(*c));
-    sut.end[1] = DropsMessages(std::move(*s));
-    return true;
-  });
+  bool passed =
+      CheckModel<DropsMessages>("a transport that drops messages (expected to FAIL)", [](Sut<DropsMessages>& sut) {
+        auto l = inmem::Listen(testing::NewToken());
+        if (!l.ok()) return false;
+        auto c = inmem::Connect(l->address(), Settle());
+        auto s = l->Accept(Settle());
+        if (!c.ok() || !s.ok()) return false;
+        sut.end[0] = DropsMessages(std::move(*c));
+        sut.end[1] = DropsMessages(std::move(*s));
+        return true;
+      });
   g_expected_bound = std::chrono::seconds(10);
   EXPECT_FALSE(passed) << "the model did not notice lost messages";
 }

@@ -18,8 +18,8 @@ struct Listener {
 
 struct LoopbackAdapter {
   static constexpr std::string_view kName = "user_loopback";
-  static constexpr ipch::Caps kCaps = ipch::Cap::Stream | ipch::Cap::CrossProcess | ipch::Cap::PeerDeathDetect |
-                                      ipch::Cap::SyscallIo;
+  static constexpr ipch::Caps kCaps =
+      ipch::Cap::Stream | ipch::Cap::CrossProcess | ipch::Cap::PeerDeathDetect | ipch::Cap::SyscallIo;
   using Connection = ipch::StreamConnection;
   using Listener = user::Listener;
   static std::string Address(const ipch::EndpointSpec&) { return "127.0.0.1:0"; }

@@ -96,20 +96,19 @@ class TransportTest : public ::testing::Test {
   std::string address_;
 };
 
-#define IPCH_REQUIRE_CAP(cap)                                                                     \
-  do {                                                                                            \
-    if (!TypeParam::kCaps.Has(::ipch::Cap::cap)) {                                                \
-      GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << " lacks capability " #cap;           \
-    }                                                                                             \
+#define IPCH_REQUIRE_CAP(cap)                                                           \
+  do {                                                                                  \
+    if (!TypeParam::kCaps.Has(::ipch::Cap::cap)) {                                      \
+      GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << " lacks capability " #cap; \
+    }                                                                                   \
   } while (0)
 
-#define IPCH_CONNECTED(var)          \
-  auto var##_r = this->Connected();  \
-  IPCH_ASSERT_OK(var##_r);           \
+#define IPCH_CONNECTED(var)         \
+  auto var##_r = this->Connected(); \
+  IPCH_ASSERT_OK(var##_r);          \
   auto& var = *var##_r
 
-#define IPCH_ASSERT_PEER_OK(peer) \
-  IPCH_ASSERT_OK((peer).Join(Settle()))
+#define IPCH_ASSERT_PEER_OK(peer) IPCH_ASSERT_OK((peer).Join(Settle()))
 
 // Sends `msg` from a to b and checks it arrives intact.
 template <class C>
@@ -119,7 +118,9 @@ template <class C>
   Bytes got;
   s = b.Receive(got, Settle());
   if (!s.ok()) return ::testing::AssertionFailure() << "receive " << msg.size() << " bytes: " << s.error().ToString();
-  if (got != msg) return ::testing::AssertionFailure() << "message of " << msg.size() << " bytes arrived as " << got.size() << " different bytes";
+  if (got != msg)
+    return ::testing::AssertionFailure() << "message of " << msg.size() << " bytes arrived as " << got.size()
+                                         << " different bytes";
   return ::testing::AssertionSuccess();
 }
 
@@ -162,7 +163,9 @@ template <class C>
   Bytes got;
   s = c.Receive(got, Settle());
   if (!s.ok()) return ::testing::AssertionFailure() << "receive echo: " << s.error().ToString();
-  if (got != msg) return ::testing::AssertionFailure() << "echo of " << msg.size() << " bytes came back as " << got.size() << " different bytes";
+  if (got != msg)
+    return ::testing::AssertionFailure() << "echo of " << msg.size() << " bytes came back as " << got.size()
+                                         << " different bytes";
   return ::testing::AssertionSuccess();
 }
 
@@ -404,7 +407,8 @@ TYPED_TEST_P(Ordering, FullDuplexStreamsDoNotInterfere) {
   IPCH_ASSERT_OK(s);
   Status send_status;
   std::thread sender([&] {
-    for (uint64_t i = 0; i < kCount && send_status.ok(); ++i) send_status = s->Send(MakeMessage(i, 100 + i % 500, salt), Settle());
+    for (uint64_t i = 0; i < kCount && send_status.ok(); ++i)
+      send_status = s->Send(MakeMessage(i, 100 + i % 500, salt), Settle());
   });
   Bytes got;
   for (uint64_t i = 0; i < kCount; ++i) {
@@ -694,8 +698,10 @@ class PeerDeath : public TransportTest<T> {
     Bytes got;
     auto t0 = Clock::now();
     Status st = c.Receive(got, Deadline::After(DeathBound()));
-    if (st.ok()) return ::testing::AssertionFailure() << "received a " << got.size() << "-byte message from a dead peer";
-    if (!st.Is(Errc::PeerClosed)) return ::testing::AssertionFailure() << "expected PeerClosed, got " << st.error().ToString();
+    if (st.ok())
+      return ::testing::AssertionFailure() << "received a " << got.size() << "-byte message from a dead peer";
+    if (!st.Is(Errc::PeerClosed))
+      return ::testing::AssertionFailure() << "expected PeerClosed, got " << st.error().ToString();
     if (Clock::now() - t0 > DeathBound()) return ::testing::AssertionFailure() << "PeerClosed came too late";
     return ::testing::AssertionSuccess();
   }
@@ -785,7 +791,7 @@ TYPED_TEST_P(PeerDeath, PeerKilledMidMessage) {
     Bytes big(c.max_message_size(), std::byte{0x42});
     IPCH_RETURN_IF_ERROR(ch.Signal());
     IPCH_RETURN_IF_ERROR(c.Send(big, Deadline::Never()));  // blocks mid-message: nobody reads yet
-    IPCH_RETURN_IF_ERROR(ch.Signal('S'));  // only reached if the buffers held the whole message
+    IPCH_RETURN_IF_ERROR(ch.Signal('S'));                  // only reached if the buffers held the whole message
     return ch.WaitSignal(Deadline::Never());
   });
   IPCH_ASSERT_OK(peer);
@@ -1020,7 +1026,8 @@ TYPED_TEST_P(Concurrency, SenderAndReceiverThreadsShareAConnection) {
   });
   Status send_status;
   std::thread sender([&] {
-    for (uint64_t i = 0; i < kCount && send_status.ok(); ++i) send_status = p.client.Send(MakeMessage(i, i % 700, salt), Settle());
+    for (uint64_t i = 0; i < kCount && send_status.ok(); ++i)
+      send_status = p.client.Send(MakeMessage(i, i % 700, salt), Settle());
   });
   Bytes got;
   for (uint64_t i = 0; i < kCount; ++i) {
@@ -1227,16 +1234,16 @@ REGISTER_TYPED_TEST_SUITE_P(Fault, EintrEverywhereIsInvisible, ShortWritesAreCom
 // Runs the whole battery over the listed adapter types. Test names read
 // Prefix/Group/<kName>.Case, e.g. Conformance/Basic/tcp.RoundTripMaxSize.
 // Expands inside namespace ipch::conformance (gtest requires it): qualify the adapter types.
-#define IPCH_INSTANTIATE_CONFORMANCE(Prefix, ...)                                                              \
-  namespace ipch::conformance {                                                                                 \
-  using Prefix##IpchTypes = ::testing::Types<__VA_ARGS__>;                                                      \
-  INSTANTIATE_TYPED_TEST_SUITE_P(Prefix, Basic, Prefix##IpchTypes, ::ipch::conformance::NameOf);               \
-  INSTANTIATE_TYPED_TEST_SUITE_P(Prefix, Ordering, Prefix##IpchTypes, ::ipch::conformance::NameOf);            \
-  INSTANTIATE_TYPED_TEST_SUITE_P(Prefix, Deadlines, Prefix##IpchTypes, ::ipch::conformance::NameOf);           \
-  INSTANTIATE_TYPED_TEST_SUITE_P(Prefix, Lifecycle, Prefix##IpchTypes, ::ipch::conformance::NameOf);           \
-  INSTANTIATE_TYPED_TEST_SUITE_P(Prefix, PeerDeath, Prefix##IpchTypes, ::ipch::conformance::NameOf);           \
-  INSTANTIATE_TYPED_TEST_SUITE_P(Prefix, Security, Prefix##IpchTypes, ::ipch::conformance::NameOf);            \
-  INSTANTIATE_TYPED_TEST_SUITE_P(Prefix, Concurrency, Prefix##IpchTypes, ::ipch::conformance::NameOf);         \
-  INSTANTIATE_TYPED_TEST_SUITE_P(Prefix, Fault, Prefix##IpchTypes, ::ipch::conformance::NameOf);            \
-  }  /* namespace ipch::conformance */                                                                          \
+#define IPCH_INSTANTIATE_CONFORMANCE(Prefix, ...)                                                      \
+  namespace ipch::conformance {                                                                        \
+  using Prefix##IpchTypes = ::testing::Types<__VA_ARGS__>;                                             \
+  INSTANTIATE_TYPED_TEST_SUITE_P(Prefix, Basic, Prefix##IpchTypes, ::ipch::conformance::NameOf);       \
+  INSTANTIATE_TYPED_TEST_SUITE_P(Prefix, Ordering, Prefix##IpchTypes, ::ipch::conformance::NameOf);    \
+  INSTANTIATE_TYPED_TEST_SUITE_P(Prefix, Deadlines, Prefix##IpchTypes, ::ipch::conformance::NameOf);   \
+  INSTANTIATE_TYPED_TEST_SUITE_P(Prefix, Lifecycle, Prefix##IpchTypes, ::ipch::conformance::NameOf);   \
+  INSTANTIATE_TYPED_TEST_SUITE_P(Prefix, PeerDeath, Prefix##IpchTypes, ::ipch::conformance::NameOf);   \
+  INSTANTIATE_TYPED_TEST_SUITE_P(Prefix, Security, Prefix##IpchTypes, ::ipch::conformance::NameOf);    \
+  INSTANTIATE_TYPED_TEST_SUITE_P(Prefix, Concurrency, Prefix##IpchTypes, ::ipch::conformance::NameOf); \
+  INSTANTIATE_TYPED_TEST_SUITE_P(Prefix, Fault, Prefix##IpchTypes, ::ipch::conformance::NameOf);       \
+  } /* namespace ipch::conformance */                                                                  \
   static_assert(true, "require a semicolon")

@@ -213,17 +213,17 @@ namespace F = ipch::fault;
   static std::atomic<void*> real_slot_##name{nullptr}; \
   auto real_##name = F::Real<type>(real_slot_##name, #name)
 
-#define IPCH_ERRNO_OR_SHORT(d, n_var)          \
+#define IPCH_ERRNO_OR_SHORT(d, n_var)         \
   if ((d).fire && (d).kind == Kind::kErrno) { \
-    errno = (d).err;                           \
-    return -1;                                 \
-  }                                            \
+    errno = (d).err;                          \
+    return -1;                                \
+  }                                           \
   if ((d).fire && (d).kind == Kind::kShort) n_var = ShortLen((d), n_var)
 
 extern "C" {
 
 ssize_t read(int fd, void* buf, size_t n) {
-  IPCH_REAL(read, ssize_t (*)(int, void*, size_t));
+  IPCH_REAL(read, ssize_t(*)(int, void*, size_t));
   auto d = Decide(F::kRead, fd, "read");
   IPCH_ERRNO_OR_SHORT(d, n);
   return real_read(fd, buf, n);
@@ -231,14 +231,14 @@ ssize_t read(int fd, void* buf, size_t n) {
 ssize_t __read_chk(int fd, void* buf, size_t n, size_t) { return read(fd, buf, n); }
 
 ssize_t write(int fd, const void* buf, size_t n) {
-  IPCH_REAL(write, ssize_t (*)(int, const void*, size_t));
+  IPCH_REAL(write, ssize_t(*)(int, const void*, size_t));
   auto d = Decide(F::kWrite, fd, "write");
   IPCH_ERRNO_OR_SHORT(d, n);
   return real_write(fd, buf, n);
 }
 
 ssize_t recv(int fd, void* buf, size_t n, int flags) {
-  IPCH_REAL(recv, ssize_t (*)(int, void*, size_t, int));
+  IPCH_REAL(recv, ssize_t(*)(int, void*, size_t, int));
   auto d = Decide(F::kRead, fd, "recv");
   IPCH_ERRNO_OR_SHORT(d, n);
   return real_recv(fd, buf, n, flags);
@@ -246,14 +246,14 @@ ssize_t recv(int fd, void* buf, size_t n, int flags) {
 ssize_t __recv_chk(int fd, void* buf, size_t n, size_t, int flags) { return recv(fd, buf, n, flags); }
 
 ssize_t send(int fd, const void* buf, size_t n, int flags) {
-  IPCH_REAL(send, ssize_t (*)(int, const void*, size_t, int));
+  IPCH_REAL(send, ssize_t(*)(int, const void*, size_t, int));
   auto d = Decide(F::kWrite, fd, "send");
   IPCH_ERRNO_OR_SHORT(d, n);
   return real_send(fd, buf, n, flags);
 }
 
 ssize_t recvfrom(int fd, void* buf, size_t n, int flags, sockaddr* a, socklen_t* al) {
-  IPCH_REAL(recvfrom, ssize_t (*)(int, void*, size_t, int, sockaddr*, socklen_t*));
+  IPCH_REAL(recvfrom, ssize_t(*)(int, void*, size_t, int, sockaddr*, socklen_t*));
   auto d = Decide(F::kRead, fd, "recvfrom");
   IPCH_ERRNO_OR_SHORT(d, n);
   return real_recvfrom(fd, buf, n, flags, a, al);
@@ -263,14 +263,14 @@ ssize_t __recvfrom_chk(int fd, void* buf, size_t n, size_t, int flags, sockaddr*
 }
 
 ssize_t sendto(int fd, const void* buf, size_t n, int flags, const sockaddr* a, socklen_t al) {
-  IPCH_REAL(sendto, ssize_t (*)(int, const void*, size_t, int, const sockaddr*, socklen_t));
+  IPCH_REAL(sendto, ssize_t(*)(int, const void*, size_t, int, const sockaddr*, socklen_t));
   auto d = Decide(F::kWrite, fd, "sendto");
   IPCH_ERRNO_OR_SHORT(d, n);
   return real_sendto(fd, buf, n, flags, a, al);
 }
 
 ssize_t readv(int fd, const iovec* iov, int cnt) {
-  IPCH_REAL(readv, ssize_t (*)(int, const iovec*, int));
+  IPCH_REAL(readv, ssize_t(*)(int, const iovec*, int));
   auto d = Decide(F::kRead, fd, "readv");
   size_t n = F::IovLen(iov, cnt), full = n;
   IPCH_ERRNO_OR_SHORT(d, n);
@@ -282,7 +282,7 @@ ssize_t readv(int fd, const iovec* iov, int cnt) {
 }
 
 ssize_t writev(int fd, const iovec* iov, int cnt) {
-  IPCH_REAL(writev, ssize_t (*)(int, const iovec*, int));
+  IPCH_REAL(writev, ssize_t(*)(int, const iovec*, int));
   auto d = Decide(F::kWrite, fd, "writev");
   size_t n = F::IovLen(iov, cnt), full = n;
   IPCH_ERRNO_OR_SHORT(d, n);
@@ -294,7 +294,7 @@ ssize_t writev(int fd, const iovec* iov, int cnt) {
 }
 
 ssize_t sendmsg(int fd, const msghdr* m, int flags) {
-  IPCH_REAL(sendmsg, ssize_t (*)(int, const msghdr*, int));
+  IPCH_REAL(sendmsg, ssize_t(*)(int, const msghdr*, int));
   auto d = Decide(F::kWrite, fd, "sendmsg");
   int cnt = static_cast<int>(m->msg_iovlen);
   size_t n = F::IovLen(m->msg_iov, cnt), full = n;
@@ -310,7 +310,7 @@ ssize_t sendmsg(int fd, const msghdr* m, int flags) {
 }
 
 ssize_t recvmsg(int fd, msghdr* m, int flags) {
-  IPCH_REAL(recvmsg, ssize_t (*)(int, msghdr*, int));
+  IPCH_REAL(recvmsg, ssize_t(*)(int, msghdr*, int));
   auto d = Decide(F::kRead, fd, "recvmsg");
   int cnt = static_cast<int>(m->msg_iovlen);
   size_t n = F::IovLen(m->msg_iov, cnt), full = n;

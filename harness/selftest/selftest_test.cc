@@ -3,7 +3,6 @@
 // the control, which differs from each broken transport only by the planted bug.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
-
 #include <unistd.h>
 
 #include <cstdio>

@@ -10,8 +10,8 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <mutex>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -86,8 +86,7 @@ Status ControlChannel::ReadExact(void* buf, size_t n, Deadline d) {
     ssize_t r = RawRead(fd_.get(), p, n);
     if (r < 0) {
       if (errno == EAGAIN) continue;
-      return errno == ECONNRESET ? MakeError(Errc::PeerClosed, "control channel")
-                                 : ErrnoError("control channel read");
+      return errno == ECONNRESET ? MakeError(Errc::PeerClosed, "control channel") : ErrnoError("control channel read");
     }
     if (r == 0) return MakeError(Errc::PeerClosed, "control channel");
     p += r;
@@ -109,8 +108,8 @@ Status ControlChannel::WaitSignal(Deadline d, char what) {
   auto s = ReceiveString(d);
   if (!s.ok()) return std::move(s).error();
   if (*s != std::string(1, what)) {
-    return MakeError(Errc::Corrupt, "control channel: expected signal '" + std::string(1, what) +
-                                        "', got '" + *s + "'");
+    return MakeError(Errc::Corrupt,
+                     "control channel: expected signal '" + std::string(1, what) + "', got '" + *s + "'");
   }
   return Ok();
 }

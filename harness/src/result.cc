@@ -15,16 +15,26 @@ class ErrcCategoryImpl final : public std::error_category {
 
 const char* ErrcName(Errc e) noexcept {
   switch (e) {
-    case Errc::PeerClosed: return "PeerClosed";
-    case Errc::Timeout: return "Timeout";
-    case Errc::WouldBlock: return "WouldBlock";
-    case Errc::MessageTooLarge: return "MessageTooLarge";
-    case Errc::Corrupt: return "Corrupt";
-    case Errc::OrphanedResource: return "OrphanedResource";
-    case Errc::AlreadyExists: return "AlreadyExists";
-    case Errc::PermissionDenied: return "PermissionDenied";
-    case Errc::InvalidArgument: return "InvalidArgument";
-    case Errc::Closed: return "Closed";
+    case Errc::PeerClosed:
+      return "PeerClosed";
+    case Errc::Timeout:
+      return "Timeout";
+    case Errc::WouldBlock:
+      return "WouldBlock";
+    case Errc::MessageTooLarge:
+      return "MessageTooLarge";
+    case Errc::Corrupt:
+      return "Corrupt";
+    case Errc::OrphanedResource:
+      return "OrphanedResource";
+    case Errc::AlreadyExists:
+      return "AlreadyExists";
+    case Errc::PermissionDenied:
+      return "PermissionDenied";
+    case Errc::InvalidArgument:
+      return "InvalidArgument";
+    case Errc::Closed:
+      return "Closed";
   }
   return "unknown ipch error";
 }
@@ -37,9 +47,8 @@ const std::error_category& ErrcCategory() noexcept {
 std::error_code make_error_code(Errc e) noexcept { return {static_cast<int>(e), ErrcCategory()}; }
 
 std::string Error::ToString() const {
-  std::string s = code.category() == ErrcCategory()
-                      ? std::string(ErrcName(static_cast<Errc>(code.value())))
-                      : std::string(code.category().name()) + ":" + code.message();
+  std::string s = code.category() == ErrcCategory() ? std::string(ErrcName(static_cast<Errc>(code.value())))
+                                                    : std::string(code.category().name()) + ":" + code.message();
   if (!context.empty()) s += " (" + context + ")";
   return s;
 }

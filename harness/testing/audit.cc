@@ -1,10 +1,9 @@
 #include "ipch/audit.h"
-#include "ipch/child_process.h"
 
 #include <dirent.h>
-#include <signal.h>
 #include <fcntl.h>
 #include <mqueue.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/msg.h>
@@ -14,10 +13,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstring>
 #include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <sstream>
+
+#include "ipch/child_process.h"
 
 namespace ipch::audit {
 namespace {
@@ -69,7 +70,8 @@ std::map<pid_t, std::string> Children() {
     pid_t ppid = 0;
     rest >> state >> ppid;
     if (ppid != self) continue;
-    out[std::atoi(e->d_name)] = line.substr(lp + 1, rp - lp - 1) + " (state " + state + (state == 'Z' ? ", zombie" : "") + ")";
+    out[std::atoi(e->d_name)] =
+        line.substr(lp + 1, rp - lp - 1) + " (state " + state + (state == 'Z' ? ", zombie" : "") + ")";
   }
   ::closedir(d);
   return out;
@@ -109,8 +111,7 @@ std::set<std::string> SysvObjects() {
 }
 
 template <class K, class V>
-void DiffMap(const std::map<K, V>& a, const std::map<K, V>& b, const std::string& what,
-             std::vector<std::string>& out) {
+void DiffMap(const std::map<K, V>& a, const std::map<K, V>& b, const std::string& what, std::vector<std::string>& out) {
   for (const auto& [k, v] : b) {
     auto it = a.find(k);
     if (it == a.end() || it->second != v) {
@@ -146,7 +147,8 @@ std::vector<std::string> Leaks(const Snapshot& before, const Snapshot& after) {
   DiffSet(before.shm, after.shm, "leaked POSIX shm", out);
   DiffSet(before.mqueues, after.mqueues, "leaked POSIX mqueue", out);
   DiffSet(before.sysv, after.sysv, "leaked", out);
-  for (const auto& [pid, what] : after.children) out.push_back("child process left running: pid " + std::to_string(pid) + " " + what);
+  for (const auto& [pid, what] : after.children)
+    out.push_back("child process left running: pid " + std::to_string(pid) + " " + what);
   return out;
 }
 
@@ -195,8 +197,8 @@ std::vector<std::string> SweepDeadOwners() {
     if (pid <= 0 || end == nullptr || *end != '-') return false;
     return ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
   };
-  for (const auto& [dir, kind] : {std::pair<std::string, int>{ec ? "/tmp" : tmp.string(), 0}, {"/dev/shm", 1},
-                                  {"/dev/mqueue", 2}}) {
+  for (const auto& [dir, kind] :
+       {std::pair<std::string, int>{ec ? "/tmp" : tmp.string(), 0}, {"/dev/shm", 1}, {"/dev/mqueue", 2}}) {
     DIR* d = ::opendir(dir.c_str());
     if (!d) continue;
     std::vector<std::string> names;

@@ -158,7 +158,9 @@ class MatrixListener : public ::testing::EmptyTestEventListener {
   struct Cell {
     int passed = 0, failed = 0, skipped = 0;
   };
-  static std::string Pad(const std::string& s, size_t w) { return s.size() >= w ? s + " " : s + std::string(w - s.size(), ' '); }
+  static std::string Pad(const std::string& s, size_t w) {
+    return s.size() >= w ? s + " " : s + std::string(w - s.size(), ' ');
+  }
   std::vector<std::string> groups_;
   std::map<std::string, size_t> groups_index_;
   std::vector<std::string> order_;
@@ -209,21 +211,22 @@ Bytes MakeMessage(uint64_t seq, std::size_t size, uint64_t salt) {
 ::testing::AssertionResult VerifyMessage(const Bytes& msg, uint64_t expected_seq, std::size_t expected_size,
                                          uint64_t salt) {
   if (msg.size() != expected_size) {
-    return ::testing::AssertionFailure() << "message " << expected_seq << ": size " << msg.size()
-                                         << ", expected " << expected_size;
+    return ::testing::AssertionFailure() << "message " << expected_seq << ": size " << msg.size() << ", expected "
+                                         << expected_size;
   }
   if (msg.size() >= 8) {
     uint64_t seq = 0;
     for (int i = 0; i < 8; ++i) seq |= static_cast<uint64_t>(msg[i]) << (8 * i);
     if (seq != expected_seq) {
-      return ::testing::AssertionFailure() << "out of order or lost: got message " << seq << ", expected " << expected_seq;
+      return ::testing::AssertionFailure()
+             << "out of order or lost: got message " << seq << ", expected " << expected_seq;
     }
   }
   Bytes want = MakeMessage(expected_seq, expected_size, salt);
   for (std::size_t i = 0; i < msg.size(); ++i) {
     if (msg[i] != want[i]) {
-      return ::testing::AssertionFailure() << "message " << expected_seq << " corrupt at byte " << i << " of "
-                                           << msg.size();
+      return ::testing::AssertionFailure()
+             << "message " << expected_seq << " corrupt at byte " << i << " of " << msg.size();
     }
   }
   return ::testing::AssertionSuccess();

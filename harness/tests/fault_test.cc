@@ -1,5 +1,7 @@
 // Every interposed entry point, with a fault injected and seen by the caller; plus the
 // plan semantics (every Nth, max fires, seeded determinism, scope to sockets and FIFOs).
+#include "ipch/fault.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -7,7 +9,6 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
-#include "ipch/fault.h"
 #include "ipch/testing.h"
 #include "ipch/unique_fd.h"
 
@@ -45,45 +46,59 @@ void ExpectErrnoInjected(uint32_t ops, F call, const char* what) {
 TEST(FaultEngine, ReadFamilyErrno) {
   SocketPair s;
   char buf[16];
-  ExpectErrnoInjected(kRead, [&] { return ::read(s.a.get(), buf, sizeof buf); }, "read");
-  ExpectErrnoInjected(kRead, [&] { return ::recv(s.a.get(), buf, sizeof buf, 0); }, "recv");
-  ExpectErrnoInjected(kRead, [&] { return ::recvfrom(s.a.get(), buf, sizeof buf, 0, nullptr, nullptr); }, "recvfrom");
+  ExpectErrnoInjected(
+      kRead, [&] { return ::read(s.a.get(), buf, sizeof buf); }, "read");
+  ExpectErrnoInjected(
+      kRead, [&] { return ::recv(s.a.get(), buf, sizeof buf, 0); }, "recv");
+  ExpectErrnoInjected(
+      kRead, [&] { return ::recvfrom(s.a.get(), buf, sizeof buf, 0, nullptr, nullptr); }, "recvfrom");
   iovec iov{buf, sizeof buf};
-  ExpectErrnoInjected(kRead, [&] { return ::readv(s.a.get(), &iov, 1); }, "readv");
+  ExpectErrnoInjected(
+      kRead, [&] { return ::readv(s.a.get(), &iov, 1); }, "readv");
   msghdr mh{};
   mh.msg_iov = &iov;
   mh.msg_iovlen = 1;
-  ExpectErrnoInjected(kRead, [&] { return ::recvmsg(s.a.get(), &mh, 0); }, "recvmsg");
+  ExpectErrnoInjected(
+      kRead, [&] { return ::recvmsg(s.a.get(), &mh, 0); }, "recvmsg");
 }
 
 TEST(FaultEngine, WriteFamilyErrno) {
   SocketPair s;
   char buf[16] = {};
-  ExpectErrnoInjected(kWrite, [&] { return ::write(s.a.get(), buf, sizeof buf); }, "write");
-  ExpectErrnoInjected(kWrite, [&] { return ::send(s.a.get(), buf, sizeof buf, 0); }, "send");
-  ExpectErrnoInjected(kWrite, [&] { return ::sendto(s.a.get(), buf, sizeof buf, 0, nullptr, 0); }, "sendto");
+  ExpectErrnoInjected(
+      kWrite, [&] { return ::write(s.a.get(), buf, sizeof buf); }, "write");
+  ExpectErrnoInjected(
+      kWrite, [&] { return ::send(s.a.get(), buf, sizeof buf, 0); }, "send");
+  ExpectErrnoInjected(
+      kWrite, [&] { return ::sendto(s.a.get(), buf, sizeof buf, 0, nullptr, 0); }, "sendto");
   iovec iov{buf, sizeof buf};
-  ExpectErrnoInjected(kWrite, [&] { return ::writev(s.a.get(), &iov, 1); }, "writev");
+  ExpectErrnoInjected(
+      kWrite, [&] { return ::writev(s.a.get(), &iov, 1); }, "writev");
   msghdr mh{};
   mh.msg_iov = &iov;
   mh.msg_iovlen = 1;
-  ExpectErrnoInjected(kWrite, [&] { return ::sendmsg(s.a.get(), &mh, 0); }, "sendmsg");
+  ExpectErrnoInjected(
+      kWrite, [&] { return ::sendmsg(s.a.get(), &mh, 0); }, "sendmsg");
 }
 
 TEST(FaultEngine, PollAcceptConnectErrno) {
   SocketPair s;
   pollfd p{s.a.get(), POLLOUT, 0};
-  ExpectErrnoInjected(kPoll, [&] { return ::poll(&p, 1, 0); }, "poll");
+  ExpectErrnoInjected(
+      kPoll, [&] { return ::poll(&p, 1, 0); }, "poll");
   timespec ts{0, 0};
-  ExpectErrnoInjected(kPoll, [&] { return ::ppoll(&p, 1, &ts, nullptr); }, "ppoll");
+  ExpectErrnoInjected(
+      kPoll, [&] { return ::ppoll(&p, 1, &ts, nullptr); }, "ppoll");
   UniqueFd l(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  ExpectErrnoInjected(kAccept, [&] { return ::accept(l.get(), nullptr, nullptr); }, "accept");
-  ExpectErrnoInjected(kAccept, [&] { return ::accept4(l.get(), nullptr, nullptr, 0); }, "accept4");
+  ExpectErrnoInjected(
+      kAccept, [&] { return ::accept(l.get(), nullptr, nullptr); }, "accept");
+  ExpectErrnoInjected(
+      kAccept, [&] { return ::accept4(l.get(), nullptr, nullptr, 0); }, "accept4");
   sockaddr_un sa{};
   sa.sun_family = AF_UNIX;
   UniqueFd c(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  ExpectErrnoInjected(kConnect, [&] { return ::connect(c.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa); },
-                      "connect");
+  ExpectErrnoInjected(
+      kConnect, [&] { return ::connect(c.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa); }, "connect");
 }
 
 TEST(FaultEngine, ShortWritesAndReadsAreShort) {

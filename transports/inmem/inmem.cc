@@ -57,8 +57,8 @@ Connection& Connection::operator=(Connection&& o) noexcept {
 Status Connection::Send(ByteView msg, Deadline d) {
   if (!out_) return MakeError(Errc::Closed, "inmem send: connection is closed");
   if (msg.size() > max_) {
-    return MakeError(Errc::MessageTooLarge, "inmem send: " + std::to_string(msg.size()) +
-                                                " bytes > max_message_size " + std::to_string(max_));
+    return MakeError(Errc::MessageTooLarge,
+                     "inmem send: " + std::to_string(msg.size()) + " bytes > max_message_size " + std::to_string(max_));
   }
   Pipe& p = *out_;
   std::unique_lock lk(p.mu);

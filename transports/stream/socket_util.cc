@@ -6,9 +6,7 @@
 
 namespace ipch {
 
-bool IsNoPeer(int err) {
-  return err == ECONNREFUSED || err == ENOENT || err == ECONNRESET || err == ECONNABORTED;
-}
+bool IsNoPeer(int err) { return err == ECONNREFUSED || err == ENOENT || err == ECONNRESET || err == ECONNABORTED; }
 
 Result<UniqueFd> AcceptWithDeadline(int listen_fd, Deadline d, const std::string& label) {
   if (listen_fd < 0) return MakeError(Errc::Closed, label + ": listener is closed");

@@ -23,8 +23,8 @@ bool IsPeerGone(int err) { return err == EPIPE || err == ECONNRESET || err == EN
 
 }  // namespace
 
-StreamConnection::StreamConnection(UniqueFd read_fd, UniqueFd write_fd, std::size_t max_message_size,
-                                   bool is_socket, std::string label)
+StreamConnection::StreamConnection(UniqueFd read_fd, UniqueFd write_fd, std::size_t max_message_size, bool is_socket,
+                                   std::string label)
     : rfd_(std::move(read_fd)),
       wfd_(std::move(write_fd)),
       max_(std::min<std::size_t>(max_message_size, UINT32_MAX)),  // the header holds a u32
@@ -63,8 +63,8 @@ Status StreamConnection::Send(ByteView msg, Deadline d) {
   IPCH_RETURN_IF_ERROR(CheckUsable());
   const bool probe = d.expired();
   if (msg.size() > max_) {
-    return MakeError(Errc::MessageTooLarge, label_ + ": " + std::to_string(msg.size()) +
-                                                " bytes > max_message_size " + std::to_string(max_));
+    return MakeError(Errc::MessageTooLarge,
+                     label_ + ": " + std::to_string(msg.size()) + " bytes > max_message_size " + std::to_string(max_));
   }
   uint32_t n = static_cast<uint32_t>(msg.size());
   unsigned char header[kHeaderSize] = {static_cast<unsigned char>(n), static_cast<unsigned char>(n >> 8),
@@ -90,8 +90,8 @@ Status StreamConnection::Send(ByteView msg, Deadline d) {
         if (ws.ok()) continue;
         if (sent == 0) return probe ? MakeError(Errc::WouldBlock, label_ + ": send buffer full") : ws;
         ::shutdown(wfd_.get(), SHUT_RDWR);
-        std::string why = "send deadline passed mid-frame (" + std::to_string(sent) + "/" +
-                          std::to_string(total) + " bytes); connection shut down";
+        std::string why = "send deadline passed mid-frame (" + std::to_string(sent) + "/" + std::to_string(total) +
+                          " bytes); connection shut down";
         return Fail(MakeError(Errc::Timeout, label_ + ": " + why), MakeError(Errc::Closed, label_ + ": " + why));
       }
       if (IsPeerGone(errno)) return Fail(MakeError(Errc::PeerClosed, label_ + ": send: " + strerror(errno)));
@@ -135,10 +135,9 @@ Status StreamConnection::FillSome(Deadline d) {
       return Ok();
     }
     if (r == 0) {
-      std::string why = have_header_ || rend_ > rpos_
-                            ? "peer closed mid-frame (" + std::to_string(partial_.size()) + " of " +
-                                  std::to_string(want_) + " payload bytes)"
-                            : "peer closed";
+      std::string why = have_header_ || rend_ > rpos_ ? "peer closed mid-frame (" + std::to_string(partial_.size()) +
+                                                            " of " + std::to_string(want_) + " payload bytes)"
+                                                      : "peer closed";
       return Fail(MakeError(Errc::PeerClosed, label_ + ": " + why));
     }
     if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
@@ -163,7 +162,7 @@ Status StreamConnection::ReceiveFrame(Bytes& out, Deadline d) {
       uint32_t n = uint32_t{h[0]} | uint32_t{h[1]} << 8 | uint32_t{h[2]} << 16 | uint32_t{h[3]} << 24;
       if (n > max_) {
         return Fail(MakeError(Errc::Corrupt, label_ + ": peer announced " + std::to_string(n) +
-                                                                  " bytes > max_message_size " + std::to_string(max_)));
+                                                 " bytes > max_message_size " + std::to_string(max_)));
       }
       rpos_ += kHeaderSize;
       have_header_ = true;
@@ -201,9 +200,8 @@ Status StreamConnection::ReceiveFrame(Bytes& out, Deadline d) {
         continue;
       }
       if (r < 0 && !IsPeerGone(errno)) return ErrnoError(label_ + ": read");
-      return Fail(MakeError(Errc::PeerClosed, label_ + ": peer closed mid-frame (" +
-                                                                  std::to_string(have) + " of " +
-                                                                  std::to_string(want_) + " payload bytes)"));
+      return Fail(MakeError(Errc::PeerClosed, label_ + ": peer closed mid-frame (" + std::to_string(have) + " of " +
+                                                  std::to_string(want_) + " payload bytes)"));
     }
     IPCH_RETURN_IF_ERROR(FillSome(d));
   }

@@ -20,8 +20,8 @@ class StreamConnection {
   StreamConnection() = default;
   // `read_fd` and `write_fd` may be the same socket. Both must be O_NONBLOCK.
   // `is_socket` selects send(MSG_NOSIGNAL) over write(), so EPIPE never raises SIGPIPE.
-  StreamConnection(UniqueFd read_fd, UniqueFd write_fd, std::size_t max_message_size,
-                   bool is_socket, std::string label);
+  StreamConnection(UniqueFd read_fd, UniqueFd write_fd, std::size_t max_message_size, bool is_socket,
+                   std::string label);
   StreamConnection(StreamConnection&&) noexcept = default;
   StreamConnection& operator=(StreamConnection&&) noexcept = default;
   ~StreamConnection() = default;
@@ -44,7 +44,10 @@ class StreamConnection {
   Status CheckUsable() const;
   // Makes `e` the answer to every later call (PeerClosed and Corrupt are permanent on a stream).
   Status Fail(Error e, Error sticky);
-  Status Fail(Error e) { Error copy = e; return Fail(std::move(e), std::move(copy)); }
+  Status Fail(Error e) {
+    Error copy = e;
+    return Fail(std::move(e), std::move(copy));
+  }
   Status ReceiveFrame(Bytes& out, Deadline d);
   // Fills the read buffer with at least one more byte; PeerClosed on EOF.
   Status FillSome(Deadline d);
@@ -62,8 +65,8 @@ class StreamConnection {
   Bytes rbuf_;
   std::size_t rpos_ = 0, rend_ = 0;
   bool have_header_ = false;
-  std::size_t want_ = 0;   // payload length of the frame in progress
-  Bytes partial_;          // payload bytes received so far
+  std::size_t want_ = 0;  // payload length of the frame in progress
+  Bytes partial_;         // payload bytes received so far
 };
 
 }  // namespace ipch

@@ -35,7 +35,8 @@ Result<SockAddr> Parse(const std::string& address) {
     auto* a6 = reinterpret_cast<sockaddr_in6*>(&sa.storage);
     a6->sin6_family = AF_INET6;
     a6->sin6_port = htons(static_cast<uint16_t>(port));
-    if (::inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), &a6->sin6_addr) != 1) return bad("bad IPv6 host");
+    if (::inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), &a6->sin6_addr) != 1)
+      return bad("bad IPv6 host");
     sa.len = sizeof(sockaddr_in6);
     sa.family = AF_INET6;
   } else {

@@ -1,12 +1,13 @@
-#include "ipch/testing.h"
 #include "transports/tcp/tcp.h"
+
+#include "ipch/testing.h"
 
 namespace ipch::tcp {
 namespace {
 
 TEST(Tcp, MalformedAddressesAreInvalidArgument) {
-  for (const char* a : {"", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:-1", "localhost:80",
-                        "[::1:80", "1.2.3:80", "127.0.0.1:80x"}) {
+  for (const char* a : {"", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:-1", "localhost:80", "[::1:80",
+                        "1.2.3:80", "127.0.0.1:80x"}) {
     IPCH_EXPECT_ERRC(Listen(a), InvalidArgument) << "address '" << a << "'";
     IPCH_EXPECT_ERRC(Connect(a, Deadline::Expired()), InvalidArgument) << "address '" << a << "'";
   }

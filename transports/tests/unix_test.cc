@@ -1,9 +1,10 @@
+#include "transports/unix/unix.h"
+
 #include <sys/stat.h>
 
 #include <fstream>
 
 #include "ipch/testing.h"
-#include "transports/unix/unix.h"
 
 namespace ipch::unix_sock {
 namespace {

@@ -25,17 +25,18 @@ Result<sockaddr_un> MakeAddr(const std::string& path, const char* what) {
 
 // The directory must be ours and closed to everyone else; create it (0700) if missing.
 Result<bool> EnsurePrivateDir(const std::filesystem::path& dir) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(dir.c_str(), &st) != 0) {
     if (errno != ENOENT) return ErrnoError("unix listen: stat " + dir.string());
     if (::mkdir(dir.c_str(), 0700) == 0) return true;
     if (errno != EEXIST) return ErrnoError("unix listen: mkdir " + dir.string());
     if (::stat(dir.c_str(), &st) != 0) return ErrnoError("unix listen: stat " + dir.string());
   }
-  if (!S_ISDIR(st.st_mode)) return MakeError(Errc::InvalidArgument, "unix listen: " + dir.string() + " is not a directory");
+  if (!S_ISDIR(st.st_mode))
+    return MakeError(Errc::InvalidArgument, "unix listen: " + dir.string() + " is not a directory");
   if (st.st_uid != ::geteuid()) {
-    return MakeError(Errc::PermissionDenied, "unix listen: " + dir.string() + " is owned by uid " +
-                                                 std::to_string(st.st_uid) + ", not us");
+    return MakeError(Errc::PermissionDenied,
+                     "unix listen: " + dir.string() + " is owned by uid " + std::to_string(st.st_uid) + ", not us");
   }
   if ((st.st_mode & 077) != 0) {
     char mode[8];
@@ -72,7 +73,7 @@ Status Listener::Close() {
   fd_.reset();
   if (!path_.empty()) {
     // Unlink only the file we bound: a new listener may have reclaimed the path since.
-    struct stat st{};
+    struct stat st {};
     if (::lstat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_) ::unlink(path_.c_str());
     path_.clear();
   }
@@ -96,20 +97,22 @@ Result<Listener> Listen(const std::string& path, std::size_t max_message_size) {
   for (int attempt = 0;; ++attempt) {
     if (::bind(fd.get(), addr, sizeof *sa) == 0) break;
     if (errno != EADDRINUSE || attempt > 0) return ErrnoError("unix listen " + path + ": bind");
-    struct stat st{};
+    struct stat st {};
     if (::lstat(path.c_str(), &st) != 0) continue;  // vanished meanwhile: retry
     if (!S_ISSOCK(st.st_mode)) {
-      return MakeError(Errc::AlreadyExists, "unix listen " + path + ": path exists and is not a socket; refusing to remove it");
+      return MakeError(Errc::AlreadyExists,
+                       "unix listen " + path + ": path exists and is not a socket; refusing to remove it");
     }
     // A socket file: live if someone accepts connections on it, stale if refused.
     auto probe = ConnectWithDeadline(AF_UNIX, addr, sizeof *sa, Deadline::After(Scaled(Millis(500))), "unix probe");
     if (probe.ok() || !probe.Is(Errc::PeerClosed)) {
       return MakeError(Errc::AlreadyExists, "unix listen " + path + ": a live listener owns this path");
     }
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoError("unix listen " + path + ": unlink stale socket");
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+      return ErrnoError("unix listen " + path + ": unlink stale socket");
   }
   l.path_ = path;
-  struct stat st{};
+  struct stat st {};
   if (::chmod(path.c_str(), 0600) != 0 || ::lstat(path.c_str(), &st) != 0) {
     return ErrnoError("unix listen " + path + ": chmod");
   }
@@ -130,7 +133,8 @@ Result<StreamConnection> Listener::Accept(Deadline d) {
 Result<StreamConnection> Connect(const std::string& path, Deadline d, std::size_t max_message_size) {
   auto sa = MakeAddr(path, "connect");
   if (!sa.ok()) return std::move(sa).error();
-  auto fd = ConnectWithDeadline(AF_UNIX, reinterpret_cast<const sockaddr*>(&*sa), sizeof *sa, d, "unix connect " + path);
+  auto fd =
+      ConnectWithDeadline(AF_UNIX, reinterpret_cast<const sockaddr*>(&*sa), sizeof *sa, d, "unix connect " + path);
   if (!fd.ok()) return std::move(fd).error();
   return StreamConnection(std::move(*fd), UniqueFd(), max_message_size, true, "unix " + path + " (client)");
 }

@@ -47,8 +47,8 @@ Result<StreamConnection> Connect(const std::string& path, Deadline d,
 
 struct Adapter {
   static constexpr std::string_view kName = "unix";
-  static constexpr Caps kCaps = Cap::Stream | Cap::CrossProcess | Cap::NamedResource | Cap::PeerDeathDetect |
-                                Cap::RawPeer | Cap::SyscallIo;
+  static constexpr Caps kCaps =
+      Cap::Stream | Cap::CrossProcess | Cap::NamedResource | Cap::PeerDeathDetect | Cap::RawPeer | Cap::SyscallIo;
   using Connection = StreamConnection;
   using Listener = unix_sock::Listener;
   static std::string Address(const EndpointSpec& s) { return (s.scratch_dir / (s.token + ".sock")).string(); }

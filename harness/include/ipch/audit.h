@@ -12,10 +12,10 @@
 namespace ipch::audit {
 
 struct Snapshot {
-  std::map<int, std::string> fds;  // fd -> readlink target
-  std::set<std::string> shm;       // /dev/shm entries with our token prefix
-  std::set<std::string> mqueues;   // /dev/mqueue entries with our token prefix
-  std::set<std::string> sysv;      // "shm key=.. id=.." etc. created by us or our children
+  std::map<int, std::string> fds;         // fd -> readlink target
+  std::set<std::string> shm;              // /dev/shm entries with our token prefix
+  std::set<std::string> mqueues;          // /dev/mqueue entries with our token prefix
+  std::set<std::string> sysv;             // "shm key=.. id=.." etc. created by us or our children
   std::map<pid_t, std::string> children;  // pid -> "comm (state)"
 };
 

@@ -46,7 +46,7 @@ Error ErrnoError(std::string context, int err = errno);
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}      // NOLINT: implicit by design
   Result(Error error) : v_(std::in_place_index<1>, std::move(error)) {}  // NOLINT
 
   bool ok() const noexcept { return v_.index() == 0; }
@@ -95,8 +95,8 @@ struct is_error_code_enum<ipch::Errc> : true_type {};
 }  // namespace std
 
 // Early return on error; keeps call sites flat.
-#define IPCH_RETURN_IF_ERROR(expr)                    \
-  do {                                                \
-    auto ipch_status_ = (expr);                       \
+#define IPCH_RETURN_IF_ERROR(expr)                                  \
+  do {                                                              \
+    auto ipch_status_ = (expr);                                     \
     if (!ipch_status_.ok()) return std::move(ipch_status_).error(); \
   } while (0)

@@ -84,8 +84,6 @@ concept Transport = requires(const EndpointSpec& spec, const std::string& addres
   { T::Connect(address, d) } -> std::same_as<Result<typename T::Connection>>;
 };
 
-inline ByteView AsBytes(std::string_view s) {
-  return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
-}
+inline ByteView AsBytes(std::string_view s) { return {reinterpret_cast<const std::byte*>(s.data()), s.size()}; }
 
 }  // namespace ipch

@@ -1,9 +1,9 @@
 // Move-only owner of a file descriptor, and the one EINTR-retrying syscall helper.
 #pragma once
 
-#include <cerrno>
 #include <unistd.h>
 
+#include <cerrno>
 #include <utility>
 
 namespace ipch {

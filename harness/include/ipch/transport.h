@@ -2,6 +2,8 @@
 // battery is instantiated over a list of such types (see docs/new-transport.md).
 #pragma once
 
+#include <sys/types.h>
+
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -28,6 +30,7 @@ enum class Cap : uint32_t {
   PeerDeathDetect = 1u << 3,  // a killed peer is reported as PeerClosed within a bound
   RawPeer = 1u << 4,          // adapter can open a raw byte connection for hostile-peer tests
   SyscallIo = 1u << 5,        // I/O goes through libc calls the fault engine can interpose
+  SharedMemory = 1u << 6,     // the peers share a mapped segment a hostile peer can scribble on
 };
 
 class Caps {
@@ -43,13 +46,28 @@ class Caps {
   uint32_t bits_ = 0;
 };
 constexpr Caps operator|(Cap a, Cap b) { return Caps(a) | Caps(b); }
-const char* CapName(Cap c);
 
 // What the harness hands to Address(): a token unique to this test and process, and a
 // private (0700) scratch directory that the audit checks for leftovers.
 struct EndpointSpec {
   std::string token;
   std::filesystem::path scratch_dir;
+};
+
+// Owner and mode of a kernel object a listener created that has no filesystem path (SysV);
+// listeners may list them through an optional resource_owners() for the security group.
+struct ResourceOwner {
+  std::string what;
+  uid_t uid = 0;
+  mode_t mode = 0;
+};
+
+// What the security group plants at an address before Listen/Connect, through an adapter's
+// optional static PlantImpostor(address, Impostor) / RemoveImpostor(address).
+enum class Impostor {
+  OtherOwner,     // the right kind of object, owned by another uid (needs root to plant)
+  WrongSize,      // owned by us but of a size the transport never creates
+  Uninitialised,  // the right size, all zeros: a creator killed before initialising it
 };
 
 // A connected endpoint. Message semantics: whole messages, in order, no loss, no

@@ -1,0 +1,197 @@
+#include "segment.h"
+
+#include <fcntl.h>
+#include <sys/ipc.h>
+#include <sys/mman.h>
+#include <sys/shm.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "ipch/unique_fd.h"
+
+namespace ipch::shm {
+namespace {
+
+Error SysError(const SegmentName& n, const char* call) {
+  const int e = errno;
+  std::string what = std::string(BackingName(n.backing)) + " " + n.ToString() + ": " + call;
+  if (e == EACCES || e == EPERM) return MakeError(Errc::PermissionDenied, what + ": " + std::strerror(e));
+  errno = e;
+  return ErrnoError(what);
+}
+
+std::string Octal(mode_t m) {
+  char b[8];
+  std::snprintf(b, sizeof b, "%04o", static_cast<unsigned>(m & 07777));
+  return b;
+}
+
+}  // namespace
+
+const char* BackingName(Backing b) { return b == Backing::Posix ? "posix_shm" : "sysv_shm"; }
+
+std::string SegmentName::ToString() const {
+  if (backing == Backing::Posix) return posix;
+  char b[64];
+  std::snprintf(b, sizeof b, "key=0x%08x id=%d", static_cast<unsigned>(key), shmid);
+  return b;
+}
+
+MappedRegion& MappedRegion::operator=(MappedRegion&& o) noexcept {
+  if (this != &o) {
+    reset();
+    addr_ = std::exchange(o.addr_, nullptr);
+    size_ = std::exchange(o.size_, 0);
+    sysv_ = o.sysv_;
+  }
+  return *this;
+}
+
+void MappedRegion::reset() {
+  if (!addr_) return;
+  if (sysv_) {
+    ::shmdt(addr_);
+  } else {
+    ::munmap(addr_, size_);
+  }
+  addr_ = nullptr;
+  size_ = 0;
+}
+
+Result<Created> CreateSegment(SegmentName name, std::size_t size) {
+  if (name.backing == Backing::Posix) {
+    UniqueFd fd(::shm_open(name.posix.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!fd) {
+      if (errno == EEXIST) return MakeError(Errc::AlreadyExists, "posix_shm " + name.posix + ": already exists");
+      return SysError(name, "shm_open(O_CREAT|O_EXCL)");
+    }
+    // From here on a failure must not leave the name behind.
+    auto undo = [&](Error e) {
+      ::shm_unlink(name.posix.c_str());
+      return e;
+    };
+    if (::fchmod(fd.get(), 0600) != 0) return undo(SysError(name, "fchmod"));  // umask cannot widen it, only narrow
+    if (RetryEintr([&] { return ::ftruncate(fd.get(), static_cast<off_t>(size)); }) != 0)
+      return undo(SysError(name, "ftruncate"));
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) return undo(SysError(name, "fstat"));
+    name.ino = st.st_ino;
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
+    if (p == MAP_FAILED) return undo(SysError(name, "mmap"));
+    return Created{MappedRegion(p, size, false), std::move(name)};
+  }
+  int id = ::shmget(name.key, size, IPC_CREAT | IPC_EXCL | 0600);
+  if (id < 0) {
+    if (errno == EEXIST) return MakeError(Errc::AlreadyExists, "sysv_shm " + name.ToString() + ": already exists");
+    return SysError(name, "shmget(IPC_CREAT|IPC_EXCL)");
+  }
+  name.shmid = id;
+  void* p = ::shmat(id, nullptr, 0);
+  if (p == reinterpret_cast<void*>(-1)) {
+    Error e = SysError(name, "shmat");
+    ::shmctl(id, IPC_RMID, nullptr);
+    return e;
+  }
+  return Created{MappedRegion(p, size, true), std::move(name)};
+}
+
+Status StatSegment(SegmentName& name, SegmentInfo* info) {
+  if (name.backing == Backing::Posix) {
+    UniqueFd fd(::shm_open(name.posix.c_str(), O_RDONLY | O_CLOEXEC, 0));
+    if (!fd) {
+      if (errno == ENOENT) return MakeError(Errc::PeerClosed, "posix_shm " + name.posix + ": does not exist");
+      return SysError(name, "shm_open");
+    }
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) return SysError(name, "fstat");
+    *info = SegmentInfo{st.st_uid, st.st_mode, static_cast<std::size_t>(st.st_size), 0, 0};
+    return Ok();
+  }
+  if (name.shmid < 0) {
+    int id = ::shmget(name.key, 0, 0);
+    if (id < 0) {
+      if (errno == ENOENT) return MakeError(Errc::PeerClosed, "sysv_shm " + name.ToString() + ": does not exist");
+      return SysError(name, "shmget");
+    }
+    name.shmid = id;
+  }
+  shmid_ds ds{};
+  if (::shmctl(name.shmid, IPC_STAT, &ds) != 0) {
+    if (errno == EINVAL || errno == EIDRM)
+      return MakeError(Errc::PeerClosed, "sysv_shm " + name.ToString() + ": removed");
+    return SysError(name, "shmctl(IPC_STAT)");
+  }
+  if (name.key != IPC_PRIVATE && ds.shm_perm.__key != name.key) {
+    return MakeError(Errc::PeerClosed, "sysv_shm " + name.ToString() + ": the key now names another segment");
+  }
+  *info = SegmentInfo{ds.shm_perm.uid, static_cast<mode_t>(ds.shm_perm.mode), static_cast<std::size_t>(ds.shm_segsz),
+                      ds.shm_cpid, static_cast<std::size_t>(ds.shm_nattch)};
+  // Owned means both the owner and the creator are us: report whichever is not.
+  info->uid = ds.shm_perm.uid != ::geteuid() ? ds.shm_perm.uid : ds.shm_perm.cuid;
+  return Ok();
+}
+
+Status CheckOwnerOnly(const SegmentName& name, const SegmentInfo& info) {
+  const std::string what = std::string(BackingName(name.backing)) + " " + name.ToString();
+  if (info.uid != ::geteuid()) {
+    return MakeError(Errc::PermissionDenied,
+                     what + " is owned by uid " + std::to_string(info.uid) + ", not us; refusing to use it");
+  }
+  if ((info.mode & 077) != 0) {
+    return MakeError(Errc::PermissionDenied,
+                     what + " has mode " + Octal(info.mode) + ": open to group or others; refusing to use it");
+  }
+  return Ok();
+}
+
+Result<MappedRegion> MapSegment(SegmentName& name, std::size_t size) {
+  if (name.backing == Backing::Posix) {
+    UniqueFd fd(::shm_open(name.posix.c_str(), O_RDWR | O_CLOEXEC, 0));
+    if (!fd) {
+      if (errno == ENOENT) return MakeError(Errc::PeerClosed, "posix_shm " + name.posix + ": does not exist");
+      return SysError(name, "shm_open");
+    }
+    // Re-check on the descriptor we map: the name may have been replaced since it was looked up.
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) return SysError(name, "fstat");
+    SegmentInfo info{st.st_uid, st.st_mode, static_cast<std::size_t>(st.st_size), 0, 0};
+    IPCH_RETURN_IF_ERROR(CheckOwnerOnly(name, info));
+    if (info.size != size) {
+      return MakeError(Errc::Corrupt, "posix_shm " + name.posix + ": size " + std::to_string(info.size) +
+                                          ", expected " + std::to_string(size));
+    }
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
+    if (p == MAP_FAILED) return SysError(name, "mmap");
+    name.ino = st.st_ino;
+    return MappedRegion(p, size, false);
+  }
+  void* p = ::shmat(name.shmid, nullptr, 0);
+  if (p == reinterpret_cast<void*>(-1)) {
+    if (errno == EINVAL || errno == EIDRM)
+      return MakeError(Errc::PeerClosed, "sysv_shm " + name.ToString() + ": removed");
+    return SysError(name, "shmat");
+  }
+  return MappedRegion(p, size, true);
+}
+
+Status RemoveSegment(const SegmentName& name) {
+  if (name.backing == Backing::Posix) {
+    if (name.ino != 0) {
+      // Another listener may have reclaimed the name since: never unlink its object.
+      UniqueFd fd(::shm_open(name.posix.c_str(), O_RDONLY | O_CLOEXEC, 0));
+      struct stat st {};
+      if (!fd || ::fstat(fd.get(), &st) != 0 || st.st_ino != name.ino) return Ok();
+    }
+    if (::shm_unlink(name.posix.c_str()) != 0 && errno != ENOENT) return SysError(name, "shm_unlink");
+    return Ok();
+  }
+  if (name.shmid >= 0 && ::shmctl(name.shmid, IPC_RMID, nullptr) != 0 && errno != EINVAL && errno != EIDRM)
+    return SysError(name, "shmctl(IPC_RMID)");
+  return Ok();
+}
+
+}  // namespace ipch::shm

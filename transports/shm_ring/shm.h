@@ -1,0 +1,109 @@
+// Shared-memory message transport over the ring core, with a POSIX or a System V backing.
+//
+// Rendezvous. Listen creates a small named segment (the address) holding the listener's
+// identity and a table of connection slots. Connect creates a connection segment (two rings and
+// both ends' identities), claims a slot and rings the listener's doorbell (a futex); it returns
+// at once, like a socket connect into a backlog, and may send before it is accepted. Accept maps
+// the offered segment, validates it and writes its identity into it.
+//
+// Cleanup. POSIX connection segments are unlinked by the acceptor once both ends have them
+// mapped (or by the connector if it withdraws, or by the listener's Close for offers it never
+// accepted). SysV connection segments are marked IPC_RMID by their creator right after it
+// attaches (Linux lets the acceptor attach a marked segment by id), so they vanish with their
+// last user even if both ends are killed. The rendezvous segment lives until the listener's Close.
+//
+// Peer death. Each end records its pid and start time; the other end holds a pidfd on it,
+// verified against the start time, so a recycled pid cannot pass for the peer. A blocked end
+// sleeps in slices of `liveness_interval` and checks the peer between them: a SIGKILLed peer is
+// reported as PeerClosed within about one interval (default 50 ms), after every message it had
+// fully published. A record is published by one release store of `tail`, so a peer killed
+// mid-publish leaves nothing torn behind.
+//
+// Orphans (policy, see docs/architecture.md): a rendezvous whose owner is dead (pid gone or
+// recycled) or closed is reclaimed by the next Listen on the name. One that is not ours (other
+// uid, group/other mode bits) is refused with PermissionDenied, one of the wrong size or contents
+// with AlreadyExists, a half-initialised one whose creator cannot be identified (POSIX, killed
+// between create and initialise) with OrphanedResource; none of these is ever removed.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "ipch/transport.h"
+#include "segment.h"
+
+namespace ipch::shm {
+
+struct Options {
+  uint32_t ring_capacity = 1u << 20;  // per direction, a power of two (4 KiB .. 1 GiB)
+  std::chrono::milliseconds liveness_interval{50};
+};
+
+class Connection {
+ public:
+  struct State;
+  Connection();
+  explicit Connection(std::unique_ptr<State> s);
+  Connection(Connection&&) noexcept;
+  Connection& operator=(Connection&&) noexcept;
+  ~Connection();
+
+  Status Send(ByteView msg, Deadline d);
+  Status Receive(Bytes& out, Deadline d);
+  Status Close();
+  std::size_t max_message_size() const;
+  // The whole shared segment: what a hostile peer can write. For tests.
+  std::span<std::byte> shared_bytes() const;
+
+ private:
+  std::unique_ptr<State> s_;
+};
+
+class Listener {
+ public:
+  struct State;
+  Listener();
+  explicit Listener(std::unique_ptr<State> s);
+  Listener(Listener&&) noexcept;
+  Listener& operator=(Listener&&) noexcept;
+  ~Listener();
+
+  Result<Connection> Accept(Deadline d);
+  const std::string& address() const;
+  std::vector<std::filesystem::path> resource_paths() const;
+  std::vector<ResourceOwner> resource_owners() const;
+  // Refuses offers never accepted (their connectors see PeerClosed), removes the rendezvous.
+  Status Close();
+
+ private:
+  std::unique_ptr<State> s_;
+};
+
+Result<Listener> Listen(Backing b, const std::string& address, Options o = {});
+Result<Connection> Connect(Backing b, const std::string& address, Deadline d, Options o = {});
+
+// The name an address denotes ("/name" for POSIX, "sysv:0x<key>" for SysV), or InvalidArgument.
+Result<SegmentName> ParseAddress(Backing b, const std::string& address);
+// An address derived from a test token: "/<token>" or "sysv:0x<FNV-1a of token>".
+std::string AddressFor(Backing b, const std::string& token);
+
+// Sizes of the two segment kinds (exposed for tests that plant impostors).
+std::size_t RendezvousSize();
+std::size_t ConnectionSize(uint32_t ring_capacity);
+
+// Test hook: runs `f` inside the next Send of this process after the record is copied into the
+// ring and before it is published (a peer can be killed exactly mid-publish). One-shot.
+void SetMidPublishHook(std::function<void()> f);
+
+// Creates the impostor (OtherOwner needs root to chown); RemoveImpostor deletes it again.
+Status PlantImpostor(Backing b, const std::string& address, Impostor kind);
+void RemoveImpostor(Backing b, const std::string& address);
+
+}  // namespace ipch::shm

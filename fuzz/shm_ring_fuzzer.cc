@@ -1,0 +1,50 @@
+// Fuzzes the shared-memory consumer's validation (ipch::shm::DecodeRecord / CheckTail) with a
+// hostile producer: the input is the head and tail counters the consumer would see, then the
+// bytes of a 4 KiB ring. The consumer drains records until it reaches the tail or rejects one.
+// Invariants: it never reads outside the ring (ASan), a record never exceeds the maximum,
+// the head only moves forward and never past the tail, and a rejection is always Corrupt.
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#include "transports/shm_ring/ring.h"
+
+namespace {
+
+void Require(bool ok) {
+  if (!ok) std::abort();
+}
+
+uint64_t Le64(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = v << 8 | p[i];
+  return v;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace ipch::shm;
+  if (size < 16) return 0;
+  uint64_t head = Le64(data);
+  const uint64_t tail = Le64(data + 8);
+  // The ring lives in its own allocation of exactly its capacity, so ASan sees any overrun.
+  auto* ring = static_cast<std::byte*>(std::malloc(kMinCapacity));
+  std::memset(ring, 0, kMinCapacity);
+  std::memcpy(ring, data + 16, std::min<std::size_t>(size - 16, kMinCapacity));
+  std::span<const std::byte> view(ring, kMinCapacity);
+  ipch::Bytes out;
+  for (int i = 0; i < 4096 && head != tail; ++i) {
+    auto next = DecodeRecord(view, head, tail, out);
+    if (!next.ok()) {
+      Require(next.Is(ipch::Errc::Corrupt));
+      break;
+    }
+    Require(out.size() <= MaxMessage(kMinCapacity));
+    Require(*next - head == kRecordHeader + out.size());
+    Require(tail - *next <= tail - head);  // forward, not past the tail
+    head = *next;
+  }
+  std::free(ring);
+  return 0;
+}

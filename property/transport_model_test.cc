@@ -12,6 +12,8 @@
 
 #include "ipch/testing.h"
 #include "transports/inmem/inmem.h"
+#include "transports/posix_shm/posix_shm.h"
+#include "transports/sysv_shm/sysv_shm.h"
 #include "transports/tcp/tcp.h"
 #include "transports/unix/unix.h"
 
@@ -181,6 +183,32 @@ TEST(TransportModel, Unix) {
   EXPECT_TRUE(CheckModel<StreamConnection>("unix follows the model", [](Sut<StreamConnection>& sut) {
     // The listener is gone after connect; its socket file is unlinked as it closes.
     return ConnectVia<unix_sock::Adapter>(sut, FreshUnixPath(), &UnixListen, &UnixConnect);
+  }));
+}
+
+// Shared memory with a 128 KiB ring: the queue budget fits, and messages wrap constantly.
+template <shm::Backing B>
+Result<shm::Listener> ShmListen(const std::string& a) {
+  return shm::Listen(B, a);
+}
+template <shm::Backing B>
+Result<shm::Connection> ShmConnect(const std::string& a, Deadline d) {
+  shm::Options o;
+  o.ring_capacity = 128 * 1024;
+  return shm::Connect(B, a, d, o);
+}
+
+TEST(TransportModel, PosixShm) {
+  EXPECT_TRUE(CheckModel<shm::Connection>("posix_shm follows the model", [](Sut<shm::Connection>& sut) {
+    return ConnectVia<posix_shm::Adapter>(sut, shm::AddressFor(shm::Backing::Posix, testing::NewToken()),
+                                          &ShmListen<shm::Backing::Posix>, &ShmConnect<shm::Backing::Posix>);
+  }));
+}
+
+TEST(TransportModel, SysvShm) {
+  EXPECT_TRUE(CheckModel<shm::Connection>("sysv_shm follows the model", [](Sut<shm::Connection>& sut) {
+    return ConnectVia<sysv_shm::Adapter>(sut, shm::AddressFor(shm::Backing::Sysv, testing::NewToken()),
+                                         &ShmListen<shm::Backing::Sysv>, &ShmConnect<shm::Backing::Sysv>);
   }));
 }
 

@@ -194,6 +194,23 @@ class PlantedImpostor {
   Status status_;
 };
 
+// Plants `kind` at `address` and checks that Listen refuses it with `on_listen`, Connect with
+// `on_connect`, and that the refusals left it in place (a second Listen is refused the same way).
+template <class T>
+::testing::AssertionResult ImpostorIsRefused(const std::string& address, Impostor kind, Errc on_listen,
+                                             Errc on_connect) {
+  PlantedImpostor<T> planted(address, kind);
+  if (!planted.status().ok()) return ::testing::AssertionFailure() << "plant: " << planted.status().error().ToString();
+  auto expect = [](const auto& r, Errc want, const char* what) -> ::testing::AssertionResult {
+    if (r.Is(want)) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << what << ": expected " << make_error_code(want).message() << ", got "
+                                         << (r.ok() ? std::string("OK") : r.error().ToString());
+  };
+  if (auto a = expect(T::Listen(address), on_listen, "listen"); !a) return a;
+  if (auto a = expect(T::Connect(address, Settle()), on_connect, "connect"); !a) return a;
+  return expect(T::Listen(address), on_listen, "listen again (the refusal must not remove the object)");
+}
+
 // Sends `msg` to an echoing peer and checks the echo.
 template <class C>
 ::testing::AssertionResult RoundTripVia(C& c, const Bytes& msg) {
@@ -719,14 +736,9 @@ TYPED_TEST_P(Lifecycle, DestroyingListenerWithQueuedClients) {
 
 TYPED_TEST_P(Lifecycle, UninitialisedObjectAtAddressIsOrphanedResource) {
   IPCH_REQUIRE_HOOK(kHasImpostors<TypeParam>, "PlantImpostor");
-  {
-    // What a creator killed between creating and initialising leaves: not ours to guess about.
-    PlantedImpostor<TypeParam> orphan(this->address_, Impostor::Uninitialised);
-    IPCH_ASSERT_OK(orphan.status());
-    IPCH_EXPECT_ERRC(TypeParam::Listen(this->address_), OrphanedResource);
-    IPCH_EXPECT_ERRC(TypeParam::Connect(this->address_, Settle()), Corrupt);
-    IPCH_EXPECT_ERRC(TypeParam::Listen(this->address_), OrphanedResource) << "the refusal must not remove it";
-  }
+  // What a creator killed between creating and initialising leaves: not ours to guess about.
+  EXPECT_TRUE(ImpostorIsRefused<TypeParam>(this->address_, Impostor::Uninitialised, Errc::OrphanedResource,
+                                           Errc::Corrupt));
   // Once the leftover is removed, the name works again.
   auto l = TypeParam::Listen(this->address_);
   IPCH_ASSERT_OK(l);
@@ -763,6 +775,16 @@ class PeerDeath : public TransportTest<T> {
       return ::testing::AssertionFailure() << "expected PeerClosed, got " << st.error().ToString();
     if (Clock::now() - t0 > DeathBound()) return ::testing::AssertionFailure() << "PeerClosed came too late";
     return ::testing::AssertionSuccess();
+  }
+  // A child process that listens on this test's address, sends the listener's address over
+  // the control channel, and stays parked until killed.
+  Result<Peer> ListenerInChild() {
+    return Peer::Start(true, [want = this->address_](ControlChannel& ch) -> Status {
+      auto l = T::Listen(want);
+      if (!l.ok()) return std::move(l).error();
+      IPCH_RETURN_IF_ERROR(ch.SendString(l->address()));
+      return ch.WaitSignal(Deadline::Never());
+    });
   }
 };
 TYPED_TEST_SUITE_P(PeerDeath);
@@ -820,13 +842,7 @@ TYPED_TEST_P(PeerDeath, PeerKilledBeforeAccept) {
 
 TYPED_TEST_P(PeerDeath, ListenerKilledThenConnectIsPeerClosed) {
   IPCH_REQUIRE_CAP(CrossProcess);
-  const std::string want = this->address_;
-  auto peer = Peer::Start(true, [want](ControlChannel& ch) -> Status {
-    auto l = TypeParam::Listen(want);
-    if (!l.ok()) return std::move(l).error();
-    IPCH_RETURN_IF_ERROR(ch.SendString(l->address()));
-    return ch.WaitSignal(Deadline::Never());
-  });
+  auto peer = this->ListenerInChild();
   IPCH_ASSERT_OK(peer);
   auto addr = peer->control().ReceiveString(Settle());
   IPCH_ASSERT_OK(addr);
@@ -969,13 +985,7 @@ TYPED_TEST_P(PeerDeath, PeerKilledMidPublish) {
 
 TYPED_TEST_P(PeerDeath, OrphanedListenerIsReportedAndReclaimed) {
   IPCH_REQUIRE_CAP(CrossProcess);
-  const std::string want = this->address_;
-  auto peer = Peer::Start(true, [want](ControlChannel& ch) -> Status {
-    auto l = TypeParam::Listen(want);
-    if (!l.ok()) return std::move(l).error();
-    IPCH_RETURN_IF_ERROR(ch.SendString(l->address()));
-    return ch.WaitSignal(Deadline::Never());
-  });
+  auto peer = this->ListenerInChild();
   IPCH_ASSERT_OK(peer);
   auto addr = peer->control().ReceiveString(Settle());
   IPCH_ASSERT_OK(addr);
@@ -1130,21 +1140,15 @@ TYPED_TEST_P(Security, GarbageOnOneConnectionDoesNotAffectAnother) {
 TYPED_TEST_P(Security, ObjectOfAnotherOwnerIsRefused) {
   IPCH_REQUIRE_HOOK(kHasImpostors<TypeParam>, "PlantImpostor");
   if (::geteuid() != 0) GTEST_SKIP() << "UNSUPPORTED here: planting an object of another uid needs root";
-  PlantedImpostor<TypeParam> foreign(this->address_, Impostor::OtherOwner);
-  IPCH_ASSERT_OK(foreign.status());
-  IPCH_EXPECT_ERRC(TypeParam::Listen(this->address_), PermissionDenied);
-  IPCH_EXPECT_ERRC(TypeParam::Connect(this->address_, Settle()), PermissionDenied);
-  IPCH_EXPECT_ERRC(TypeParam::Listen(this->address_), PermissionDenied) << "the refusal must not remove it";
+  EXPECT_TRUE(ImpostorIsRefused<TypeParam>(this->address_, Impostor::OtherOwner, Errc::PermissionDenied,
+                                           Errc::PermissionDenied));
 }
 
 TYPED_TEST_P(Security, ObjectOfTheWrongSizeIsRefused) {
   IPCH_REQUIRE_HOOK(kHasImpostors<TypeParam>, "PlantImpostor");
-  PlantedImpostor<TypeParam> odd(this->address_, Impostor::WrongSize);
-  IPCH_ASSERT_OK(odd.status());
-  IPCH_EXPECT_ERRC(TypeParam::Listen(this->address_), AlreadyExists);
-  // Checked before mapping: a short segment must not become a SIGBUS.
-  IPCH_EXPECT_ERRC(TypeParam::Connect(this->address_, Settle()), Corrupt);
-  IPCH_EXPECT_ERRC(TypeParam::Listen(this->address_), AlreadyExists) << "the refusal must not remove it";
+  // Connect checks the size before mapping: a short segment must not become a SIGBUS.
+  EXPECT_TRUE(
+      ImpostorIsRefused<TypeParam>(this->address_, Impostor::WrongSize, Errc::AlreadyExists, Errc::Corrupt));
 }
 
 TYPED_TEST_P(Security, HostileSegmentBytesAreCorrupt) {

@@ -106,4 +106,22 @@ void SetMidPublishHook(std::function<void()> f);
 Status PlantImpostor(Backing b, const std::string& address, Impostor kind);
 void RemoveImpostor(Backing b, const std::string& address);
 
+// The adapter for the conformance battery; posix_shm.h and sysv_shm.h name the two instances.
+template <Backing B>
+struct Adapter {
+  static constexpr std::string_view kName = B == Backing::Posix ? "posix_shm" : "sysv_shm";
+  static constexpr Caps kCaps = Cap::CrossProcess | Cap::NamedResource | Cap::PeerDeathDetect | Cap::SharedMemory;
+  using Connection = shm::Connection;
+  using Listener = shm::Listener;
+  static std::string Address(const EndpointSpec& s) { return AddressFor(B, s.token); }
+  static Result<Listener> Listen(const std::string& a) { return shm::Listen(B, a); }
+  static Result<Connection> Connect(const std::string& a, Deadline d) { return shm::Connect(B, a, d); }
+
+  // Hooks for the shared-memory cases of the battery (docs/new-transport.md).
+  static std::span<std::byte> SharedBytes(const Connection& c) { return c.shared_bytes(); }
+  static void SetMidPublishHook(std::function<void()> f) { shm::SetMidPublishHook(std::move(f)); }
+  static Status PlantImpostor(const std::string& a, Impostor k) { return shm::PlantImpostor(B, a, k); }
+  static void RemoveImpostor(const std::string& a) { shm::RemoveImpostor(B, a); }
+};
+
 }  // namespace ipch::shm

@@ -1,30 +1,12 @@
 // The sysv_shm adapter: the shared-memory ring transport (transports/shm_ring) over
-// System V shared memory (shmget + shmat); the address is the rendezvous key, "sysv:0x<key>".
+// System V shared memory (shmget + shmat); the address is the rendezvous
+// key, "sysv:0x<key>".
 #pragma once
-
-#include <functional>
-#include <span>
-#include <string>
 
 #include "../shm_ring/shm.h"
 
 namespace ipch::sysv_shm {
 
-struct Adapter {
-  static constexpr std::string_view kName = "sysv_shm";
-  static constexpr Caps kCaps = Cap::CrossProcess | Cap::NamedResource | Cap::PeerDeathDetect | Cap::SharedMemory;
-  static constexpr shm::Backing kBacking = shm::Backing::Sysv;
-  using Connection = shm::Connection;
-  using Listener = shm::Listener;
-  static std::string Address(const EndpointSpec& s) { return shm::AddressFor(kBacking, s.token); }
-  static Result<Listener> Listen(const std::string& a) { return shm::Listen(kBacking, a); }
-  static Result<Connection> Connect(const std::string& a, Deadline d) { return shm::Connect(kBacking, a, d); }
-
-  // Hooks for the shared-memory cases of the conformance battery.
-  static std::span<std::byte> SharedBytes(const Connection& c) { return c.shared_bytes(); }
-  static void SetMidPublishHook(std::function<void()> f) { shm::SetMidPublishHook(std::move(f)); }
-  static Status PlantImpostor(const std::string& a, Impostor k) { return shm::PlantImpostor(kBacking, a, k); }
-  static void RemoveImpostor(const std::string& a) { shm::RemoveImpostor(kBacking, a); }
-};
+using Adapter = shm::Adapter<shm::Backing::Sysv>;
 
 }  // namespace ipch::sysv_shm

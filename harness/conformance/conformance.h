@@ -75,9 +75,9 @@ class TransportTest : public ::testing::Test {
   static uint64_t Seed() { return ::ipch::testing::Current().seed; }
   static std::size_t Max(const Conn& c) { return c.max_message_size(); }
 
-  // Listen, connect and accept, all in this process.
-  Result<Pair> Connected() {
-    auto l = T::Listen(address_);
+  // Listen (on this test's address unless told otherwise), connect and accept, all in this process.
+  Result<Pair> Connected(const std::string& address = "") {
+    auto l = T::Listen(address.empty() ? address_ : address);
     if (!l.ok()) return std::move(l).error();
     auto c = T::Connect(l->address(), Settle());
     if (!c.ok()) return std::move(c).error();
@@ -849,13 +849,9 @@ TYPED_TEST_P(PeerDeath, ListenerKilledThenConnectIsPeerClosed) {
   peer->Kill();
   IPCH_EXPECT_ERRC(TypeParam::Connect(*addr, Settle()), PeerClosed);
   // Create-again-works after a crash: the dead listener's name is reclaimed.
-  auto l = TypeParam::Listen(*addr);
-  IPCH_ASSERT_OK(l);
-  auto c = TypeParam::Connect(l->address(), Settle());
-  IPCH_ASSERT_OK(c);
-  auto s = l->Accept(Settle());
-  IPCH_ASSERT_OK(s);
-  EXPECT_TRUE(RoundTrip(*c, *s, MakeMessage(1, 10, this->Seed())));
+  auto again = this->Connected(*addr);
+  IPCH_ASSERT_OK(again);
+  EXPECT_TRUE(RoundTrip(again->client, again->server, MakeMessage(1, 10, this->Seed())));
 }
 
 TYPED_TEST_P(PeerDeath, PeerKilledMidMessage) {
@@ -997,13 +993,9 @@ TYPED_TEST_P(PeerDeath, OrphanedListenerIsReportedAndReclaimed) {
   EXPECT_TRUE(this->SeesPeerClosed(*pending));
   IPCH_ASSERT_OK(pending->Close());
   // The killed creator's objects are reclaimed by the next Listen; the audit checks none is left.
-  auto l = TypeParam::Listen(*addr);
-  IPCH_ASSERT_OK(l);
-  auto c = TypeParam::Connect(l->address(), Settle());
-  IPCH_ASSERT_OK(c);
-  auto s = l->Accept(Settle());
-  IPCH_ASSERT_OK(s);
-  EXPECT_TRUE(RoundTrip(*c, *s, MakeMessage(1, 10, this->Seed())));
+  auto again = this->Connected(*addr);
+  IPCH_ASSERT_OK(again);
+  EXPECT_TRUE(RoundTrip(again->client, again->server, MakeMessage(1, 10, this->Seed())));
 }
 
 REGISTER_TYPED_TEST_SUITE_P(PeerDeath, PeerKilledMidPublish, OrphanedListenerIsReportedAndReclaimed,

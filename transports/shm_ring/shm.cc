@@ -573,13 +573,12 @@ Result<Listener> Listen(Backing b, const std::string& address, Options o) {
       st->address = address;
       st->opts = o;
       auto* rh = reinterpret_cast<RendezvousHeader*>(st->seg.data());
+      std::memcpy(rh->magic, kRendezvousMagic, sizeof kRendezvousMagic);
       rh->version = kVersion;
       rh->slot_count = kSlots;
       const ProcessIdentity self = Self();
       rh->owner_start.store(self.start_time, std::memory_order_relaxed);
-      rh->owner_pid.store(self.pid, std::memory_order_relaxed);
-      std::atomic_thread_fence(std::memory_order_release);
-      std::memcpy(rh->magic, kRendezvousMagic, sizeof kRendezvousMagic);  // last: a valid magic means initialised
+      rh->owner_pid.store(self.pid, std::memory_order_release);  // last: a non-zero owner means initialised
       st->rh = rh;
       return Listener(std::move(st));
     }
@@ -600,25 +599,32 @@ Result<Listener> Listen(Backing b, const std::string& address, Options o) {
     if (region.Is(Errc::PeerClosed)) continue;
     if (!region.ok()) return std::move(region).error();
     auto* rh = reinterpret_cast<RendezvousHeader*>(region->data());
-    std::atomic_thread_fence(std::memory_order_acquire);
-    if (std::memcmp(rh->magic, kRendezvousMagic, sizeof kRendezvousMagic) != 0 || rh->version != kVersion) {
-      static const char zero[8] = {};
-      if (std::memcmp(rh->magic, zero, sizeof zero) != 0) {
-        return MakeError(Errc::AlreadyExists, what + ": " + existing.ToString() +
-                                                  " exists and is not an ipch rendezvous; refusing to remove it");
-      }
+    const uint32_t owner_pid = rh->owner_pid.load(std::memory_order_acquire);
+    static const char kBlank[8] = {};
+    const bool ours = std::memcmp(rh->magic, kRendezvousMagic, sizeof kRendezvousMagic) == 0;
+    const bool blank = std::memcmp(rh->magic, kBlank, sizeof kBlank) == 0;
+    if ((!ours && !blank) || (ours && rh->version != kVersion)) {
+      return MakeError(Errc::AlreadyExists, what + ": " + existing.ToString() +
+                                                " exists and is not an ipch rendezvous of this version; refusing to "
+                                                "remove it");
+    }
+    if (blank || owner_pid == 0) {
       // Never initialised: its creator died between creating and initialising it, or is doing so now.
       if (b == Backing::Sysv && ProcessGone(static_cast<uint32_t>(info.creator))) {
         region->reset();
         IPCH_RETURN_IF_ERROR(RemoveSegment(existing));
         continue;
       }
-      return MakeError(Errc::OrphanedResource,
-                       what + ": " + existing.ToString() +
-                           " was created but never initialised and its creator is unknown; remove it (ipch sweep, or "
-                           "rm /dev/shm/<name>) if no listener is starting");
+      const std::string why = b == Backing::Sysv
+                                  ? "its creator (pid " + std::to_string(info.creator) + ") is still alive"
+                                  : "POSIX records no creator to check";
+      const std::string how = b == Backing::Sysv ? "ipcrm -m " + std::to_string(existing.shmid)
+                                                 : "rm /dev/shm" + existing.posix;
+      return MakeError(Errc::OrphanedResource, what + ": " + existing.ToString() +
+                                                   " was created but never initialised and " + why + "; remove it (" +
+                                                   how + ") if no listener is starting there");
     }
-    const PeerWatch owner = PeerWatch::Open({rh->owner_pid.load(), rh->owner_start.load()});
+    const PeerWatch owner = PeerWatch::Open({owner_pid, rh->owner_start.load()});
     if (owner.Alive() && rh->closed.load() == 0) {
       return MakeError(Errc::AlreadyExists, what + ": a live listener (pid " + std::to_string(owner.pid()) +
                                                 ") owns " + existing.ToString());
@@ -657,14 +663,14 @@ Result<Connection> Connect(Backing b, const std::string& address, Deadline d, Op
   auto rdv = MapSegment(rname, kRendezvousSize);
   if (!rdv.ok()) return std::move(rdv).error();
   auto* rh = reinterpret_cast<RendezvousHeader*>(rdv->data());
-  std::atomic_thread_fence(std::memory_order_acquire);
-  if (std::memcmp(rh->magic, kRendezvousMagic, sizeof kRendezvousMagic) != 0 || rh->version != kVersion ||
+  const uint32_t owner_pid = rh->owner_pid.load(std::memory_order_acquire);  // non-zero: initialised
+  if (owner_pid == 0 || std::memcmp(rh->magic, kRendezvousMagic, sizeof kRendezvousMagic) != 0 || rh->version != kVersion ||
       rh->slot_count != kSlots) {
     return MakeError(Errc::Corrupt, what + ": " + rname.ToString() + " is not an initialised ipch rendezvous");
   }
   if (rh->closed.load(std::memory_order_acquire) != 0)
     return MakeError(Errc::PeerClosed, what + ": the listener has closed");
-  PeerWatch listener = PeerWatch::Open({rh->owner_pid.load(), rh->owner_start.load()});
+  PeerWatch listener = PeerWatch::Open({owner_pid, rh->owner_start.load()});
   if (!listener.Alive())
     return MakeError(Errc::PeerClosed, what + ": the listener (pid " + std::to_string(listener.pid()) + ") is dead");
 

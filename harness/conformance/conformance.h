@@ -810,6 +810,28 @@ TYPED_TEST_P(PeerDeath, PeerExitsCleanlyAfterSending) {
   EXPECT_TRUE(this->SeesPeerClosed(*s));
 }
 
+TYPED_TEST_P(PeerDeath, PeerThatExitedBeforeAcceptIsStillHeard) {
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  const uint64_t salt = this->Seed();
+  auto peer = this->StartClient(l->address(), [salt](auto& c, ControlChannel&) -> Status {
+    for (uint64_t i = 0; i < 3; ++i) IPCH_RETURN_IF_ERROR(c.Send(MakeMessage(i, 300, salt), Settle()));
+    return Ok();
+  });
+  IPCH_ASSERT_OK(peer);
+  // Gone (and its objects released) before we accept: like a socket in the backlog, what it
+  // sent must still be delivered, then PeerClosed.
+  IPCH_ASSERT_PEER_OK(*peer);
+  auto s = l->Accept(Settle());
+  IPCH_ASSERT_OK(s);
+  Bytes got;
+  for (uint64_t i = 0; i < 3; ++i) {
+    IPCH_ASSERT_OK(s->Receive(got, Settle()));
+    EXPECT_TRUE(VerifyMessage(got, i, 300, salt));
+  }
+  EXPECT_TRUE(this->SeesPeerClosed(*s));
+}
+
 TYPED_TEST_P(PeerDeath, PeerKilledAfterConnect) {
   IPCH_REQUIRE_CAP(CrossProcess);
   auto l = TypeParam::Listen(this->address_);
@@ -998,7 +1020,7 @@ TYPED_TEST_P(PeerDeath, OrphanedListenerIsReportedAndReclaimed) {
   EXPECT_TRUE(RoundTrip(again->client, again->server, MakeMessage(1, 10, this->Seed())));
 }
 
-REGISTER_TYPED_TEST_SUITE_P(PeerDeath, PeerKilledMidPublish, OrphanedListenerIsReportedAndReclaimed,
+REGISTER_TYPED_TEST_SUITE_P(PeerDeath, PeerThatExitedBeforeAcceptIsStillHeard, PeerKilledMidPublish, OrphanedListenerIsReportedAndReclaimed,
                             PeerExitsCleanlyAfterSending, PeerKilledAfterConnect, PeerKilledBeforeAccept,
                             ListenerKilledThenConnectIsPeerClosed, PeerKilledMidMessage, PeerKilledWhileWeSend,
                             StoppedPeerLosesNothing, ListenerServesNewPeerAfterOneIsKilled);

@@ -82,16 +82,17 @@ class Spinner {
  public:
   template <class Ready>
   bool Spin(Ready ready) {
-    auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(budget_us_);
+    const uint32_t budget = budget_us_.load(std::memory_order_relaxed);
+    auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(budget);
     for (uint32_t i = 1;; ++i) {
       if (ready()) {
-        budget_us_ = budget_us_ * 2 > kMaxUs ? kMaxUs : budget_us_ * 2;
+        budget_us_.store(budget * 2 > kMaxUs ? kMaxUs : budget * 2, std::memory_order_relaxed);
         return true;
       }
       Relax();
       if ((i & 63) == 0 && std::chrono::steady_clock::now() >= until) break;
     }
-    budget_us_ = budget_us_ / 2 < kMinUs ? kMinUs : budget_us_ / 2;
+    budget_us_.store(budget / 2 < kMinUs ? kMinUs : budget / 2, std::memory_order_relaxed);
     return false;
   }
   static void Relax() {
@@ -104,7 +105,7 @@ class Spinner {
 
  private:
   static constexpr uint32_t kMinUs = 2, kMaxUs = 64;
-  uint32_t budget_us_ = 16;
+  std::atomic<uint32_t> budget_us_{16};  // a hint: threads sharing a listener may race on it harmlessly
 };
 
 }  // namespace ipch::shm

@@ -55,6 +55,7 @@ struct Slot {
   alignas(64) std::atomic<uint64_t> word;
   std::atomic<int64_t> handle;  // SysV: the connection segment's shmid; POSIX: unused (the ticket names it)
   std::atomic<uint32_t> capacity;
+  std::atomic<uint32_t> pid;  // the connector, which created the segment
 };
 
 struct RendezvousHeader {
@@ -153,6 +154,24 @@ SegmentName ConnName(const SegmentName& rdv, uint64_t ticket, int64_t shmid) {
     n.shmid = static_cast<int>(shmid);
   }
   return n;
+}
+
+// Removes the connection segment of an offer nobody will accept. A SysV id comes from shared
+// memory, so it is removed only if it really is such a segment: private, ours, of the offered
+// size, created by the connector that offered it.
+void RemoveOffered(const SegmentName& rdv, const Slot& slot, uint64_t ticket) {
+  const int64_t handle = slot.handle.load(std::memory_order_relaxed);
+  SegmentName cn = ConnName(rdv, ticket, handle);
+  if (rdv.backing == Backing::Sysv) {
+    const uint32_t cap = slot.capacity.load(std::memory_order_relaxed);
+    SegmentInfo info;
+    if (handle < 0 || handle > INT32_MAX || !ValidCapacity(cap) || !StatSegment(cn, &info).ok() ||
+        !CheckOwnerOnly(cn, info).ok() || info.size != kDataOffset + 2 * std::size_t{cap} ||
+        static_cast<uint32_t>(info.creator) != slot.pid.load(std::memory_order_relaxed)) {
+      return;
+    }
+  }
+  (void)RemoveSegment(cn);
 }
 
 Status CheckConnHeader(const ConnHeader* h, uint32_t capacity, std::size_t size, const std::string& what) {
@@ -416,9 +435,8 @@ Status Listener::Close() {
     auto& slot = rh->slots[i];
     uint64_t w = slot.word.load(std::memory_order_acquire);
     if ((w & 0xff) != kOffered) continue;
-    const int64_t handle = slot.handle.load(std::memory_order_relaxed);
     if (slot.word.compare_exchange_strong(w, Word(w >> 8, kRefused), std::memory_order_acq_rel)) {
-      if (s.name.backing == Backing::Posix) (void)RemoveSegment(ConnName(s.name, w >> 8, handle));
+      RemoveOffered(s.name, slot, w >> 8);
     }
   }
   Bump(rh->slot_freed, rh->connector_waiting);
@@ -485,7 +503,7 @@ Result<Connection> Listener::Accept(Deadline d) {
     const ProcessIdentity self = Self();
     h->side[1].start_time.store(self.start_time, std::memory_order_relaxed);
     h->side[1].pid.store(self.pid, std::memory_order_release);
-    if (cn.backing == Backing::Posix) (void)RemoveSegment(cn);  // both ends have it mapped now
+    (void)RemoveSegment(cn);  // both ends have it mapped: it goes away with the last of them
     st->seg = std::move(*region);
     return Connection(std::move(st));
   };
@@ -629,14 +647,11 @@ Result<Listener> Listen(Backing b, const std::string& address, Options o) {
       return MakeError(Errc::AlreadyExists, what + ": a live listener (pid " + std::to_string(owner.pid()) +
                                                 ") owns " + existing.ToString());
     }
-    // Dead or closed owner: reclaim, with the segments of offers it never accepted (POSIX; SysV
-    // ones were marked for removal by their creators). RemoveSegment checks identities.
-    if (b == Backing::Posix) {
-      for (uint32_t i = 0; i < kSlots; ++i) {
-        const uint64_t w = rh->slots[i].word.load(std::memory_order_acquire);
-        if ((w & 0xff) == kOffered || (w & 0xff) == kAccepting || (w & 0xff) == kRefused)
-          (void)RemoveSegment(ConnName(existing, w >> 8, 0));
-      }
+    // Dead or closed owner: reclaim, with the segments of offers it never accepted.
+    for (uint32_t i = 0; i < kSlots; ++i) {
+      const uint64_t w = rh->slots[i].word.load(std::memory_order_acquire);
+      const uint64_t state = w & 0xff;
+      if (state == kOffered || state == kAccepting || state == kRefused) RemoveOffered(existing, rh->slots[i], w >> 8);
     }
     region->reset();
     IPCH_RETURN_IF_ERROR(RemoveSegment(existing));
@@ -684,11 +699,6 @@ Result<Connection> Connect(Backing b, const std::string& address, Deadline d, Op
   }
   if (!created.ok()) return std::move(created).error();
   SegmentName cname = created->name;
-  if (b == Backing::Sysv) {
-    // Marked for removal at once: it disappears with its last user, whoever dies. Linux still
-    // lets the acceptor attach it by id.
-    IPCH_RETURN_IF_ERROR(RemoveSegment(cname));
-  }
   auto st = std::make_unique<Connection::State>();
   st->seg = std::move(created->region);
   auto* h = reinterpret_cast<ConnHeader*>(st->seg.data());
@@ -744,6 +754,7 @@ Result<Connection> Connect(Backing b, const std::string& address, Deadline d, Op
   Slot& slot = rh->slots[claimed];
   slot.handle.store(b == Backing::Sysv ? cname.shmid : 0, std::memory_order_relaxed);
   slot.capacity.store(o.ring_capacity, std::memory_order_relaxed);
+  slot.pid.store(self.pid, std::memory_order_relaxed);
   slot.word.store(Word(ticket, kOffered), std::memory_order_release);
   Bump(rh->doorbell, rh->acceptor_waiting);
 

@@ -6,11 +6,11 @@
 // at once, like a socket connect into a backlog, and may send before it is accepted. Accept maps
 // the offered segment, validates it and writes its identity into it.
 //
-// Cleanup. POSIX connection segments are unlinked by the acceptor once both ends have them
-// mapped (or by the connector if it withdraws, or by the listener's Close for offers it never
-// accepted). SysV connection segments are marked IPC_RMID by their creator right after it
-// attaches (Linux lets the acceptor attach a marked segment by id), so they vanish with their
-// last user even if both ends are killed. The rendezvous segment lives until the listener's Close.
+// Cleanup. A connection segment is removed (shm_unlink / IPC_RMID) by the acceptor as soon as
+// both ends have it mapped, so it goes away with the last of them whoever dies. An offer never
+// accepted is removed by the listener's Close, by its connector if the listener is gone, or by
+// the next Listen that reclaims a dead listener's rendezvous. The rendezvous segment lives
+// until the listener's Close.
 //
 // Peer death. Each end records its pid and start time; the other end holds a pidfd on it,
 // verified against the start time, so a recycled pid cannot pass for the peer. A blocked end

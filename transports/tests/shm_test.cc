@@ -295,7 +295,7 @@ TEST(ShmOrphans, SysvConnectionSegmentsVanishWhenBothEndsAreKilled) {
   IPCH_ASSERT_OK(listener->control().WaitSignal(Settle()));
   connector->Kill();
   listener->Kill();
-  // The connection segment was marked IPC_RMID while attached: gone with its last user. The
+  // The acceptor marked the connection segment IPC_RMID once attached: gone with its last user. The
   // rendezvous is the only leftover, and the next Listen reclaims it. The audit checks the rest.
   auto l = Listen(Backing::Sysv, address);
   IPCH_ASSERT_OK(l);

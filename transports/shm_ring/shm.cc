@@ -525,6 +525,7 @@ Result<Connection> Listener::Accept(Deadline d) {
         case kOffered:
           if (!slot.word.compare_exchange_strong(w, Word(w >> 8, kAccepting), std::memory_order_acq_rel)) continue;
           accepted = take(slot, w >> 8);
+          if (!accepted.ok()) RemoveOffered(ls.name, slot, w >> 8);  // a bad offer must not linger
           free_slot(slot);
           return true;
         default:  // garbage from a hostile connector: reset the slot, keep serving

@@ -168,6 +168,28 @@ TEST_P(ShmBacking, BadAddressesAndOptionsAreInvalidArgument) {
   IPCH_EXPECT_ERRC(Connect(GetParam(), l->address(), Settle(), o), InvalidArgument);
 }
 
+// A connector that offers a damaged segment gets it refused; the listener removes it and serves the next.
+TEST_P(ShmBacking, DamagedOfferIsCorruptAndRemoved) {
+  auto l = Listen(GetParam(), Addr(GetParam()));
+  IPCH_ASSERT_OK(l);
+  auto bad = Connect(GetParam(), l->address(), Settle());
+  IPCH_ASSERT_OK(bad);
+  auto bytes = bad->shared_bytes();
+  std::fill(bytes.begin(), bytes.begin() + 16, std::byte{0x41});  // magic, version, capacity
+  IPCH_EXPECT_ERRC(l->Accept(Settle()), Corrupt);
+  if (GetParam() == Backing::Posix) {
+    EXPECT_FALSE(std::filesystem::exists("/dev/shm" + l->address() + ".c0")) << "the refused offer was left behind";
+  }
+  auto good = Connect(GetParam(), l->address(), Settle());
+  IPCH_ASSERT_OK(good);
+  auto s = l->Accept(Settle());
+  IPCH_ASSERT_OK(s);
+  IPCH_ASSERT_OK(good->Send(MakeMessage(1, 10, 1), Settle()));
+  Bytes got;
+  IPCH_ASSERT_OK(s->Receive(got, Settle()));
+  EXPECT_TRUE(VerifyMessage(got, 1, 10, 1));
+}
+
 // The survivor blocked in Receive learns of a SIGKILL within the documented bound.
 TEST_P(ShmBacking, KilledPeerIsDetectedWithinTheBound) {
   for (auto interval : {std::chrono::milliseconds(50), std::chrono::milliseconds(10)}) {

@@ -213,6 +213,30 @@ std::vector<std::string> SweepDeadOwners() {
       removed.push_back(dir + "/" + n);
     }
   }
+  // SysV segments have no name to carry a pid: take those of our uid whose creator is dead,
+  // which nobody has attached, and whose first bytes carry the "IPCH" magic every ipch segment
+  // starts with. Anything else (other programs' segments) is never touched.
+  std::ifstream in("/proc/sysvipc/shm");
+  std::string header, line;
+  std::getline(in, header);
+  std::istringstream hs(header);
+  std::vector<std::string> cols;
+  for (std::string c; hs >> c;) cols.push_back(c);
+  while (std::getline(in, line)) {
+    std::istringstream ls(line);
+    std::map<std::string, std::string> row;
+    for (size_t i = 0; i < cols.size(); ++i) ls >> row[cols[i]];
+    if (!row.count("shmid") || !row.count("cpid") || !row.count("nattch") || !row.count("uid")) continue;
+    if (std::stoul(row["uid"]) != ::getuid() || row["nattch"] != "0" || std::stoul(row["size"]) < 8) continue;
+    const pid_t cpid = static_cast<pid_t>(std::stol(row["cpid"]));
+    if (::kill(cpid, 0) == 0 || errno != ESRCH) continue;
+    const int id = std::stoi(row["shmid"]);
+    void* p = ::shmat(id, nullptr, SHM_RDONLY);
+    if (p == reinterpret_cast<void*>(-1)) continue;
+    const bool ours = std::memcmp(p, "IPCH", 4) == 0;
+    ::munmap(p, std::stoul(row["size"]));  // detaches; and TSan, which does not see shmdt, forgets the range
+    if (ours && ::shmctl(id, IPC_RMID, nullptr) == 0) removed.push_back("sysv shm id=" + row["shmid"]);
+  }
   return removed;
 }
 

@@ -185,6 +185,10 @@ TEST(Testing, MessagesVerifyAndDetectDamage) {
 }  // namespace ipch
 
 #include <sys/mman.h>
+#include <sys/shm.h>
+
+#include <algorithm>
+#include <cstring>
 
 #include "ipch/audit.h"
 
@@ -208,6 +212,36 @@ TEST(Audit, SweepRemovesOnlyWhatDeadProcessesLeft) {
   EXPECT_NE(::access(("/dev/shm/" + dead + "-shm").c_str(), F_OK), 0);
   EXPECT_TRUE(std::filesystem::exists(mine));
   EXPECT_GE(removed.size(), 2u);
+}
+
+TEST(Audit, SweepRemovesOnlyIpchSysvSegmentsOfDeadCreators) {
+  // A dead child creates two unattached segments: one starting with the IPCH magic, one not.
+  int ids[2] = {-1, -1};
+  int pipefd[2];
+  ASSERT_EQ(::pipe(pipefd), 0);
+  auto child = ChildProcess::Spawn([&](ControlChannel&) -> Status {
+    for (int i = 0; i < 2; ++i) {
+      int id = ::shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600);
+      if (id < 0) return ErrnoError("shmget");
+      void* p = ::shmat(id, nullptr, 0);
+      if (p == reinterpret_cast<void*>(-1)) return ErrnoError("shmat");
+      std::memcpy(p, i == 0 ? "IPCHCON1" : "OTHERAPP", 8);
+      ::shmdt(p);
+      if (::write(pipefd[1], &id, sizeof id) != sizeof id) return ErrnoError("write");
+    }
+    return Ok();
+  });
+  IPCH_ASSERT_OK(child);
+  IPCH_ASSERT_OK(child->Wait(Deadline::After(std::chrono::seconds(10))));
+  ASSERT_EQ(::read(pipefd[0], ids, sizeof ids), static_cast<ssize_t>(sizeof ids));
+  ::close(pipefd[0]);
+  ::close(pipefd[1]);
+  auto removed = audit::SweepDeadOwners();
+  shmid_ds ds{};
+  EXPECT_NE(::shmctl(ids[0], IPC_STAT, &ds), 0) << "the dead creator's ipch segment is still there";
+  EXPECT_EQ(::shmctl(ids[1], IPC_STAT, &ds), 0) << "a segment that is not ours was removed";
+  ::shmctl(ids[1], IPC_RMID, nullptr);
+  EXPECT_NE(std::find(removed.begin(), removed.end(), "sysv shm id=" + std::to_string(ids[0])), removed.end());
 }
 
 }  // namespace

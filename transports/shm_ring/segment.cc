@@ -46,18 +46,17 @@ MappedRegion& MappedRegion::operator=(MappedRegion&& o) noexcept {
     reset();
     addr_ = std::exchange(o.addr_, nullptr);
     size_ = std::exchange(o.size_, 0);
-    sysv_ = o.sysv_;
   }
   return *this;
 }
 
 void MappedRegion::reset() {
   if (!addr_) return;
-  if (sysv_) {
-    ::shmdt(addr_);
-  } else {
-    ::munmap(addr_, size_);
-  }
+  // SysV segments are detached with munmap too: the kernel detaches an attachment whose mapping
+  // goes away exactly as shmdt does (nattch drops), and ThreadSanitizer, which intercepts munmap
+  // but not shmdt, then forgets the range. With shmdt, a later mapping at the same address
+  // inherited stale shadow state and TSan reported races between unrelated segments.
+  ::munmap(addr_, size_);
   addr_ = nullptr;
   size_ = 0;
 }
@@ -82,7 +81,7 @@ Result<Created> CreateSegment(SegmentName name, std::size_t size) {
     name.ino = st.st_ino;
     void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
     if (p == MAP_FAILED) return undo(SysError(name, "mmap"));
-    return Created{MappedRegion(p, size, false), std::move(name)};
+    return Created{MappedRegion(p, size), std::move(name)};
   }
   int id = ::shmget(name.key, size, IPC_CREAT | IPC_EXCL | 0600);
   if (id < 0) {
@@ -96,7 +95,7 @@ Result<Created> CreateSegment(SegmentName name, std::size_t size) {
     ::shmctl(id, IPC_RMID, nullptr);
     return e;
   }
-  return Created{MappedRegion(p, size, true), std::move(name)};
+  return Created{MappedRegion(p, size), std::move(name)};
 }
 
 Status StatSegment(SegmentName& name, SegmentInfo* info) {
@@ -167,7 +166,7 @@ Result<MappedRegion> MapSegment(SegmentName& name, std::size_t size) {
     void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
     if (p == MAP_FAILED) return SysError(name, "mmap");
     name.ino = st.st_ino;
-    return MappedRegion(p, size, false);
+    return MappedRegion(p, size);
   }
   void* p = ::shmat(name.shmid, nullptr, 0);
   if (p == reinterpret_cast<void*>(-1)) {
@@ -175,7 +174,7 @@ Result<MappedRegion> MapSegment(SegmentName& name, std::size_t size) {
       return MakeError(Errc::PeerClosed, "sysv_shm " + name.ToString() + ": removed");
     return SysError(name, "shmat");
   }
-  return MappedRegion(p, size, true);
+  return MappedRegion(p, size);
 }
 
 Status RemoveSegment(const SegmentName& name) {

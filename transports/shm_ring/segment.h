@@ -21,11 +21,11 @@ namespace ipch::shm {
 enum class Backing { Posix, Sysv };
 const char* BackingName(Backing b);
 
-// A mapped (or attached) segment; unmaps (or detaches) on destruction.
+// A mapped (or attached) segment; unmaps on destruction (munmap detaches SysV attachments too).
 class MappedRegion {
  public:
   MappedRegion() = default;
-  MappedRegion(void* addr, std::size_t size, bool sysv) : addr_(addr), size_(size), sysv_(sysv) {}
+  MappedRegion(void* addr, std::size_t size) : addr_(addr), size_(size) {}
   MappedRegion(MappedRegion&& o) noexcept { *this = std::move(o); }
   MappedRegion& operator=(MappedRegion&& o) noexcept;
   ~MappedRegion() { reset(); }
@@ -38,7 +38,6 @@ class MappedRegion {
  private:
   void* addr_ = nullptr;
   std::size_t size_ = 0;
-  bool sysv_ = false;
 };
 
 // Where a segment lives: a POSIX name, or a SysV key / id.

@@ -30,7 +30,8 @@ std::vector<std::string> LeftoverFiles(const std::filesystem::path& dir);
 void CleanUp(const Snapshot& before, const Snapshot& after);
 // Removes objects named "ipch-<pid>-..." whose process is gone (a test binary that was killed or
 // aborted by a sanitizer never ran its cleanup): scratch dirs in the temp directory, /dev/shm
-// and /dev/mqueue entries. Returns one line per removed object.
+// and /dev/mqueue entries, and unattached SysV segments of a dead creator that start with the
+// "IPCH" magic. Returns one line per removed object.
 std::vector<std::string> SweepDeadOwners();
 // Mounts /dev/mqueue if absent and we are root, so POSIX queues can be audited. Returns the
 // reason it is not auditable, or "" when it is.

@@ -161,7 +161,9 @@ Result<UniqueFd> ConnectRaw(const std::string& address, Deadline d) {
 // Optional adapter hooks for the shared-memory and named-object cases. An adapter without a
 // hook gets those cases reported UNSUPPORTED with the hook's name, never a silent pass.
 template <class T>
-constexpr bool kHasMidPublishHook = requires { T::SetMidPublishHook(std::function<void()>()); };
+constexpr bool kHasMidPublishHook = requires {
+  T::SetMidPublishHook(std::function<void()>());
+};
 template <class T>
 constexpr bool kHasSharedBytes = requires(const typename T::Connection& c) {
   { T::SharedBytes(c) } -> std::convertible_to<std::span<std::byte>>;
@@ -172,8 +174,8 @@ constexpr bool kHasImpostors = requires(const std::string& a) {
   T::RemoveImpostor(a);
 };
 
-#define IPCH_REQUIRE_HOOK(flag, hook)                                                             \
-  do {                                                                                            \
+#define IPCH_REQUIRE_HOOK(flag, hook)                                                            \
+  do {                                                                                           \
     if (!(flag)) GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << " has no " hook " hook"; \
   } while (0)
 
@@ -737,8 +739,8 @@ TYPED_TEST_P(Lifecycle, DestroyingListenerWithQueuedClients) {
 TYPED_TEST_P(Lifecycle, UninitialisedObjectAtAddressIsOrphanedResource) {
   IPCH_REQUIRE_HOOK(kHasImpostors<TypeParam>, "PlantImpostor");
   // What a creator killed between creating and initialising leaves: not ours to guess about.
-  EXPECT_TRUE(ImpostorIsRefused<TypeParam>(this->address_, Impostor::Uninitialised, Errc::OrphanedResource,
-                                           Errc::Corrupt));
+  EXPECT_TRUE(
+      ImpostorIsRefused<TypeParam>(this->address_, Impostor::Uninitialised, Errc::OrphanedResource, Errc::Corrupt));
   // Once the leftover is removed, the name works again.
   auto l = TypeParam::Listen(this->address_);
   IPCH_ASSERT_OK(l);
@@ -749,8 +751,9 @@ TYPED_TEST_P(Lifecycle, UninitialisedObjectAtAddressIsOrphanedResource) {
   EXPECT_TRUE(RoundTrip(*c, *s, MakeMessage(1, 10, this->Seed())));
 }
 
-REGISTER_TYPED_TEST_SUITE_P(Lifecycle, UninitialisedObjectAtAddressIsOrphanedResource, CloseTwiceIsOk, SendAfterCloseIsClosed, ReceiveAfterCloseIsClosed,
-                            ListenerCloseTwiceIsOk, AcceptAfterListenerCloseIsClosed, CreateAgainWorksAfterClose,
+REGISTER_TYPED_TEST_SUITE_P(Lifecycle, UninitialisedObjectAtAddressIsOrphanedResource, CloseTwiceIsOk,
+                            SendAfterCloseIsClosed, ReceiveAfterCloseIsClosed, ListenerCloseTwiceIsOk,
+                            AcceptAfterListenerCloseIsClosed, CreateAgainWorksAfterClose,
                             SecondListenOnSameAddressIsAlreadyExists, ConnectAfterListenerCloseIsPeerClosed,
                             ServerCloseIsSeenAsPeerClosed, ClientCloseIsSeenAsPeerClosed,
                             PendingMessagesArriveBeforePeerClosed, PeerClosedIsSticky, SendToClosedPeerIsPeerClosed,
@@ -1020,10 +1023,11 @@ TYPED_TEST_P(PeerDeath, OrphanedListenerIsReportedAndReclaimed) {
   EXPECT_TRUE(RoundTrip(again->client, again->server, MakeMessage(1, 10, this->Seed())));
 }
 
-REGISTER_TYPED_TEST_SUITE_P(PeerDeath, PeerThatExitedBeforeAcceptIsStillHeard, PeerKilledMidPublish, OrphanedListenerIsReportedAndReclaimed,
-                            PeerExitsCleanlyAfterSending, PeerKilledAfterConnect, PeerKilledBeforeAccept,
-                            ListenerKilledThenConnectIsPeerClosed, PeerKilledMidMessage, PeerKilledWhileWeSend,
-                            StoppedPeerLosesNothing, ListenerServesNewPeerAfterOneIsKilled);
+REGISTER_TYPED_TEST_SUITE_P(PeerDeath, PeerThatExitedBeforeAcceptIsStillHeard, PeerKilledMidPublish,
+                            OrphanedListenerIsReportedAndReclaimed, PeerExitsCleanlyAfterSending,
+                            PeerKilledAfterConnect, PeerKilledBeforeAccept, ListenerKilledThenConnectIsPeerClosed,
+                            PeerKilledMidMessage, PeerKilledWhileWeSend, StoppedPeerLosesNothing,
+                            ListenerServesNewPeerAfterOneIsKilled);
 
 // ---------------------------------------------------------------------------------------
 // security: owner-only resources; hostile bytes from a raw peer
@@ -1161,8 +1165,7 @@ TYPED_TEST_P(Security, ObjectOfAnotherOwnerIsRefused) {
 TYPED_TEST_P(Security, ObjectOfTheWrongSizeIsRefused) {
   IPCH_REQUIRE_HOOK(kHasImpostors<TypeParam>, "PlantImpostor");
   // Connect checks the size before mapping: a short segment must not become a SIGBUS.
-  EXPECT_TRUE(
-      ImpostorIsRefused<TypeParam>(this->address_, Impostor::WrongSize, Errc::AlreadyExists, Errc::Corrupt));
+  EXPECT_TRUE(ImpostorIsRefused<TypeParam>(this->address_, Impostor::WrongSize, Errc::AlreadyExists, Errc::Corrupt));
 }
 
 TYPED_TEST_P(Security, HostileSegmentBytesAreCorrupt) {
@@ -1218,7 +1221,8 @@ TYPED_TEST_P(Security, RandomSegmentScribblesNeverCrashOrHang) {
         if (rng() % 5 != 0) {
           const std::size_t at = live[rng() % live.size()] & ~std::size_t{7};
           const uint64_t word = rng();
-          for (std::size_t b = 0; b < 8 && at + b < bytes.size(); ++b) bytes[at + b] = std::byte(word >> (8 * b) & 0xff);
+          for (std::size_t b = 0; b < 8 && at + b < bytes.size(); ++b)
+            bytes[at + b] = std::byte(word >> (8 * b) & 0xff);
         } else {
           bytes[rng() % bytes.size()] = std::byte(rng() & 0xff);
         }

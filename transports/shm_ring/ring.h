@@ -8,19 +8,20 @@
 // it reads (CheckHead). A violation is Errc::Corrupt, never an out-of-bounds access.
 //
 // Memory ordering (the only synchronisation between the two ends):
-//  - The producer copies header and payload into the free region, then stores `tail` with
-//    release. The consumer loads `tail` with acquire, so the record bytes are visible before it
-//    reads them. A record is published whole or not at all: a producer killed mid-copy leaves
-//    `tail` untouched and its half-written bytes are never read.
-//  - The consumer copies a record out, then stores `head` with release; the producer loads `head`
-//    with acquire before it reuses that space, so it never overwrites bytes still being read.
+//  - The producer copies header and payload into the free region, then stores `tail`. The
+//    consumer loads `tail` and only then reads the record: the store/load pair is (at least)
+//    release/acquire, so the record bytes are visible first. A record is published whole or not
+//    at all: a producer killed mid-copy leaves `tail` untouched and its bytes are never read.
+//  - The consumer copies a record out, then stores `head`; the producer loads `head` before it
+//    reuses that space, so it never overwrites bytes still being read.
 //  - Sleeping uses a 32-bit sequence word per direction (futex, process-shared) and a "waiting"
-//    flag. Waiter: waiting=1 (seq_cst); s=seq (seq_cst); recheck the condition; futex_wait(seq, s).
-//    Waker: publish; seq+=1 (seq_cst RMW); if waiting (seq_cst load) futex_wake. In the single
-//    total order of seq_cst operations either the waker's increment precedes the waiter's load of
-//    `s` (then the recheck sees the publication: the release store happens-before the RMW the
-//    waiter read) or it follows it (then futex_wait sees a changed word and does not sleep, or
-//    the waker reads waiting==1 and wakes it). No wake-up is lost.
+//    count. Waiter: waiting += 1; s = seq; recheck the counter; futex_wait(seq, s). Publisher:
+//    store the counter; if waiting != 0 { seq += 1; futex_wake(seq) }. The counter store, the
+//    waiting increment, the publisher's waiting load and the waiter's recheck are all seq_cst,
+//    so in their single total order either the store precedes the recheck (the waiter sees the
+//    data) or the increment precedes the publisher's load (it sees a waiter, bumps `seq` after
+//    the waiter read it, and futex_wait returns at once or is woken). No wake-up is lost, and
+//    in the hot path the publisher does one store and one load of a line it rarely misses on.
 #pragma once
 
 #include <atomic>
@@ -36,18 +37,18 @@ namespace ipch::shm {
 
 inline constexpr uint32_t kRecordHeader = 4;  // little-endian u32 payload length
 
-// Control block of one direction. Producer-written words and consumer-written words sit in
-// separate 128-byte blocks (two cache lines: the adjacent-line prefetcher pairs lines), so the
-// two ends never write the same line in the hot path. Each end's "waiting" flag lives in the
-// *other* end's block: it is written only when going to sleep, and read by the other end on
-// every publish, so it must not share a line with the words its owner writes on every message.
+// Control block of one direction. Producer-written and consumer-written words sit in separate
+// 128-byte blocks (two cache lines: the adjacent-line prefetcher pairs lines), so the two ends
+// never write the same line in the hot path. Each end's "waiting" count has a line of its own
+// inside the other end's block: read on every publish, written only when going to sleep, it
+// stays cached on both sides instead of following the hot counter back and forth.
 struct RingControl {
-  alignas(128) std::atomic<uint64_t> tail;  // producer: bytes published, monotonic
-  std::atomic<uint32_t> data_seq;           // producer: +1 per publish; the consumer sleeps on it
-  std::atomic<uint32_t> consumer_waiting;   // consumer: 1 while it may sleep on data_seq
-  alignas(128) std::atomic<uint64_t> head;  // consumer: bytes consumed, monotonic
-  std::atomic<uint32_t> space_seq;          // consumer: +1 per consume; the producer sleeps on it
-  std::atomic<uint32_t> producer_waiting;   // producer: 1 while it may sleep on space_seq
+  alignas(128) std::atomic<uint64_t> tail;             // producer: bytes published, monotonic
+  std::atomic<uint32_t> data_seq;                      // producer: +1 when waking; the consumer sleeps on it
+  alignas(64) std::atomic<uint32_t> consumer_waiting;  // consumer: non-zero while it may sleep
+  alignas(128) std::atomic<uint64_t> head;             // consumer: bytes consumed, monotonic
+  std::atomic<uint32_t> space_seq;                     // consumer: +1 when waking; the producer sleeps on it
+  alignas(64) std::atomic<uint32_t> producer_waiting;  // producer: non-zero while it may sleep
 };
 static_assert(sizeof(RingControl) == 256);
 static_assert(std::atomic<uint64_t>::is_always_lock_free && std::atomic<uint32_t>::is_always_lock_free);

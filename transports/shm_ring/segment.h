@@ -63,7 +63,7 @@ struct SegmentInfo {
   uid_t uid = 0;
   mode_t mode = 0;
   std::size_t size = 0;
-  pid_t creator = 0;  // SysV only (shm_cpid)
+  pid_t creator = 0;         // SysV only (shm_cpid)
   std::size_t attached = 0;  // SysV only (shm_nattch)
 };
 // Looks an existing segment up (PeerClosed if it does not exist) and fills `info`.

@@ -1,8 +1,8 @@
 #include "shm.h"
 
 #include <signal.h>
-#include <sys/mman.h>
 #include <sys/ipc.h>
+#include <sys/mman.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -41,8 +41,8 @@ struct ConnHeader {
   Side side[2];  // [0] the connector (creator), [1] the acceptor
 };
 static_assert(sizeof(ConnHeader) <= kPage);
-constexpr std::size_t kCtlOffset = kPage;           // RingControl[2]: [0] client→server, [1] server→client
-constexpr std::size_t kDataOffset = 2 * kPage;      // ring data, client→server then server→client
+constexpr std::size_t kCtlOffset = kPage;       // RingControl[2]: [0] client→server, [1] server→client
+constexpr std::size_t kDataOffset = 2 * kPage;  // ring data, client→server then server→client
 static_assert(2 * sizeof(RingControl) <= kPage);
 
 // Slot word: state in the low 8 bits; the rest is the claimer's pid (Claimed) or the offer's
@@ -80,6 +80,16 @@ std::function<void()>& Hook() {
   return f;
 }
 
+// Ring publication (see ring.h): after a seq_cst store of the counter, the sequence word is
+// bumped only if the other end may be asleep.
+void WakeIfWaiting(std::atomic<uint32_t>& seq, std::atomic<uint32_t>& waiting) {
+  if (waiting.load(std::memory_order_seq_cst) != 0) {
+    seq.fetch_add(1, std::memory_order_seq_cst);
+    FutexWake(seq);
+  }
+}
+
+// Rendezvous words: the condition is a slot word, so the sequence word is always bumped after it.
 void Bump(std::atomic<uint32_t>& seq, std::atomic<uint32_t>& waiting) {
   seq.fetch_add(1, std::memory_order_seq_cst);
   if (waiting.load(std::memory_order_seq_cst) != 0) FutexWake(seq);
@@ -175,8 +185,8 @@ void RemoveOffered(const SegmentName& rdv, const Slot& slot, uint64_t ticket) {
 }
 
 Status CheckConnHeader(const ConnHeader* h, uint32_t capacity, std::size_t size, const std::string& what) {
-  if (std::memcmp(h->magic, kConnMagic, sizeof kConnMagic) != 0 || h->version != kVersion ||
-      h->capacity != capacity || h->segment_size != size) {
+  if (std::memcmp(h->magic, kConnMagic, sizeof kConnMagic) != 0 || h->version != kVersion || h->capacity != capacity ||
+      h->segment_size != size) {
     return MakeError(Errc::Corrupt, what + ": not a valid ipch connection segment (magic, version or sizes)");
   }
   return Ok();
@@ -328,7 +338,7 @@ Status Connection::Send(ByteView msg, Deadline d) {
   const uint64_t need = kRecordHeader + msg.size();
   auto has_room = [&]() -> Result<bool> {
     if (s.capacity - (s.tail - s.head_seen) >= need) return true;
-    const uint64_t h = s.tx->head.load(std::memory_order_acquire);
+    const uint64_t h = s.tx->head.load(std::memory_order_seq_cst);
     Status ok = CheckHead(s.head_seen, h, s.tail, s.capacity);
     if (!ok.ok()) return s.Corrupt(std::move(ok).error()).error();
     s.head_seen = h;
@@ -343,8 +353,8 @@ Status Connection::Send(ByteView msg, Deadline d) {
   CopyIn(s.tx_data, s.tail + kRecordHeader, msg.data(), msg.size());
   if (g_hook_armed.load(std::memory_order_acquire) && g_hook_armed.exchange(false)) Hook()();
   s.tail += need;
-  s.tx->tail.store(s.tail, std::memory_order_release);  // publishes the whole record at once
-  Bump(s.tx->data_seq, s.tx->consumer_waiting);
+  s.tx->tail.store(s.tail, std::memory_order_seq_cst);  // publishes the whole record at once
+  WakeIfWaiting(s.tx->data_seq, s.tx->consumer_waiting);
   return Ok();
 }
 
@@ -353,17 +363,17 @@ Status Connection::Receive(Bytes& out, Deadline d) {
   State& s = *s_;
   IPCH_RETURN_IF_ERROR(s.Sticky());
   auto take = [&]() -> Result<bool> {
-    const uint64_t t = s.rx->tail.load(std::memory_order_acquire);
+    const uint64_t t = s.rx->tail.load(std::memory_order_seq_cst);
     if (t == s.head) return false;
     auto next = DecodeRecord(s.rx_data, s.head, t, out);
     if (!next.ok()) return s.Corrupt(std::move(next).error()).error();
     s.head = *next;
-    s.rx->head.store(s.head, std::memory_order_release);  // the space may now be reused
-    Bump(s.rx->space_seq, s.rx->producer_waiting);
+    s.rx->head.store(s.head, std::memory_order_seq_cst);  // the space may now be reused
+    WakeIfWaiting(s.rx->space_seq, s.rx->producer_waiting);
     return true;
   };
-  return WaitFor(s.rx->data_seq, s.rx->consumer_waiting, &s.rx_spin, d, s.opts.liveness_interval, "shm receive",
-                 take, [&] { return s.PeerState(true); });
+  return WaitFor(s.rx->data_seq, s.rx->consumer_waiting, &s.rx_spin, d, s.opts.liveness_interval, "shm receive", take,
+                 [&] { return s.PeerState(true); });
 }
 
 Status Connection::Close() {
@@ -461,7 +471,8 @@ Result<Connection> Listener::Accept(Deadline d) {
   auto take = [&](Slot& slot, uint64_t ticket) -> Result<Connection> {
     const uint32_t cap = slot.capacity.load(std::memory_order_relaxed);
     const int64_t handle = slot.handle.load(std::memory_order_relaxed);
-    if (!ValidCapacity(cap)) return MakeError(Errc::Corrupt, what + ": offer with ring capacity " + std::to_string(cap));
+    if (!ValidCapacity(cap))
+      return MakeError(Errc::Corrupt, what + ": offer with ring capacity " + std::to_string(cap));
     if (ls.name.backing == Backing::Sysv && (handle < 0 || handle > INT32_MAX))
       return MakeError(Errc::Corrupt, what + ": offer with segment id " + std::to_string(handle));
     SegmentName cn = ConnName(ls.name, ticket, handle);
@@ -471,8 +482,8 @@ Result<Connection> Listener::Accept(Deadline d) {
       IPCH_RETURN_IF_ERROR(StatSegment(cn, &info));
       IPCH_RETURN_IF_ERROR(CheckOwnerOnly(cn, info));
       if (info.size != size) {
-        return MakeError(Errc::Corrupt, what + ": offered segment has " + std::to_string(info.size) + " bytes, expected " +
-                                            std::to_string(size));
+        return MakeError(Errc::Corrupt, what + ": offered segment has " + std::to_string(info.size) +
+                                            " bytes, expected " + std::to_string(size));
       }
     }
     auto region = MapSegment(cn, size);
@@ -537,8 +548,8 @@ Result<Connection> Listener::Accept(Deadline d) {
     }
     return false;
   };
-  IPCH_RETURN_IF_ERROR(WaitFor(rh->doorbell, rh->acceptor_waiting, &ls.spin, d, ls.opts.liveness_interval,
-                               "shm accept", attempt, [] { return Ok(); }));
+  IPCH_RETURN_IF_ERROR(WaitFor(rh->doorbell, rh->acceptor_waiting, &ls.spin, d, ls.opts.liveness_interval, "shm accept",
+                               attempt, [] { return Ok(); }));
   return accepted;
 }
 
@@ -560,8 +571,7 @@ Result<SegmentName> ParseAddress(Backing b, const std::string& address) {
   n.backing = b;
   if (b == Backing::Posix) {
     // One leading '/', no other; short enough to leave room for the ".c<ticket>" suffix.
-    if (address.size() < 2 || address[0] != '/' || address.find('/', 1) != std::string::npos ||
-        address.size() > 200) {
+    if (address.size() < 2 || address[0] != '/' || address.find('/', 1) != std::string::npos || address.size() > 200) {
       return MakeError(Errc::InvalidArgument,
                        "posix_shm address '" + address + "': must be '/name' (1..199 bytes, no further '/')");
     }
@@ -637,16 +647,16 @@ Result<Listener> Listen(Backing b, const std::string& address, Options o) {
       const std::string why = b == Backing::Sysv
                                   ? "its creator (pid " + std::to_string(info.creator) + ") is still alive"
                                   : "POSIX records no creator to check";
-      const std::string how = b == Backing::Sysv ? "ipcrm -m " + std::to_string(existing.shmid)
-                                                 : "rm /dev/shm" + existing.posix;
+      const std::string how =
+          b == Backing::Sysv ? "ipcrm -m " + std::to_string(existing.shmid) : "rm /dev/shm" + existing.posix;
       return MakeError(Errc::OrphanedResource, what + ": " + existing.ToString() +
                                                    " was created but never initialised and " + why + "; remove it (" +
                                                    how + ") if no listener is starting there");
     }
     const PeerWatch owner = PeerWatch::Open({owner_pid, rh->owner_start.load()});
     if (owner.Alive() && rh->closed.load() == 0) {
-      return MakeError(Errc::AlreadyExists, what + ": a live listener (pid " + std::to_string(owner.pid()) +
-                                                ") owns " + existing.ToString());
+      return MakeError(Errc::AlreadyExists, what + ": a live listener (pid " + std::to_string(owner.pid()) + ") owns " +
+                                                existing.ToString());
     }
     // Dead or closed owner: reclaim, with the segments of offers it never accepted.
     for (uint32_t i = 0; i < kSlots; ++i) {
@@ -680,8 +690,8 @@ Result<Connection> Connect(Backing b, const std::string& address, Deadline d, Op
   if (!rdv.ok()) return std::move(rdv).error();
   auto* rh = reinterpret_cast<RendezvousHeader*>(rdv->data());
   const uint32_t owner_pid = rh->owner_pid.load(std::memory_order_acquire);  // non-zero: initialised
-  if (owner_pid == 0 || std::memcmp(rh->magic, kRendezvousMagic, sizeof kRendezvousMagic) != 0 || rh->version != kVersion ||
-      rh->slot_count != kSlots) {
+  if (owner_pid == 0 || std::memcmp(rh->magic, kRendezvousMagic, sizeof kRendezvousMagic) != 0 ||
+      rh->version != kVersion || rh->slot_count != kSlots) {
     return MakeError(Errc::Corrupt, what + ": " + rname.ToString() + " is not an initialised ipch rendezvous");
   }
   if (rh->closed.load(std::memory_order_acquire) != 0)

@@ -1,6 +1,8 @@
 // Unit tests of the shared-memory ring core and its two backings: the consumer's validation as
 // pure functions, wraparound at every offset, both ends as threads (the TSan build checks the
 // memory ordering), the peer-death bound, pid reuse, permissions and the orphan policy.
+#include "transports/shm_ring/shm.h"
+
 #include <sys/ipc.h>
 #include <sys/mman.h>
 #include <sys/shm.h>
@@ -15,7 +17,6 @@
 #include "ipch/testing.h"
 #include "transports/shm_ring/liveness.h"
 #include "transports/shm_ring/ring.h"
-#include "transports/shm_ring/shm.h"
 
 namespace ipch::shm {
 namespace {
@@ -66,9 +67,9 @@ TEST(ShmRing, CountersNearTheTopOfTheirRangeWrapCleanly) {
 
 TEST(ShmRing, TailOutsideThePublishedWindowIsCorrupt) {
   Bytes ring(kMinCapacity), out;
-  IPCH_EXPECT_ERRC(DecodeRecord(ring, 1000, 999, out), Corrupt);                       // behind head
+  IPCH_EXPECT_ERRC(DecodeRecord(ring, 1000, 999, out), Corrupt);                      // behind head
   IPCH_EXPECT_ERRC(DecodeRecord(ring, 1000, 1000 + kMinCapacity + 1, out), Corrupt);  // more than the ring
-  IPCH_EXPECT_ERRC(DecodeRecord(ring, 1000, 1003, out), Corrupt);                      // no room for a header
+  IPCH_EXPECT_ERRC(DecodeRecord(ring, 1000, 1003, out), Corrupt);                     // no room for a header
 }
 
 TEST(ShmRing, RecordLengthsAreBounded) {
@@ -133,8 +134,10 @@ TEST_P(ShmBacking, ThreadsStreamBothWaysThroughATinyRing) {
     Bytes got;
     for (uint64_t i = 0; i < kCount && failure->empty(); ++i) {
       Status st = rx.Receive(got, Settle());
-      if (!st.ok()) *failure = "message " + std::to_string(i) + ": " + st.error().ToString();
-      else if (!VerifyMessage(got, i, size_of(i), salt)) *failure = "message " + std::to_string(i) + " damaged";
+      if (!st.ok())
+        *failure = "message " + std::to_string(i) + ": " + st.error().ToString();
+      else if (!VerifyMessage(got, i, size_of(i), salt))
+        *failure = "message " + std::to_string(i) + " damaged";
     }
     sender.join();
   };

@@ -150,7 +150,7 @@ class MatrixListener : public ::testing::EmptyTestEventListener {
       }
       out << (any_fail ? "FAIL" : "PASS") << "\n";
     }
-    out << "(+Nu: N cases UNSUPPORTED by the transport's capabilities; each skip names the capability)\n";
+    out << "(+Nu: N cases UNSUPPORTED: a capability or adapter hook the case needs is missing; each skip names it)\n";
     std::cout << out.str() << std::flush;
   }
 

@@ -56,7 +56,7 @@ void Pin(int cpu) {
 
 std::string Token() {
   static int n = 0;
-  return "ipchbench-" + std::to_string(::getpid()) + "-" + std::to_string(n++);
+  return "ipch-" + std::to_string(::getpid()) + "-bench" + std::to_string(n++);  // swept if we are killed
 }
 
 Deadline Soon() { return Deadline::After(std::chrono::seconds(30)); }

@@ -26,7 +26,7 @@
 namespace ipch::fault {
 namespace {
 
-constexpr int kMaxRules = 8;
+constexpr int kMaxRules = static_cast<int>(kMaxPlanRules);
 constexpr int kLogSize = 64;
 
 struct ArmedRule {

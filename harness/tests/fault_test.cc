@@ -9,8 +9,13 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
+#include <cstring>
+
+#include "ipch/child_process.h"
 #include "ipch/testing.h"
 #include "ipch/unique_fd.h"
+
+extern char** environ;
 
 namespace ipch::fault {
 namespace {
@@ -179,6 +184,121 @@ TEST(FaultEngine, ForkedChildInheritsPlanWithFreshCounters) {
   int status = 0;
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+// ---- the text form and the environment -------------------------------------------------------
+TEST(FaultPlanText, ParsesEveryPartAndFormatsBack) {
+  Plan p;
+  std::string error;
+  ASSERT_TRUE(ParsePlan(" seed=0x2a ; read|write:EINTR,every=3 ; write:short,p=0.25,max=100;accept:104", &p, &error))
+      << error;
+  EXPECT_EQ(p.seed, 42u);
+  ASSERT_EQ(p.rules.size(), 3u);
+  EXPECT_EQ(p.rules[0].ops, uint32_t{kRead | kWrite});
+  EXPECT_EQ(p.rules[0].kind, Kind::kErrno);
+  EXPECT_EQ(p.rules[0].err, EINTR);
+  EXPECT_EQ(p.rules[0].every_nth, 3u);
+  EXPECT_EQ(p.rules[1].kind, Kind::kShort);
+  EXPECT_EQ(p.rules[1].every_nth, 0u);
+  EXPECT_DOUBLE_EQ(p.rules[1].probability, 0.25);
+  EXPECT_EQ(p.rules[1].max_fires, 100u);
+  EXPECT_EQ(p.rules[2].ops, uint32_t{kAccept});
+  EXPECT_EQ(p.rules[2].err, ECONNRESET);  // 104 by number is named on the way back
+  EXPECT_EQ(p.rules[2].every_nth, 1u) << "a rule without a trigger fires on every call";
+  const std::string text = FormatPlan(p);
+  EXPECT_EQ(text, "seed=42;read|write:EINTR,every=3;write:short,p=0.25,max=100;accept:ECONNRESET");
+  Plan again;
+  ASSERT_TRUE(ParsePlan(text, &again, &error)) << error;
+  EXPECT_EQ(FormatPlan(again), text);
+  ASSERT_TRUE(ParsePlan("all:EIO", &again, &error)) << error;
+  EXPECT_EQ(again.rules[0].ops, uint32_t{kRead | kWrite | kPoll | kAccept | kConnect});
+}
+
+TEST(FaultPlanText, BadPlansNameWhatIsWrong) {
+  const struct {
+    const char* text;
+    const char* says;
+  } cases[] = {
+      {"", "at least one rule"},
+      {"seed=5", "at least one rule"},
+      {"read", "expected <ops>:<effect>"},
+      {"reed:EINTR", "unknown operation 'reed'"},
+      {":EINTR", "no operation"},
+      {"read:EBOGUS", "unknown effect 'EBOGUS'"},
+      {"read:EINTR,every=0", "every=0 is not a whole number"},
+      {"read:EINTR,every=-3", "every=-3"},
+      {"read:EINTR,p=1.5", "p=1.5 is not a probability"},
+      {"read:EINTR,p=abc", "p=abc"},
+      {"read:EINTR,every=2,p=0.5", "not both"},
+      {"read:EINTR,often=2", "unknown option 'often'"},
+      {"read:EINTR,max=0", "max=0"},
+      {"seed=x;read:EINTR", "seed 'x'"},
+      {"read:EINTR;read:EINTR;read:EINTR;read:EINTR;read:EINTR;read:EINTR;read:EINTR;read:EINTR;read:EINTR",
+       "more than 8 rules"},
+  };
+  for (const auto& c : cases) {
+    Plan p;
+    std::string error;
+    EXPECT_FALSE(ParsePlan(c.text, &p, &error)) << "'" << c.text << "' parsed";
+    EXPECT_NE(error.find(c.says), std::string::npos) << "'" << c.text << "': " << error;
+  }
+}
+
+// Runs a probe program with `plan` in its environment (and the fault library preloaded if
+// asked); returns how it ended and what it wrote to stderr.
+struct ProbeRun {
+  ExitInfo exit;
+  std::string err;
+};
+ProbeRun RunProbe(const char* exe, const std::string& plan, const char* expect, bool preload) {
+  int pipefd[2];
+  if (::pipe2(pipefd, O_CLOEXEC) != 0) return {};
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e) {
+    if (std::strncmp(*e, "IPCH_FAULT_PLAN=", 16) != 0 && std::strncmp(*e, "LD_PRELOAD=", 11) != 0) env.emplace_back(*e);
+  }
+  env.push_back(std::string(kPlanEnv) + "=" + plan);
+  if (preload) env.push_back(std::string("LD_PRELOAD=") + IPCH_FAULT_LIBRARY);
+  auto child = ChildProcess::Spawn([&](ControlChannel&) -> Status {
+    std::vector<char*> envp;
+    for (auto& e : env) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    ::dup2(pipefd[1], 2);
+    char* argv[] = {const_cast<char*>(exe), const_cast<char*>(expect), nullptr};
+    ::execve(exe, argv, envp.data());
+    return ErrnoError(std::string("execve ") + exe);
+  });
+  ::close(pipefd[1]);
+  ProbeRun run;
+  char buf[512];
+  for (ssize_t n; (n = RetryEintr([&] { return ::read(pipefd[0], buf, sizeof buf); })) > 0;) run.err.append(buf, n);
+  ::close(pipefd[0]);
+  if (!child.ok()) return run;
+  auto ended = child->Wait(Deadline::After(Scaled(std::chrono::seconds(20))));
+  if (ended.ok()) run.exit = *ended;
+  return run;
+}
+
+TEST(FaultPlanEnv, AnExecdChildArmsItselfFromTheEnvironment) {
+  auto hit = RunProbe(IPCH_FAULT_PROBE, "write:EPIPE", "EPIPE", false);
+  EXPECT_TRUE(hit.exit.Success()) << hit.exit.ToString() << " " << hit.err;
+  auto miss = RunProbe(IPCH_FAULT_PROBE, "read:EPIPE", "ok", false);
+  EXPECT_TRUE(miss.exit.Success()) << "a read rule must leave writes alone: " << miss.exit.ToString() << " "
+                                   << miss.err;
+}
+
+TEST(FaultPlanEnv, PreloadedIntoABinaryWithoutOurCode) {
+  auto bare = RunProbe(IPCH_FAULT_PROBE_PLAIN, "write:EIO", "ok", false);
+  EXPECT_TRUE(bare.exit.Success()) << "without the library the plan must do nothing: " << bare.err;
+  auto hit = RunProbe(IPCH_FAULT_PROBE_PLAIN, "write:EIO", "EIO", true);
+  EXPECT_TRUE(hit.exit.Success()) << hit.exit.ToString() << " " << hit.err;
+}
+
+TEST(FaultPlanEnv, ABadPlanStopsTheProcessWithTheReason) {
+  auto run = RunProbe(IPCH_FAULT_PROBE, "write:EBOGUS", "ok", false);
+  EXPECT_TRUE(run.exit.exited && run.exit.code == 2) << run.exit.ToString();
+  EXPECT_NE(run.err.find("IPCH_FAULT_PLAN: rule 'write:EBOGUS': unknown effect 'EBOGUS'"), std::string::npos)
+      << run.err;
 }
 
 }  // namespace

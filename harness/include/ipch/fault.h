@@ -4,8 +4,10 @@
 // Forked children inherit the armed plan (and its counters, which reset per process).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ipch::fault {
@@ -33,6 +35,25 @@ struct Plan {
   std::vector<Rule> rules;
   uint64_t seed = 0;
 };
+
+// The most rules one plan can hold.
+inline constexpr std::size_t kMaxPlanRules = 8;
+
+// Text form of a plan (docs/fault-model.md):
+//   plan   := [seed=N ;] rule { ; rule }
+//   rule   := ops : effect { , option }
+//   ops    := op { | op }        op: read write poll accept connect all
+//   effect := short | EINTR | EAGAIN | ECONNRESET | ... | <errno number>
+//   option := every=N (calls N, 2N, ...; the default is every=1) | p=P (probability, decided by
+//             the seed) | max=N (at most N fires)
+// e.g. "seed=7;read|write:EINTR,every=3;write:short,p=0.25,max=100". On a parse error, returns
+// false and names the offending part in `error`.
+bool ParsePlan(std::string_view text, Plan* out, std::string* error);
+// The canonical text of a plan; ParsePlan(FormatPlan(p)) gives p back.
+std::string FormatPlan(const Plan& plan);
+// A process whose environment holds a plan under this name arms it when the library loads:
+// forked children inherit the armed plan, exec'd ones (linked or LD_PRELOADed) re-read it.
+inline constexpr const char* kPlanEnv = "IPCH_FAULT_PLAN";
 
 // Arms `plan` process-wide. Not reentrant with another armed plan.
 void Arm(const Plan& plan);

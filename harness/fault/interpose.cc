@@ -6,9 +6,17 @@
 // - counters reset in a forked child (pthread_atfork), so "every Nth" counts per process;
 // - fortified aliases (__read_chk, __recv_chk, __recvfrom_chk, __poll_chk) are hooked too.
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <mqueue.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/epoll.h>
+#include <sys/ipc.h>
+#include <sys/mman.h>
+#include <sys/msg.h>
+#include <sys/select.h>
+#include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -17,6 +25,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdarg>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
@@ -378,6 +387,252 @@ int connect(int fd, const sockaddr* a, socklen_t al) {
     return -1;
   }
   return real_connect(fd, a, al);
+}
+
+// ---- the other entry points: errno faults only (a `short` rule never matches them) -----------
+#define IPCH_FAIL_IF(decision, failure)            \
+  do {                                             \
+    const auto d_ = (decision); /* decided once */ \
+    if (d_.fire && d_.kind == Kind::kErrno) {      \
+      errno = d_.err;                              \
+      return failure;                              \
+    }                                              \
+  } while (0)
+
+int select(int n, fd_set* r, fd_set* w, fd_set* e, timeval* t) {
+  IPCH_REAL(select, int (*)(int, fd_set*, fd_set*, fd_set*, timeval*));
+  IPCH_FAIL_IF(Decide(F::kPoll, -1, "select"), -1);
+  return real_select(n, r, w, e, t);
+}
+
+int epoll_wait(int epfd, epoll_event* ev, int max, int timeout) {
+  IPCH_REAL(epoll_wait, int (*)(int, epoll_event*, int, int));
+  IPCH_FAIL_IF(Decide(F::kPoll, -1, "epoll_wait"), -1);
+  return real_epoll_wait(epfd, ev, max, timeout);
+}
+
+int socket(int domain, int type, int protocol) {
+  IPCH_REAL(socket, int (*)(int, int, int));
+  IPCH_FAIL_IF(Decide(F::kSocket, -1, "socket"), -1);
+  return real_socket(domain, type, protocol);
+}
+
+int socketpair(int domain, int type, int protocol, int sv[2]) {
+  IPCH_REAL(socketpair, int (*)(int, int, int, int*));
+  IPCH_FAIL_IF(Decide(F::kSocketpair, -1, "socketpair"), -1);
+  return real_socketpair(domain, type, protocol, sv);
+}
+
+int bind(int fd, const sockaddr* a, socklen_t al) {
+  IPCH_REAL(bind, int (*)(int, const sockaddr*, socklen_t));
+  IPCH_FAIL_IF(Decide(F::kBind, fd, "bind"), -1);
+  return real_bind(fd, a, al);
+}
+
+int listen(int fd, int backlog) {
+  IPCH_REAL(listen, int (*)(int, int));
+  IPCH_FAIL_IF(Decide(F::kListen, fd, "listen"), -1);
+  return real_listen(fd, backlog);
+}
+
+int shutdown(int fd, int how) {
+  IPCH_REAL(shutdown, int (*)(int, int));
+  IPCH_FAIL_IF(Decide(F::kShutdown, fd, "shutdown"), -1);
+  return real_shutdown(fd, how);
+}
+
+static mode_t ModeArg(int flags, va_list ap) {
+  return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? static_cast<mode_t>(va_arg(ap, int)) : 0;
+}
+
+int open(const char* path, int flags, ...) {
+  IPCH_REAL(open, int (*)(const char*, int, ...));
+  va_list ap;
+  va_start(ap, flags);
+  const mode_t mode = ModeArg(flags, ap);
+  va_end(ap);
+  IPCH_FAIL_IF(Decide(F::kOpen, -1, "open"), -1);
+  return real_open(path, flags, mode);
+}
+
+int open64(const char* path, int flags, ...) {
+  IPCH_REAL(open64, int (*)(const char*, int, ...));
+  va_list ap;
+  va_start(ap, flags);
+  const mode_t mode = ModeArg(flags, ap);
+  va_end(ap);
+  IPCH_FAIL_IF(Decide(F::kOpen, -1, "open64"), -1);
+  return real_open64(path, flags, mode);
+}
+
+int close(int fd) {
+  IPCH_REAL(close, int (*)(int));
+  auto d = Decide(F::kClose, fd, "close");
+  const int r = real_close(fd);  // Linux releases the descriptor even when close reports an error
+  if (d.fire && d.kind == Kind::kErrno) {
+    errno = d.err;
+    return -1;
+  }
+  return r;
+}
+
+int pipe(int fds[2]) {
+  IPCH_REAL(pipe, int (*)(int*));
+  IPCH_FAIL_IF(Decide(F::kPipe, -1, "pipe"), -1);
+  return real_pipe(fds);
+}
+
+int pipe2(int fds[2], int flags) {
+  IPCH_REAL(pipe2, int (*)(int*, int));
+  IPCH_FAIL_IF(Decide(F::kPipe, -1, "pipe2"), -1);
+  return real_pipe2(fds, flags);
+}
+
+int mkfifo(const char* path, mode_t mode) {
+  IPCH_REAL(mkfifo, int (*)(const char*, mode_t));
+  IPCH_FAIL_IF(Decide(F::kMkfifo, -1, "mkfifo"), -1);
+  return real_mkfifo(path, mode);
+}
+
+void* mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
+  IPCH_REAL(mmap, void* (*)(void*, size_t, int, int, int, off_t));
+  IPCH_FAIL_IF(Decide(F::kMmap, -1, "mmap"), MAP_FAILED);
+  return real_mmap(addr, len, prot, flags, fd, off);
+}
+
+void* mmap64(void* addr, size_t len, int prot, int flags, int fd, off64_t off) {
+  IPCH_REAL(mmap64, void* (*)(void*, size_t, int, int, int, off64_t));
+  IPCH_FAIL_IF(Decide(F::kMmap, -1, "mmap64"), MAP_FAILED);
+  return real_mmap64(addr, len, prot, flags, fd, off);
+}
+
+int munmap(void* addr, size_t len) {
+  IPCH_REAL(munmap, int (*)(void*, size_t));
+  IPCH_FAIL_IF(Decide(F::kMunmap, -1, "munmap"), -1);
+  return real_munmap(addr, len);
+}
+
+int ftruncate(int fd, off_t len) {
+  IPCH_REAL(ftruncate, int (*)(int, off_t));
+  IPCH_FAIL_IF(Decide(F::kFtruncate, -1, "ftruncate"), -1);
+  return real_ftruncate(fd, len);
+}
+
+int ftruncate64(int fd, off64_t len) {
+  IPCH_REAL(ftruncate64, int (*)(int, off64_t));
+  IPCH_FAIL_IF(Decide(F::kFtruncate, -1, "ftruncate64"), -1);
+  return real_ftruncate64(fd, len);
+}
+
+int shm_open(const char* name, int flags, mode_t mode) {
+  IPCH_REAL(shm_open, int (*)(const char*, int, mode_t));
+  IPCH_FAIL_IF(Decide(F::kShmOpen, -1, "shm_open"), -1);
+  return real_shm_open(name, flags, mode);
+}
+
+int shm_unlink(const char* name) {
+  IPCH_REAL(shm_unlink, int (*)(const char*));
+  IPCH_FAIL_IF(Decide(F::kShmUnlink, -1, "shm_unlink"), -1);
+  return real_shm_unlink(name);
+}
+
+int memfd_create(const char* name, unsigned flags) {
+  IPCH_REAL(memfd_create, int (*)(const char*, unsigned));
+  IPCH_FAIL_IF(Decide(F::kMemfdCreate, -1, "memfd_create"), -1);
+  return real_memfd_create(name, flags);
+}
+
+int shmget(key_t key, size_t size, int flags) {
+  IPCH_REAL(shmget, int (*)(key_t, size_t, int));
+  IPCH_FAIL_IF(Decide(F::kShmget, -1, "shmget"), -1);
+  return real_shmget(key, size, flags);
+}
+
+void* shmat(int id, const void* addr, int flags) {
+  IPCH_REAL(shmat, void* (*)(int, const void*, int));
+  IPCH_FAIL_IF(Decide(F::kShmat, -1, "shmat"), reinterpret_cast<void*>(-1));
+  return real_shmat(id, addr, flags);
+}
+
+int shmdt(const void* addr) {
+  IPCH_REAL(shmdt, int (*)(const void*));
+  IPCH_FAIL_IF(Decide(F::kShmdt, -1, "shmdt"), -1);
+  return real_shmdt(addr);
+}
+
+int shmctl(int id, int cmd, shmid_ds* buf) {
+  IPCH_REAL(shmctl, int (*)(int, int, shmid_ds*));
+  IPCH_FAIL_IF(Decide(F::kShmctl, -1, "shmctl"), -1);
+  return real_shmctl(id, cmd, buf);
+}
+
+int msgget(key_t key, int flags) {
+  IPCH_REAL(msgget, int (*)(key_t, int));
+  IPCH_FAIL_IF(Decide(F::kMsgget, -1, "msgget"), -1);
+  return real_msgget(key, flags);
+}
+
+int msgsnd(int id, const void* msg, size_t n, int flags) {
+  IPCH_REAL(msgsnd, int (*)(int, const void*, size_t, int));
+  IPCH_FAIL_IF(Decide(F::kMsgsnd, -1, "msgsnd"), -1);
+  return real_msgsnd(id, msg, n, flags);
+}
+
+ssize_t msgrcv(int id, void* msg, size_t n, long type, int flags) {
+  IPCH_REAL(msgrcv, ssize_t(*)(int, void*, size_t, long, int));
+  IPCH_FAIL_IF(Decide(F::kMsgrcv, -1, "msgrcv"), -1);
+  return real_msgrcv(id, msg, n, type, flags);
+}
+
+int msgctl(int id, int cmd, msqid_ds* buf) {
+  IPCH_REAL(msgctl, int (*)(int, int, msqid_ds*));
+  IPCH_FAIL_IF(Decide(F::kMsgctl, -1, "msgctl"), -1);
+  return real_msgctl(id, cmd, buf);
+}
+
+mqd_t mq_open(const char* name, int flags, ...) {
+  IPCH_REAL(mq_open, mqd_t(*)(const char*, int, ...));
+  mode_t mode = 0;
+  mq_attr* attr = nullptr;
+  if (flags & O_CREAT) {
+    va_list ap;
+    va_start(ap, flags);
+    mode = static_cast<mode_t>(va_arg(ap, int));
+    attr = va_arg(ap, mq_attr*);
+    va_end(ap);
+  }
+  IPCH_FAIL_IF(Decide(F::kMqOpen, -1, "mq_open"), static_cast<mqd_t>(-1));
+  return (flags & O_CREAT) ? real_mq_open(name, flags, mode, attr) : real_mq_open(name, flags);
+}
+
+int mq_send(mqd_t q, const char* msg, size_t n, unsigned prio) {
+  IPCH_REAL(mq_send, int (*)(mqd_t, const char*, size_t, unsigned));
+  IPCH_FAIL_IF(Decide(F::kMqSend, -1, "mq_send"), -1);
+  return real_mq_send(q, msg, n, prio);
+}
+
+int mq_timedsend(mqd_t q, const char* msg, size_t n, unsigned prio, const timespec* t) {
+  IPCH_REAL(mq_timedsend, int (*)(mqd_t, const char*, size_t, unsigned, const timespec*));
+  IPCH_FAIL_IF(Decide(F::kMqSend, -1, "mq_timedsend"), -1);
+  return real_mq_timedsend(q, msg, n, prio, t);
+}
+
+ssize_t mq_receive(mqd_t q, char* msg, size_t n, unsigned* prio) {
+  IPCH_REAL(mq_receive, ssize_t(*)(mqd_t, char*, size_t, unsigned*));
+  IPCH_FAIL_IF(Decide(F::kMqReceive, -1, "mq_receive"), -1);
+  return real_mq_receive(q, msg, n, prio);
+}
+
+ssize_t mq_timedreceive(mqd_t q, char* msg, size_t n, unsigned* prio, const timespec* t) {
+  IPCH_REAL(mq_timedreceive, ssize_t(*)(mqd_t, char*, size_t, unsigned*, const timespec*));
+  IPCH_FAIL_IF(Decide(F::kMqReceive, -1, "mq_timedreceive"), -1);
+  return real_mq_timedreceive(q, msg, n, prio, t);
+}
+
+int mq_unlink(const char* name) {
+  IPCH_REAL(mq_unlink, int (*)(const char*));
+  IPCH_FAIL_IF(Decide(F::kMqUnlink, -1, "mq_unlink"), -1);
+  return real_mq_unlink(name);
 }
 
 }  // extern "C"

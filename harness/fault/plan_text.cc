@@ -21,9 +21,51 @@ struct Named {
   uint32_t value;
 };
 
-constexpr Named kOps[] = {{"read", kRead},       {"write", kWrite},
-                          {"poll", kPoll},       {"accept", kAccept},
-                          {"connect", kConnect}, {"all", kRead | kWrite | kPoll | kAccept | kConnect}};
+// Groups first: FormatPlan prints the first entry whose bits are all present, then the rest.
+constexpr uint32_t kAll = ~0u;
+constexpr uint32_t kIo = kRead | kWrite | kPoll | kAccept | kConnect;
+constexpr Named kOps[] = {
+    {"all", kAll},
+    {"io", kIo},
+    {"sockets", kSocket | kSocketpair | kBind | kListen | kShutdown},
+    {"files", kOpen | kClose | kPipe | kMkfifo},
+    {"shm", kMmap | kMunmap | kFtruncate | kShmOpen | kShmUnlink | kMemfdCreate},
+    {"sysv_shm", kShmget | kShmat | kShmdt | kShmctl},
+    {"sysv_msg", kMsgget | kMsgsnd | kMsgrcv | kMsgctl},
+    {"mq", kMqOpen | kMqSend | kMqReceive | kMqUnlink},
+    {"read", kRead},
+    {"write", kWrite},
+    {"poll", kPoll},
+    {"accept", kAccept},
+    {"connect", kConnect},
+    {"socket", kSocket},
+    {"socketpair", kSocketpair},
+    {"bind", kBind},
+    {"listen", kListen},
+    {"shutdown", kShutdown},
+    {"open", kOpen},
+    {"close", kClose},
+    {"pipe", kPipe},
+    {"mkfifo", kMkfifo},
+    {"mmap", kMmap},
+    {"munmap", kMunmap},
+    {"ftruncate", kFtruncate},
+    {"shm_open", kShmOpen},
+    {"shm_unlink", kShmUnlink},
+    {"memfd_create", kMemfdCreate},
+    {"shmget", kShmget},
+    {"shmat", kShmat},
+    {"shmdt", kShmdt},
+    {"shmctl", kShmctl},
+    {"msgget", kMsgget},
+    {"msgsnd", kMsgsnd},
+    {"msgrcv", kMsgrcv},
+    {"msgctl", kMsgctl},
+    {"mq_open", kMqOpen},
+    {"mq_send", kMqSend},
+    {"mq_receive", kMqReceive},
+    {"mq_unlink", kMqUnlink},
+};
 
 #define IPCH_ERRNO(e) \
   { #e, e }
@@ -145,6 +187,8 @@ bool ParseRule(std::string_view text, Rule* rule, std::string* error) {
     }
   }
   if (has_every && has_p) return Fail(error, where + ": give every=N or p=P, not both");
+  if (rule->kind == Kind::kShort && (rule->ops & ~kByteIo) != 0)
+    return Fail(error, where + ": short applies to read and write only; other calls take an errno");
   return true;
 }
 
@@ -182,11 +226,12 @@ std::string FormatPlan(const Plan& plan) {
   for (const Rule& r : plan.rules) {
     s += ';';
     bool first = true;
+    uint32_t left = r.ops;
     for (const auto& o : kOps) {
-      if (o.value == (kRead | kWrite | kPoll | kAccept | kConnect)) continue;
-      if (r.ops & o.value) {
+      if (left != 0 && (left & o.value) == o.value) {
         s += (first ? "" : "|") + std::string(o.name);
         first = false;
+        left &= ~o.value;
       }
     }
     s += ':';

@@ -3,13 +3,22 @@
 #include "ipch/fault.h"
 
 #include <fcntl.h>
+#include <mqueue.h>
 #include <poll.h>
+#include <sys/epoll.h>
+#include <sys/ipc.h>
+#include <sys/mman.h>
+#include <sys/msg.h>
+#include <sys/select.h>
+#include <sys/shm.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 
 #include <cstring>
+#include <functional>
 
 #include "ipch/child_process.h"
 #include "ipch/testing.h"
@@ -210,8 +219,11 @@ TEST(FaultPlanText, ParsesEveryPartAndFormatsBack) {
   Plan again;
   ASSERT_TRUE(ParsePlan(text, &again, &error)) << error;
   EXPECT_EQ(FormatPlan(again), text);
-  ASSERT_TRUE(ParsePlan("all:EIO", &again, &error)) << error;
+  ASSERT_TRUE(ParsePlan("io:EIO;all:EIO;sysv_msg|mq_open:ENOSPC", &again, &error)) << error;
   EXPECT_EQ(again.rules[0].ops, uint32_t{kRead | kWrite | kPoll | kAccept | kConnect});
+  EXPECT_EQ(again.rules[1].ops, ~0u);
+  EXPECT_EQ(again.rules[2].ops, uint32_t{kMsgget | kMsgsnd | kMsgrcv | kMsgctl | kMqOpen});
+  EXPECT_EQ(FormatPlan(again), "seed=0;io:EIO;all:EIO;sysv_msg|mq_open:ENOSPC");
 }
 
 TEST(FaultPlanText, BadPlansNameWhatIsWrong) {
@@ -232,6 +244,7 @@ TEST(FaultPlanText, BadPlansNameWhatIsWrong) {
       {"read:EINTR,every=2,p=0.5", "not both"},
       {"read:EINTR,often=2", "unknown option 'often'"},
       {"read:EINTR,max=0", "max=0"},
+      {"mmap:short", "short applies to read and write only"},
       {"seed=x;read:EINTR", "seed 'x'"},
       {"read:EINTR;read:EINTR;read:EINTR;read:EINTR;read:EINTR;read:EINTR;read:EINTR;read:EINTR;read:EINTR",
        "more than 8 rules"},
@@ -299,6 +312,260 @@ TEST(FaultPlanEnv, ABadPlanStopsTheProcessWithTheReason) {
   EXPECT_TRUE(run.exit.exited && run.exit.code == 2) << run.exit.ToString();
   EXPECT_NE(run.err.find("IPCH_FAULT_PLAN: rule 'write:EBOGUS': unknown effect 'EBOGUS'"), std::string::npos)
       << run.err;
+}
+
+// ---- every other interposed entry point: armed for one call, the fault is seen ----------------
+struct Ctx {
+  int fd = -1, fd2 = -1, id = -1;
+  void* p = nullptr;
+  mqd_t q = static_cast<mqd_t>(-1);
+  std::string name;
+};
+
+struct EntryCase {
+  const char* fn;
+  uint32_t op;
+  int err;
+  std::function<void(Ctx&)> setup;
+  std::function<long(Ctx&)> call;  // returns the call's result; -1 (or MAP_FAILED) means failed
+  std::function<void(Ctx&)> teardown;
+};
+
+void Nothing(Ctx&) {}
+void CloseFds(Ctx& c) {
+  if (c.fd >= 0) ::close(c.fd);
+  if (c.fd2 >= 0) ::close(c.fd2);
+}
+void Pair(Ctx& c) {
+  int sv[2];
+  ::socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+  c.fd = sv[0];
+  c.fd2 = sv[1];
+}
+void NewShm(Ctx& c) { c.id = ::shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600); }
+void RmShm(Ctx& c) {
+  if (c.p) ::shmdt(c.p);
+  ::shmctl(c.id, IPC_RMID, nullptr);
+}
+void NewMsg(Ctx& c) { c.id = ::msgget(IPC_PRIVATE, IPC_CREAT | 0600); }
+void RmMsg(Ctx& c) { ::msgctl(c.id, IPC_RMID, nullptr); }
+void NewMq(Ctx& c) {
+  c.name = "/" + ::ipch::testing::Current().token + "-q";
+  mq_attr a{};
+  a.mq_maxmsg = 4;
+  a.mq_msgsize = 64;
+  c.q = ::mq_open(c.name.c_str(), O_CREAT | O_EXCL | O_RDWR | O_NONBLOCK, 0600, &a);
+}
+void RmMq(Ctx& c) {
+  ::mq_close(c.q);
+  ::mq_unlink(c.name.c_str());
+}
+long Failed(void* p) { return p == MAP_FAILED ? -1 : 0; }
+
+std::vector<EntryCase> EntryCases() {
+  const std::string scratch = ::ipch::testing::Current().scratch_dir.string();
+  static char buf[64];
+  static timespec soon{0, 0};
+  return {
+      {"select", kPoll, EINTR, Nothing,
+       [](Ctx&) -> long {
+         timeval tv{0, 0};
+         return ::select(0, nullptr, nullptr, nullptr, &tv);
+       },
+       Nothing},
+      {"epoll_wait", kPoll, EINTR, [](Ctx& c) { c.fd = ::epoll_create1(EPOLL_CLOEXEC); },
+       [](Ctx& c) -> long {
+         epoll_event ev;
+         return ::epoll_wait(c.fd, &ev, 1, 0);
+       },
+       CloseFds},
+      {"socket", kSocket, EMFILE, Nothing, [](Ctx& c) -> long { return c.fd = ::socket(AF_UNIX, SOCK_STREAM, 0); },
+       CloseFds},
+      {"socketpair", kSocketpair, ENFILE, Nothing,
+       [](Ctx& c) -> long {
+         int sv[2] = {-1, -1};
+         long r = ::socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+         c.fd = sv[0];
+         c.fd2 = sv[1];
+         return r;
+       },
+       CloseFds},
+      {"bind", kBind, EADDRINUSE, [](Ctx& c) { c.fd = ::socket(AF_UNIX, SOCK_STREAM, 0); },
+       [scratch](Ctx& c) -> long {
+         sockaddr_un sa{};
+         sa.sun_family = AF_UNIX;
+         std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s/bind.sock", scratch.c_str());
+         long r = ::bind(c.fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+         if (r == 0) ::unlink(sa.sun_path);
+         return r;
+       },
+       CloseFds},
+      {"listen", kListen, EADDRINUSE, [](Ctx& c) { c.fd = ::socket(AF_UNIX, SOCK_STREAM, 0); },
+       [](Ctx& c) -> long { return ::listen(c.fd, 1); }, CloseFds},
+      {"shutdown", kShutdown, ENOTCONN, Pair, [](Ctx& c) -> long { return ::shutdown(c.fd, SHUT_WR); }, CloseFds},
+      {"open", kOpen, EACCES, Nothing, [](Ctx& c) -> long { return c.fd = ::open("/dev/null", O_RDONLY); }, CloseFds},
+      {"open64", kOpen, EMFILE, Nothing, [](Ctx& c) -> long { return c.fd = ::open64("/dev/null", O_RDONLY); },
+       CloseFds},
+      {"close", kClose, EIO, Pair,
+       [](Ctx& c) -> long {
+         long r = ::close(c.fd);
+         const int err = errno;
+         // The descriptor is released all the same, as Linux does.
+         if (::fcntl(c.fd, F_GETFD) != -1) return 0;
+         c.fd = -1;
+         errno = err;
+         return r;
+       },
+       CloseFds},
+      {"pipe", kPipe, EMFILE, Nothing,
+       [](Ctx& c) -> long {
+         int p[2] = {-1, -1};
+         long r = ::pipe(p);
+         c.fd = p[0];
+         c.fd2 = p[1];
+         return r;
+       },
+       CloseFds},
+      {"pipe2", kPipe, ENFILE, Nothing,
+       [](Ctx& c) -> long {
+         int p[2] = {-1, -1};
+         long r = ::pipe2(p, O_CLOEXEC);
+         c.fd = p[0];
+         c.fd2 = p[1];
+         return r;
+       },
+       CloseFds},
+      {"mkfifo", kMkfifo, EEXIST, [scratch](Ctx& c) { c.name = scratch + "/f"; },
+       [](Ctx& c) -> long { return ::mkfifo(c.name.c_str(), 0600); }, [](Ctx& c) { ::unlink(c.name.c_str()); }},
+      {"mmap", kMmap, ENOMEM, Nothing,
+       [](Ctx& c) -> long {
+         c.p = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+         return Failed(c.p);
+       },
+       [](Ctx& c) {
+         if (c.p != MAP_FAILED) ::munmap(c.p, 4096);
+       }},
+      {"mmap64", kMmap, ENOMEM, Nothing,
+       [](Ctx& c) -> long {
+         c.p = ::mmap64(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+         return Failed(c.p);
+       },
+       [](Ctx& c) {
+         if (c.p != MAP_FAILED) ::munmap(c.p, 4096);
+       }},
+      {"munmap", kMunmap, EINVAL,
+       [](Ctx& c) { c.p = ::mmap(nullptr, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0); },
+       [](Ctx& c) -> long { return ::munmap(c.p, 4096); }, [](Ctx& c) { ::munmap(c.p, 4096); }},
+      {"ftruncate", kFtruncate, EIO, [](Ctx& c) { c.fd = ::memfd_create("ipch-ft", MFD_CLOEXEC); },
+       [](Ctx& c) -> long { return ::ftruncate(c.fd, 4096); }, CloseFds},
+      {"ftruncate64", kFtruncate, EFBIG, [](Ctx& c) { c.fd = ::memfd_create("ipch-ft", MFD_CLOEXEC); },
+       [](Ctx& c) -> long { return ::ftruncate64(c.fd, 4096); }, CloseFds},
+      {"shm_open", kShmOpen, ENOSPC, [](Ctx& c) { c.name = "/" + ::ipch::testing::Current().token + "-s"; },
+       [](Ctx& c) -> long { return c.fd = ::shm_open(c.name.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600); },
+       [](Ctx& c) {
+         CloseFds(c);
+         ::shm_unlink(c.name.c_str());
+       }},
+      {"shm_unlink", kShmUnlink, EACCES, Nothing, [](Ctx&) -> long { return ::shm_unlink("/ipch-no-such-object"); },
+       Nothing},
+      {"memfd_create", kMemfdCreate, EMFILE, Nothing,
+       [](Ctx& c) -> long { return c.fd = ::memfd_create("ipch-m", MFD_CLOEXEC); }, CloseFds},
+      {"shmget", kShmget, ENOSPC, Nothing,
+       [](Ctx& c) -> long { return c.id = ::shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600); },
+       [](Ctx& c) {
+         if (c.id >= 0) ::shmctl(c.id, IPC_RMID, nullptr);
+       }},
+      {"shmat", kShmat, EACCES, NewShm,
+       [](Ctx& c) -> long {
+         void* p = ::shmat(c.id, nullptr, 0);
+         if (p == reinterpret_cast<void*>(-1)) return -1;
+         c.p = p;
+         return 0;
+       },
+       RmShm},
+      {"shmdt", kShmdt, EINVAL, [](Ctx& c) { NewShm(c), c.p = ::shmat(c.id, nullptr, 0); },
+       [](Ctx& c) -> long { return ::shmdt(c.p); }, RmShm},
+      {"shmctl", kShmctl, EIDRM, NewShm,
+       [](Ctx& c) -> long {
+         shmid_ds ds{};
+         return ::shmctl(c.id, IPC_STAT, &ds);
+       },
+       RmShm},
+      {"msgget", kMsgget, ENOSPC, Nothing,
+       [](Ctx& c) -> long { return c.id = ::msgget(IPC_PRIVATE, IPC_CREAT | 0600); },
+       [](Ctx& c) {
+         if (c.id >= 0) ::msgctl(c.id, IPC_RMID, nullptr);
+       }},
+      {"msgsnd", kMsgsnd, EAGAIN, NewMsg,
+       [](Ctx& c) -> long {
+         struct {
+           long type = 1;
+           char text[8] = "x";
+         } m;
+         return ::msgsnd(c.id, &m, sizeof m.text, IPC_NOWAIT);
+       },
+       RmMsg},
+      {"msgrcv", kMsgrcv, EIDRM, NewMsg, [](Ctx& c) -> long { return ::msgrcv(c.id, buf, 8, 0, IPC_NOWAIT); }, RmMsg},
+      {"msgctl", kMsgctl, EACCES, NewMsg,
+       [](Ctx& c) -> long {
+         msqid_ds ds{};
+         return ::msgctl(c.id, IPC_STAT, &ds);
+       },
+       RmMsg},
+      {"mq_open", kMqOpen, EMFILE, [](Ctx& c) { c.name = "/" + ::ipch::testing::Current().token + "-q"; },
+       [](Ctx& c) -> long {
+         c.q = ::mq_open(c.name.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600, nullptr);
+         return c.q;
+       },
+       [](Ctx& c) {
+         if (c.q != static_cast<mqd_t>(-1)) RmMq(c);
+       }},
+      {"mq_send", kMqSend, EAGAIN, NewMq, [](Ctx& c) -> long { return ::mq_send(c.q, "x", 1, 0); }, RmMq},
+      {"mq_timedsend", kMqSend, ETIMEDOUT, NewMq, [](Ctx& c) -> long { return ::mq_timedsend(c.q, "x", 1, 0, &soon); },
+       RmMq},
+      {"mq_receive", kMqReceive, EAGAIN, NewMq, [](Ctx& c) -> long { return ::mq_receive(c.q, buf, 64, nullptr); },
+       RmMq},
+      {"mq_timedreceive", kMqReceive, ETIMEDOUT, NewMq,
+       [](Ctx& c) -> long { return ::mq_timedreceive(c.q, buf, 64, nullptr, &soon); }, RmMq},
+      {"mq_unlink", kMqUnlink, EACCES, Nothing, [](Ctx&) -> long { return ::mq_unlink("/ipch-no-such-queue"); },
+       Nothing},
+  };
+}
+
+TEST(FaultEngine, EveryOtherEntryPointInjectsAndTheCallerSeesIt) {
+  int checked = 0;
+  for (const auto& e : EntryCases()) {
+    SCOPED_TRACE(e.fn);
+    Ctx c;
+    e.setup(c);
+    long r;
+    int err;
+    {
+      ScopedPlan plan(Plan{{Rule{e.op, Kind::kErrno, e.err, 1, 0.0, 1}}, 1});
+      errno = 0;
+      r = e.call(c);
+      err = errno;
+    }
+    e.teardown(c);
+    EXPECT_EQ(r, -1) << e.fn << " was not failed";
+    EXPECT_EQ(err, e.err) << e.fn << " failed with " << std::strerror(err);
+    EXPECT_EQ(InjectedCount(), 1u) << e.fn;
+    auto log = InjectedLog();
+    ASSERT_FALSE(log.empty());
+    EXPECT_EQ(log.back().rfind(std::string(e.fn) + " #1 -> errno " + std::to_string(e.err), 0), 0u) << log.back();
+    ++checked;
+  }
+  // 15 byte-I/O entry points are covered above; with these the engine interposes 50 functions.
+  EXPECT_EQ(checked, 35);
+}
+
+TEST(FaultEngine, ARuleForOneEntryPointLeavesTheOthersAlone) {
+  ScopedPlan plan(Plan{{Rule{kShmget, Kind::kErrno, ENOSPC, 1, 0.0, 0}}, 1});
+  const int q = ::msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+  EXPECT_GE(q, 0) << std::strerror(errno);
+  if (q >= 0) ::msgctl(q, IPC_RMID, nullptr);
+  EXPECT_EQ(::shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600), -1);
+  EXPECT_EQ(InjectedCount(), 1u);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
-// In-process syscall fault injection. libipch_fault.so interposes libc's I/O entry points;
-// a test arms a plan, runs the transport, and disarms. Faults apply only to sockets and
-// FIFOs, and only while armed, so the harness's own file I/O is never disturbed.
+// In-process syscall fault injection. libipch_fault.so interposes libc's IPC entry points
+// (docs/fault-model.md lists them); a test arms a plan, runs the transport, and disarms. Calls on
+// a descriptor are faulted only for sockets and FIFOs, and nothing is faulted while disarmed, so
+// the harness's own file I/O is never disturbed.
 // Forked children inherit the armed plan (and its counters, which reset per process).
 #pragma once
 
@@ -12,13 +13,43 @@
 
 namespace ipch::fault {
 
+// What a rule matches: the five byte-I/O classes, then one bit per other entry point.
 enum Op : uint32_t {
   kRead = 1u << 0,     // read, readv, recv, recvfrom, recvmsg (+ __*_chk)
   kWrite = 1u << 1,    // write, writev, send, sendto, sendmsg
-  kPoll = 1u << 2,     // poll, ppoll
+  kPoll = 1u << 2,     // poll, ppoll, select, epoll_wait
   kAccept = 1u << 3,   // accept, accept4
   kConnect = 1u << 4,  // connect
+  kSocket = 1u << 5,
+  kSocketpair = 1u << 6,
+  kBind = 1u << 7,
+  kListen = 1u << 8,
+  kShutdown = 1u << 9,
+  kOpen = 1u << 10,   // open, open64
+  kClose = 1u << 11,  // close (sockets and FIFOs only; the descriptor is released, as Linux does)
+  kPipe = 1u << 12,   // pipe, pipe2
+  kMkfifo = 1u << 13,
+  kMmap = 1u << 14,  // mmap, mmap64
+  kMunmap = 1u << 15,
+  kFtruncate = 1u << 16,  // ftruncate, ftruncate64
+  kShmOpen = 1u << 17,
+  kShmUnlink = 1u << 18,
+  kMemfdCreate = 1u << 19,
+  kShmget = 1u << 20,
+  kShmat = 1u << 21,
+  kShmdt = 1u << 22,
+  kShmctl = 1u << 23,
+  kMsgget = 1u << 24,
+  kMsgsnd = 1u << 25,
+  kMsgrcv = 1u << 26,
+  kMsgctl = 1u << 27,
+  kMqOpen = 1u << 28,
+  kMqSend = 1u << 29,     // mq_send, mq_timedsend
+  kMqReceive = 1u << 30,  // mq_receive, mq_timedreceive
+  kMqUnlink = 1u << 31,
 };
+// Short I/O applies to these; every other entry point takes errno faults only.
+inline constexpr uint32_t kByteIo = kRead | kWrite;
 
 enum class Kind { kErrno, kShort };
 
@@ -42,8 +73,10 @@ inline constexpr std::size_t kMaxPlanRules = 8;
 // Text form of a plan (docs/fault-model.md):
 //   plan   := [seed=N ;] rule { ; rule }
 //   rule   := ops : effect { , option }
-//   ops    := op { | op }        op: read write poll accept connect all
-//   effect := short | EINTR | EAGAIN | ECONNRESET | ... | <errno number>
+//   ops    := op { | op }        op: read write poll accept connect (classes), any entry point by
+//             name (socket, bind, close, mmap, shmget, msgsnd, mq_open, ...), or a group: io
+//             (the five classes), sockets, files, shm, sysv_shm, sysv_msg, mq, all
+//   effect := short (read/write only) | EINTR | EAGAIN | ECONNRESET | ... | <errno number>
 //   option := every=N (calls N, 2N, ...; the default is every=1) | p=P (probability, decided by
 //             the seed) | max=N (at most N fires)
 // e.g. "seed=7;read|write:EINTR,every=3;write:short,p=0.25,max=100". On a parse error, returns

@@ -1468,10 +1468,41 @@ TYPED_TEST_P(Fault, ConnectRefusedIsPeerClosed) {
   EXPECT_EQ(fault::InjectedCount(), 1u);
 }
 
-REGISTER_TYPED_TEST_SUITE_P(Fault, EintrEverywhereIsInvisible, ShortWritesAreCompleted, ShortReadsAreAssembled,
-                            EagainIsRetried, AcceptInterruptedIsRetried, ResetOnSendIsPeerClosed,
-                            BrokenPipeOnSendIsPeerClosed, ResetOnReceiveIsPeerClosed, HardReadErrorKeepsItsErrno,
-                            ConnectRefusedIsPeerClosed);
+// Systematic: the reset lands on each write call of a three-message exchange in turn. Whichever
+// send it hits reports PeerClosed (and stays so); every message sent before it arrives intact.
+TYPED_TEST_P(Fault, EachWriteInTurnFailingIsPeerClosedAndLosesNothingBefore) {
+  IPCH_REQUIRE_CAP(SyscallIo);
+  const uint64_t salt = this->Seed();
+  const uint64_t total = fault::Enumerate(fault::kWrite, ECONNRESET, [&](uint64_t n) {
+    SCOPED_TRACE("reset at write call " + std::to_string(n) + " of the exchange");
+    auto p = this->Connected();
+    IPCH_ASSERT_OK(p);
+    uint64_t sent = 0;
+    Status st;
+    for (uint64_t i = 0; i < 3 && st.ok(); ++i) {
+      st = p->client.Send(MakeMessage(i, 200 + 700 * i, salt), Settle());
+      if (st.ok()) ++sent;
+    }
+    if (n == 0) {
+      EXPECT_EQ(sent, 3u);
+    } else {
+      EXPECT_EQ(fault::InjectedCount(), 1u) << this->FaultLog();
+      IPCH_EXPECT_ERRC(st, PeerClosed);
+      IPCH_EXPECT_ERRC(p->client.Send(MakeMessage(9, 10, salt), Settle()), PeerClosed) << "must stay failed";
+    }
+    Bytes got;
+    for (uint64_t i = 0; i < sent; ++i) {
+      IPCH_ASSERT_OK(p->server.Receive(got, Settle()));
+      EXPECT_TRUE(VerifyMessage(got, i, 200 + 700 * i, salt)) << "message " << i;
+    }
+  });
+  EXPECT_GE(total, 3u) << "each send is at least one write call";
+}
+
+REGISTER_TYPED_TEST_SUITE_P(Fault, EachWriteInTurnFailingIsPeerClosedAndLosesNothingBefore, EintrEverywhereIsInvisible,
+                            ShortWritesAreCompleted, ShortReadsAreAssembled, EagainIsRetried,
+                            AcceptInterruptedIsRetried, ResetOnSendIsPeerClosed, BrokenPipeOnSendIsPeerClosed,
+                            ResetOnReceiveIsPeerClosed, HardReadErrorKeepsItsErrno, ConnectRefusedIsPeerClosed);
 
 }  // namespace ipch::conformance
 

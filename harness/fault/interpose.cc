@@ -52,14 +52,14 @@ struct State {
   std::atomic<uint64_t> injected{0};
   std::atomic<bool> active{false};
   std::mutex log_mu;
-  char log[kLogSize][64];
+  char log[kLogSize][64] = {};
   uint64_t log_next = 0;
 };
 
-State& S() {
-  static State s;  // constant-initialised members; safe to touch from early hooks
-  return s;
-}
+// Initialised at compile time (constinit): no guard variable, no constructor. Hooks run inside
+// sanitizer runtimes before those can track a thread (a guarded static crashed TSan there).
+constinit State g_state;
+State& S() { return g_state; }
 
 uint64_t Mix(uint64_t x) {  // splitmix64 finaliser
   x += 0x9e3779b97f4a7c15ULL;
@@ -112,6 +112,16 @@ Decision Decide(uint32_t op, int fd, const char* name) {
     if (r.rule.max_fires > 0 && r.fires.load() >= r.rule.max_fires) continue;
     r.fires.fetch_add(1, std::memory_order_relaxed);
     s.injected.fetch_add(1, std::memory_order_relaxed);
+    if (r.rule.kind == Kind::kDelay) {
+      // Latency, not failure: sleep here (a raw syscall, never a hooked one) and let the call run.
+      char what[32];
+      std::snprintf(what, sizeof what, "delay %uus", r.rule.delay_us);
+      Log(name, k, what);
+      timespec ts{static_cast<time_t>(r.rule.delay_us / 1000000), static_cast<long>(r.rule.delay_us % 1000000) * 1000};
+      while (::syscall(SYS_nanosleep, &ts, &ts) != 0 && errno == EINTR) {
+      }
+      return d;
+    }
     d.fire = true;
     d.kind = r.rule.kind;
     d.err = r.rule.err;
@@ -200,6 +210,25 @@ void Arm(const Plan& plan) {
 
 void Disarm() { S().armed.store(false, std::memory_order_release); }
 uint64_t InjectedCount() { return S().injected.load(); }
+uint64_t MatchedCalls(std::size_t rule) {
+  State& s = S();
+  return rule < static_cast<std::size_t>(s.nrules.load()) ? s.rules[rule].calls.load() : 0;
+}
+
+uint64_t Enumerate(uint32_t ops, int err, const std::function<void(uint64_t n)>& scenario) {
+  uint64_t total = 0;
+  {
+    // A rule that never fires still counts the calls it matches.
+    ScopedPlan count(Plan{{Rule{ops, Kind::kErrno, err, 0, 0.0, 0, 0}}, 0});
+    scenario(0);
+    total = MatchedCalls(0);
+  }
+  for (uint64_t n = 1; n <= total; ++n) {
+    ScopedPlan once(Plan{{Rule{ops, Kind::kErrno, err, static_cast<uint32_t>(n), 0.0, 1, 0}}, 0});
+    scenario(n);
+  }
+  return total;
+}
 bool Active() { return S().active.load(); }
 
 std::vector<std::string> InjectedLog() {

@@ -139,6 +139,17 @@ bool ParseRule(std::string_view text, Rule* rule, std::string* error) {
   rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
   if (effect == "short") {
     rule->kind = Kind::kShort;
+  } else if (effect.rfind("delay=", 0) == 0) {
+    std::string_view v = effect.substr(6);
+    uint64_t unit = 0;
+    if (v.size() > 2 && v.substr(v.size() - 2) == "ms") unit = 1000;
+    if (v.size() > 2 && v.substr(v.size() - 2) == "us") unit = 1;
+    uint64_t n = 0;
+    if (unit == 0 || !ParseUint(v.substr(0, v.size() - 2), &n) || n == 0 || n * unit > 60000000) {
+      return Fail(error, where + ": " + std::string(effect) + " is not a delay of 1us..60000ms (e.g. delay=5ms)");
+    }
+    rule->kind = Kind::kDelay;
+    rule->delay_us = static_cast<uint32_t>(n * unit);
   } else {
     rule->kind = Kind::kErrno;
     rule->err = 0;
@@ -237,6 +248,9 @@ std::string FormatPlan(const Plan& plan) {
     s += ':';
     if (r.kind == Kind::kShort) {
       s += "short";
+    } else if (r.kind == Kind::kDelay) {
+      s += r.delay_us % 1000 == 0 ? "delay=" + std::to_string(r.delay_us / 1000) + "ms"
+                                  : "delay=" + std::to_string(r.delay_us) + "us";
     } else {
       std::string name = std::to_string(r.err);
       for (const auto& e : kErrnos) {

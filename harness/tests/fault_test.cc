@@ -17,6 +17,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
+#include <chrono>
 #include <cstring>
 #include <functional>
 
@@ -566,6 +567,57 @@ TEST(FaultEngine, ARuleForOneEntryPointLeavesTheOthersAlone) {
   if (q >= 0) ::msgctl(q, IPC_RMID, nullptr);
   EXPECT_EQ(::shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600), -1);
   EXPECT_EQ(InjectedCount(), 1u);
+}
+
+TEST(FaultEngine, DelayAddsLatencyAndLosesNothing) {
+  SocketPair s;
+  ASSERT_TRUE(s.a && s.b);
+  ASSERT_EQ(::write(s.b.get(), "abc", 3), 3);
+  Plan p;
+  std::string error;
+  ASSERT_TRUE(ParsePlan("read:delay=30ms,max=1", &p, &error)) << error;
+  EXPECT_EQ(p.rules[0].kind, Kind::kDelay);
+  EXPECT_EQ(p.rules[0].delay_us, 30000u);
+  EXPECT_EQ(FormatPlan(p), "seed=0;read:delay=30ms,max=1");
+  char buf[8] = {};
+  ssize_t n;
+  std::chrono::steady_clock::duration took;
+  {
+    ScopedPlan armed(p);
+    const auto t0 = std::chrono::steady_clock::now();
+    n = ::read(s.a.get(), buf, sizeof buf);
+    took = std::chrono::steady_clock::now() - t0;
+  }
+  EXPECT_EQ(n, 3);
+  EXPECT_EQ(std::string(buf, 3), "abc");
+  // A lower bound only: the sleep guarantees it, whatever the machine's speed.
+  EXPECT_GE(took, std::chrono::milliseconds(30));
+  EXPECT_EQ(InjectedLog().back(), "read #1 -> delay 30000us");
+  std::string bad;
+  EXPECT_FALSE(ParsePlan("read:delay=5", &p, &bad));
+  EXPECT_NE(bad.find("not a delay"), std::string::npos) << bad;
+}
+
+TEST(FaultEngine, EnumerateGivesEveryCallSiteItsTurn) {
+  // The scenario writes five single bytes; with the fault at call n, exactly the n-th fails.
+  std::vector<uint64_t> failed_at;
+  const uint64_t total = Enumerate(kWrite, EPIPE, [&](uint64_t n) {
+    SocketPair s;
+    uint64_t first_failure = 0;
+    for (uint64_t i = 1; i <= 5; ++i) {
+      if (::write(s.a.get(), "x", 1) != 1 && first_failure == 0) {
+        EXPECT_EQ(errno, EPIPE);
+        first_failure = i;
+      }
+    }
+    if (n == 0) {
+      EXPECT_EQ(first_failure, 0u) << "the counting run must inject nothing";
+    } else {
+      failed_at.push_back(first_failure);
+    }
+  });
+  EXPECT_EQ(total, 5u);
+  EXPECT_EQ(failed_at, (std::vector<uint64_t>{1, 2, 3, 4, 5}));
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -51,7 +52,9 @@ enum Op : uint32_t {
 // Short I/O applies to these; every other entry point takes errno faults only.
 inline constexpr uint32_t kByteIo = kRead | kWrite;
 
-enum class Kind { kErrno, kShort };
+// kErrno: the call fails with `err`; kShort: byte I/O moves 1..n-1 bytes; kDelay: the call
+// sleeps `delay_us` first, then runs normally (latency without failure).
+enum class Kind { kErrno, kShort, kDelay };
 
 struct Rule {
   uint32_t ops = 0;
@@ -60,6 +63,7 @@ struct Rule {
   uint32_t every_nth = 0;    // fire on calls n, 2n, 3n ... (counted per rule) ; 0: use probability
   double probability = 0.0;  // per matching call, decided by the plan's seed
   uint32_t max_fires = 0;    // 0: unlimited
+  uint32_t delay_us = 0;     // for kDelay
 };
 
 struct Plan {
@@ -76,7 +80,7 @@ inline constexpr std::size_t kMaxPlanRules = 8;
 //   ops    := op { | op }        op: read write poll accept connect (classes), any entry point by
 //             name (socket, bind, close, mmap, shmget, msgsnd, mq_open, ...), or a group: io
 //             (the five classes), sockets, files, shm, sysv_shm, sysv_msg, mq, all
-//   effect := short (read/write only) | EINTR | EAGAIN | ECONNRESET | ... | <errno number>
+//   effect := short (read/write only) | delay=<N>ms | delay=<N>us | EINTR | EAGAIN | ECONNRESET | ... | <errno number>
 //   option := every=N (calls N, 2N, ...; the default is every=1) | p=P (probability, decided by
 //             the seed) | max=N (at most N fires)
 // e.g. "seed=7;read|write:EINTR,every=3;write:short,p=0.25,max=100". On a parse error, returns
@@ -93,6 +97,13 @@ void Arm(const Plan& plan);
 void Disarm();
 // Number of faults injected since the last Arm (in this process).
 uint64_t InjectedCount();
+// Calls that matched rule `rule`'s operations since the last Arm, fired or not.
+uint64_t MatchedCalls(std::size_t rule = 0);
+// Systematic enumeration: runs `scenario(0)` once with nothing injected, counting the calls that
+// match `ops`, then `scenario(n)` for n = 1 .. that count with errno `err` injected at exactly
+// the n-th matching call, so every call site gets its turn. Returns the count. The scenario
+// asserts what must happen; it must make the same calls each time up to the fault.
+uint64_t Enumerate(uint32_t ops, int err, const std::function<void(uint64_t n)>& scenario);
 // Human-readable log of the last injected faults ("write #3 -> EINTR"), newest last.
 std::vector<std::string> InjectedLog();
 // True if the interposer is actually in the call path (a self-check run by Arm's callers).

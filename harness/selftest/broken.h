@@ -24,6 +24,7 @@ enum class Bug {
   kNoEintrRetry,        // treats EINTR as a fatal error
   kSwallowsErrors,      // reports a dead peer as success (empty message / sent)
   kEagainIsFatal,       // treats EAGAIN as a fatal error instead of waiting
+  kCorruptsPayload,     // flips one bit in every 7th non-empty message (no checksum catches it)
 };
 
 template <Bug B>
@@ -43,6 +44,7 @@ class NaiveConnection {
     uint32_t n = static_cast<uint32_t>(msg.size());
     for (int i = 0; i < 4; ++i) frame[i] = std::byte(n >> (8 * i) & 0xff);
     if (!msg.empty()) std::memcpy(frame.data() + 4, msg.data(), msg.size());
+    if (B == Bug::kCorruptsPayload && !msg.empty() && ++sent_ % 7 == 0) frame.back() ^= std::byte{0x10};
     std::size_t off = 0;
     while (off < frame.size()) {
       ssize_t w = ::send(fd_.get(), frame.data() + off, frame.size() - off, MSG_NOSIGNAL);
@@ -131,6 +133,7 @@ class NaiveConnection {
   std::size_t max_ = 0;
   Bytes in_;
   std::optional<Error> sticky_;
+  uint64_t sent_ = 0;  // for kCorruptsPayload
 };
 
 // Listener side reuses the unix transport's (correct) socket file handling.
@@ -186,5 +189,6 @@ inline constexpr char kShortWrites[] = "ignores_short_writes";
 inline constexpr char kNoEintr[] = "no_eintr_retry";
 inline constexpr char kSwallows[] = "swallows_errors";
 inline constexpr char kEagainFatal[] = "eagain_is_fatal";
+inline constexpr char kCorrupts[] = "corrupts_payload";
 
 }  // namespace ipch::selftest

@@ -76,12 +76,18 @@ TEST(SelfTest, IgnoringShortWritesIsCaught) {
 TEST(SelfTest, NotRetryingEintrIsCaught) { ExpectCaught("no_eintr_retry", {"Fault.EintrEverywhereIsInvisible"}); }
 
 TEST(SelfTest, SwallowingErrorsIsCaught) {
-  ExpectCaught("swallows_errors", {"Lifecycle.ClientCloseIsSeenAsPeerClosed", "PeerDeath.PeerKilledAfterConnect",
-                                   "Fault.ResetOnSendIsPeerClosed"});
+  ExpectCaught("swallows_errors",
+               {"Lifecycle.ClientCloseIsSeenAsPeerClosed", "PeerDeath.PeerKilledAfterConnect",
+                "Fault.ResetOnSendIsPeerClosed", "Fault.EachWriteInTurnFailingIsPeerClosedAndLosesNothingBefore"});
 }
 
 TEST(SelfTest, TreatingEagainAsFatalIsCaught) {
   ExpectCaught("eagain_is_fatal", {"Fault.EagainIsRetried", "Basic.RoundTripMaxSize"});
+}
+
+TEST(SelfTest, CorruptingAPayloadIsCaught) {
+  ExpectCaught("corrupts_payload",
+               {"Ordering.ChecksummedSequenceArrivesInOrder", "Ordering.LargeRandomMessagesIntact"});
 }
 
 TEST(SelfTest, LeakingAnFdIsCaughtByTheAudit) {

@@ -79,6 +79,17 @@ void Reap(pid_t pid) {
   }
 }
 
+// Accepts the child's connection; if that fails, kills and reaps the child and marks the run.
+ipch::Result<ipch::shm::Connection> AcceptOrKill(ipch::shm::Listener& l, pid_t child, benchmark::State& state) {
+  auto s = l.Accept(Soon());
+  if (!s.ok()) {
+    ::kill(child, SIGKILL);
+    Reap(child);
+    state.SkipWithError(s.error().ToString().c_str());
+  }
+  return s;
+}
+
 // ---- raw spin ping-pong ----------------------------------------------------------------------
 struct alignas(128) SpinSlot {
   std::atomic<uint64_t> seq;
@@ -135,12 +146,8 @@ void BM_ShmRoundTrip64(benchmark::State& state, Backing b) {
     while (c->Receive(m, Deadline::Never()).ok() && c->Send(m, Soon()).ok()) {
     }
   });
-  auto s = l->Accept(Soon());
-  if (!s.ok()) {
-    ::kill(child, SIGKILL);
-    Reap(child);
-    return state.SkipWithError(s.error().ToString().c_str());
-  }
+  auto s = AcceptOrKill(*l, child, state);
+  if (!s.ok()) return;
   Bytes msg(64, std::byte{7}), got;
   uint64_t n = 0;
   const auto t0 = Clock::now();
@@ -192,12 +199,8 @@ void BM_ShmStream(benchmark::State& state, Backing b) {
       if (m.empty() && !c->Send(m, Soon()).ok()) return;
     }
   });
-  auto s = l->Accept(Soon());
-  if (!s.ok()) {
-    ::kill(child, SIGKILL);
-    Reap(child);
-    return state.SkipWithError(s.error().ToString().c_str());
-  }
+  auto s = AcceptOrKill(*l, child, state);
+  if (!s.ok()) return;
   const std::size_t per_iteration = std::max<std::size_t>(1, (64u << 20) / size);
   Bytes msg(size, std::byte{9}), empty, ack;
   uint64_t bytes = 0;
@@ -239,12 +242,8 @@ void BM_ShmIdleReceiver(benchmark::State& state, Backing b) {
     Bytes m;
     (void)c->Receive(m, Deadline::Never());  // blocks until the end of the measurement
   });
-  auto s = l->Accept(Soon());
-  if (!s.ok()) {
-    ::kill(child, SIGKILL);
-    Reap(child);
-    return state.SkipWithError(s.error().ToString().c_str());
-  }
+  auto s = AcceptOrKill(*l, child, state);
+  if (!s.ok()) return;
   double pct = 0;
   for (auto _ : state) {
     // Let the receiver reach its sleep (its spin budget is microseconds), then measure 1 s.

@@ -83,21 +83,29 @@ bool IsOursOrChild(pid_t pid) {
   return std::find(spawned.begin(), spawned.end(), pid) != spawned.end();
 }
 
+// The rows of /proc/sysvipc/<kind>, each as column name -> value.
+std::vector<std::map<std::string, std::string>> SysvTable(const char* kind) {
+  std::vector<std::map<std::string, std::string>> rows;
+  std::ifstream in(std::string("/proc/sysvipc/") + kind);
+  std::string header, line;
+  std::getline(in, header);
+  std::istringstream hs(header);
+  std::vector<std::string> cols;
+  for (std::string c; hs >> c;) cols.push_back(c);
+  while (std::getline(in, line)) {
+    std::istringstream ls(line);
+    auto& row = rows.emplace_back();
+    for (const auto& c : cols) ls >> row[c];
+  }
+  return rows;
+}
+
 // SysV objects owned by our uid; new ones across a test are leaks of that test.
 std::set<std::string> SysvObjects() {
   std::set<std::string> out;
   uid_t uid = ::getuid();
   for (const char* kind : {"shm", "msg", "sem"}) {
-    std::ifstream in(std::string("/proc/sysvipc/") + kind);
-    std::string header, line;
-    std::getline(in, header);
-    std::istringstream hs(header);
-    std::vector<std::string> cols;
-    for (std::string c; hs >> c;) cols.push_back(c);
-    while (std::getline(in, line)) {
-      std::istringstream ls(line);
-      std::map<std::string, std::string> row;
-      for (size_t i = 0; i < cols.size(); ++i) ls >> row[cols[i]];
+    for (auto& row : SysvTable(kind)) {
       if (row.count("uid") && std::stoul(row["uid"]) != uid) continue;
       // Segments carry their creator: keep only ours and our children's, so that parallel test
       // processes never see (or remove) each other's. Queues and semaphores have no creator
@@ -216,16 +224,7 @@ std::vector<std::string> SweepDeadOwners() {
   // SysV segments have no name to carry a pid: take those of our uid whose creator is dead,
   // which nobody has attached, and whose first bytes carry the "IPCH" magic every ipch segment
   // starts with. Anything else (other programs' segments) is never touched.
-  std::ifstream in("/proc/sysvipc/shm");
-  std::string header, line;
-  std::getline(in, header);
-  std::istringstream hs(header);
-  std::vector<std::string> cols;
-  for (std::string c; hs >> c;) cols.push_back(c);
-  while (std::getline(in, line)) {
-    std::istringstream ls(line);
-    std::map<std::string, std::string> row;
-    for (size_t i = 0; i < cols.size(); ++i) ls >> row[cols[i]];
+  for (auto& row : SysvTable("shm")) {
     if (!row.count("shmid") || !row.count("cpid") || !row.count("nattch") || !row.count("uid")) continue;
     if (std::stoul(row["uid"]) != ::getuid() || row["nattch"] != "0" || std::stoul(row["size"]) < 8) continue;
     const pid_t cpid = static_cast<pid_t>(std::stol(row["cpid"]));

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 
@@ -193,7 +194,7 @@ void CleanUp(const Snapshot& before, const Snapshot& after) {
   }
 }
 
-std::vector<std::string> SweepDeadOwners() {
+std::vector<std::string> SweepDeadOwners(std::chrono::seconds sysv_min_age) {
   std::vector<std::string> removed;
   std::error_code ec;
   auto tmp = std::filesystem::temp_directory_path(ec);
@@ -225,8 +226,11 @@ std::vector<std::string> SweepDeadOwners() {
   // which nobody has attached, and whose first bytes carry the "IPCH" magic every ipch segment
   // starts with. Anything else (other programs' segments) is never touched.
   for (auto& row : SysvTable("shm")) {
-    if (!row.count("shmid") || !row.count("cpid") || !row.count("nattch") || !row.count("uid")) continue;
+    if (!row.count("shmid") || !row.count("cpid") || !row.count("nattch") || !row.count("uid") || !row.count("ctime"))
+      continue;
     if (std::stoul(row["uid"]) != ::getuid() || row["nattch"] != "0" || std::stoul(row["size"]) < 8) continue;
+    const long long last_use = std::max({std::stoll(row["atime"]), std::stoll(row["dtime"]), std::stoll(row["ctime"])});
+    if (static_cast<long long>(::time(nullptr)) - last_use < sysv_min_age.count()) continue;
     const pid_t cpid = static_cast<pid_t>(std::stol(row["cpid"]));
     if (::kill(cpid, 0) == 0 || errno != ESRCH) continue;
     const int id = std::stoi(row["shmid"]);

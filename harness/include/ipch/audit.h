@@ -3,6 +3,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -31,8 +32,9 @@ void CleanUp(const Snapshot& before, const Snapshot& after);
 // Removes objects named "ipch-<pid>-..." whose process is gone (a test binary that was killed or
 // aborted by a sanitizer never ran its cleanup): scratch dirs in the temp directory, /dev/shm
 // and /dev/mqueue entries, and unattached SysV segments of a dead creator that start with the
-// "IPCH" magic. Returns one line per removed object.
-std::vector<std::string> SweepDeadOwners();
+// "IPCH" magic and were last used at least `sysv_min_age` ago (a connector that sent and exited
+// leaves a segment that another, live, test is about to accept). One line per removed object.
+std::vector<std::string> SweepDeadOwners(std::chrono::seconds sysv_min_age = std::chrono::seconds(60));
 // Mounts /dev/mqueue if absent and we are root, so POSIX queues can be audited. Returns the
 // reason it is not auditable, or "" when it is.
 std::string EnsureMqueueMounted();

@@ -100,6 +100,7 @@ Decision Decide(uint32_t op, int fd, const char* name) {
   for (int i = 0; i < n; ++i) {
     ArmedRule& r = s.rules[i];
     if ((r.rule.ops & op) == 0) continue;
+    if (r.rule.kind == Kind::kShort && (op & kByteIo) == 0) continue;  // short I/O exists only for bytes
     uint64_t k = r.calls.fetch_add(1, std::memory_order_relaxed) + 1;
     bool fire;
     if (r.rule.every_nth > 0) {

@@ -207,11 +207,12 @@ TEST(Audit, SweepRemovesOnlyWhatDeadProcessesLeft) {
   ::close(fd);
   // Ours (alive) must survive the sweep.
   const auto mine = testing::Current().scratch_dir;
-  auto removed = audit::SweepDeadOwners();
+  // The effect is what is checked, not this call's list: a test binary starting in parallel
+  // runs the same sweep at start-up and may take the leftovers first.
+  (void)audit::SweepDeadOwners();
   EXPECT_FALSE(std::filesystem::exists(tmp / (dead + "-dir")));
   EXPECT_NE(::access(("/dev/shm/" + dead + "-shm").c_str(), F_OK), 0);
   EXPECT_TRUE(std::filesystem::exists(mine));
-  EXPECT_GE(removed.size(), 2u);
 }
 
 TEST(Audit, SweepRemovesOnlyIpchSysvSegmentsOfDeadCreators) {

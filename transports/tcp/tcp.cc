@@ -8,58 +8,12 @@
 #include <cstring>
 
 #include "../stream/socket_util.h"
+#include "ipch/socket_address.h"
 
 namespace ipch::tcp {
 namespace {
 
-struct SockAddr {
-  sockaddr_storage storage{};
-  socklen_t len = 0;
-  int family = AF_INET;
-  const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage); }
-};
-
-// Accepts "A.B.C.D:PORT" and "[V6]:PORT"; anything else is InvalidArgument.
-Result<SockAddr> Parse(const std::string& address) {
-  auto bad = [&](const char* why) { return MakeError(Errc::InvalidArgument, "tcp address '" + address + "': " + why); };
-  auto colon = address.rfind(':');
-  if (colon == std::string::npos) return bad("expected HOST:PORT");
-  std::string host = address.substr(0, colon), port_s = address.substr(colon + 1);
-  if (port_s.empty() || port_s.size() > 5 || port_s.find_first_not_of("0123456789") != std::string::npos) {
-    return bad("port must be a number 0-65535");
-  }
-  unsigned long port = std::stoul(port_s);
-  if (port > 65535) return bad("port must be a number 0-65535");
-  SockAddr sa;
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    auto* a6 = reinterpret_cast<sockaddr_in6*>(&sa.storage);
-    a6->sin6_family = AF_INET6;
-    a6->sin6_port = htons(static_cast<uint16_t>(port));
-    if (::inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), &a6->sin6_addr) != 1)
-      return bad("bad IPv6 host");
-    sa.len = sizeof(sockaddr_in6);
-    sa.family = AF_INET6;
-  } else {
-    auto* a4 = reinterpret_cast<sockaddr_in*>(&sa.storage);
-    a4->sin_family = AF_INET;
-    a4->sin_port = htons(static_cast<uint16_t>(port));
-    if (::inet_pton(AF_INET, host.c_str(), &a4->sin_addr) != 1) return bad("bad IPv4 host");
-    sa.len = sizeof(sockaddr_in);
-  }
-  return sa;
-}
-
-std::string Format(const sockaddr_storage& ss) {
-  char buf[INET6_ADDRSTRLEN] = {};
-  if (ss.ss_family == AF_INET6) {
-    const auto* a6 = reinterpret_cast<const sockaddr_in6*>(&ss);
-    ::inet_ntop(AF_INET6, &a6->sin6_addr, buf, sizeof buf);
-    return "[" + std::string(buf) + "]:" + std::to_string(ntohs(a6->sin6_port));
-  }
-  const auto* a4 = reinterpret_cast<const sockaddr_in*>(&ss);
-  ::inet_ntop(AF_INET, &a4->sin_addr, buf, sizeof buf);
-  return std::string(buf) + ":" + std::to_string(ntohs(a4->sin_port));
-}
+Result<SocketAddress> Parse(const std::string& address) { return ParseInetAddress(address, "tcp"); }
 
 StreamConnection Wrap(UniqueFd fd, std::size_t max, const std::string& label) {
   int one = 1;
@@ -95,7 +49,7 @@ Result<Listener> Listen(const std::string& address, std::size_t max_message_size
   }
   Listener l;
   l.fd_ = std::move(fd);
-  l.address_ = Format(bound);
+  l.address_ = FormatSocketAddress(bound, blen);
   l.max_ = max_message_size;
   return l;
 }

@@ -158,6 +158,19 @@ Result<UniqueFd> ConnectRaw(const std::string& address, Deadline d) {
   }
 }
 
+// Adapters with Cap::RawPeer also say how their frames look, so hostile-peer cases can write
+// well-formed headers announcing any length: static Bytes FrameHeader(uint32_t length, ByteView payload).
+template <class T>
+constexpr bool kHasFrameHeader = requires(ByteView p) {
+  { T::FrameHeader(uint32_t{0}, p) } -> std::same_as<Bytes>;
+};
+// Adapters whose addresses are socket addresses (HOST:PORT or a unix socket path) that Connect
+// accepts get the stream-toxics cases: static constexpr bool kSocketAddress = true.
+template <class T>
+constexpr bool kHasSocketAddress = requires {
+  requires T::kSocketAddress;
+};
+
 // Optional adapter hooks for the shared-memory and named-object cases. An adapter without a
 // hook gets those cases reported UNSUPPORTED with the hook's name, never a silent pass.
 template <class T>
@@ -1048,8 +1061,18 @@ class Security : public TransportTest<T> {
     if (!close_after) *keep = std::move(*raw);
     return l.Accept(Settle());
   }
-  static Bytes Header(uint32_t n) {
-    return {std::byte(n & 0xff), std::byte(n >> 8 & 0xff), std::byte(n >> 16 & 0xff), std::byte(n >> 24)};
+  // A well-formed header announcing `n` bytes whose payload is `payload`.
+  static Bytes Header(uint32_t n, ByteView payload = {}) {
+    if constexpr (kHasFrameHeader<T>) {
+      return T::FrameHeader(n, payload);
+    } else {
+      return {};
+    }
+  }
+  static Bytes Frame(ByteView payload) {
+    Bytes f = Header(static_cast<uint32_t>(payload.size()), payload);
+    f.insert(f.end(), payload.begin(), payload.end());
+    return f;
   }
 };
 TYPED_TEST_SUITE_P(Security);
@@ -1077,6 +1100,7 @@ TYPED_TEST_P(Security, NamedResourcesAreOwnerOnly) {
 
 TYPED_TEST_P(Security, HugeLengthPrefixIsCorrupt) {
   IPCH_REQUIRE_CAP(RawPeer);
+  IPCH_REQUIRE_HOOK(kHasFrameHeader<TypeParam>, "FrameHeader");
   auto l = TypeParam::Listen(this->address_);
   IPCH_ASSERT_OK(l);
   UniqueFd keep;
@@ -1089,6 +1113,7 @@ TYPED_TEST_P(Security, HugeLengthPrefixIsCorrupt) {
 
 TYPED_TEST_P(Security, LengthJustOverMaxIsCorrupt) {
   IPCH_REQUIRE_CAP(RawPeer);
+  IPCH_REQUIRE_HOOK(kHasFrameHeader<TypeParam>, "FrameHeader");
   auto l = TypeParam::Listen(this->address_);
   IPCH_ASSERT_OK(l);
   UniqueFd keep;
@@ -1105,6 +1130,7 @@ TYPED_TEST_P(Security, LengthJustOverMaxIsCorrupt) {
 
 TYPED_TEST_P(Security, TruncatedFrameThenCloseIsPeerClosed) {
   IPCH_REQUIRE_CAP(RawPeer);
+  IPCH_REQUIRE_HOOK(kHasFrameHeader<TypeParam>, "FrameHeader");
   auto l = TypeParam::Listen(this->address_);
   IPCH_ASSERT_OK(l);
   Bytes bytes = this->Header(100);
@@ -1118,6 +1144,7 @@ TYPED_TEST_P(Security, TruncatedFrameThenCloseIsPeerClosed) {
 
 TYPED_TEST_P(Security, FrameDeliveredOneByteAtATime) {
   IPCH_REQUIRE_CAP(RawPeer);
+  IPCH_REQUIRE_HOOK(kHasFrameHeader<TypeParam>, "FrameHeader");
   auto l = TypeParam::Listen(this->address_);
   IPCH_ASSERT_OK(l);
   auto raw = ConnectRaw<TypeParam>(l->address(), Settle());
@@ -1125,8 +1152,7 @@ TYPED_TEST_P(Security, FrameDeliveredOneByteAtATime) {
   auto s = l->Accept(Settle());
   IPCH_ASSERT_OK(s);
   Bytes msg = MakeMessage(11, 300, this->Seed());
-  Bytes frame = this->Header(300);
-  frame.insert(frame.end(), msg.begin(), msg.end());
+  Bytes frame = this->Frame(msg);
   Bytes got;
   for (std::size_t i = 0; i < frame.size(); ++i) {
     ASSERT_EQ(RetryEintr([&] { return ::send(raw->get(), &frame[i], 1, MSG_NOSIGNAL); }), 1);
@@ -1139,8 +1165,48 @@ TYPED_TEST_P(Security, FrameDeliveredOneByteAtATime) {
   EXPECT_EQ(got, msg);
 }
 
+// One flipped bit in a header's length: Corrupt at once, not a wait for bytes that never come.
+TYPED_TEST_P(Security, DamagedHeaderIsCorruptAtOnce) {
+  IPCH_REQUIRE_CAP(RawPeer);
+  IPCH_REQUIRE_HOOK(kHasFrameHeader<TypeParam>, "FrameHeader");
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  Bytes msg = MakeMessage(12, 100, this->Seed());
+  Bytes bytes = this->Frame(msg);
+  bytes[0] ^= std::byte{0x02};  // announces 102 bytes: without a header check, a wait for 2 more
+  UniqueFd keep;
+  auto s = this->HostileConnection(*l, bytes, false, &keep);
+  IPCH_ASSERT_OK(s);
+  Bytes got;
+  IPCH_EXPECT_ERRC(s->Receive(got, Settle()), Corrupt);
+  EXPECT_TRUE(got.empty());
+}
+
+// A good frame, then one whose payload has one flipped bit: the first arrives, the second is
+// Corrupt and is never handed over.
+TYPED_TEST_P(Security, DamagedPayloadIsCorruptNeverDelivered) {
+  IPCH_REQUIRE_CAP(RawPeer);
+  IPCH_REQUIRE_HOOK(kHasFrameHeader<TypeParam>, "FrameHeader");
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  Bytes first = MakeMessage(13, 500, this->Seed()), second = MakeMessage(14, 500, this->Seed());
+  Bytes bytes = this->Frame(first), damaged = this->Frame(second);
+  damaged[damaged.size() - 1 - this->Seed() % second.size()] ^= std::byte(1u << (this->Seed() % 8));
+  bytes.insert(bytes.end(), damaged.begin(), damaged.end());
+  UniqueFd keep;
+  auto s = this->HostileConnection(*l, bytes, false, &keep);
+  IPCH_ASSERT_OK(s);
+  Bytes got;
+  IPCH_ASSERT_OK(s->Receive(got, Settle()));
+  EXPECT_EQ(got, first);
+  got.clear();
+  IPCH_EXPECT_ERRC(s->Receive(got, Settle()), Corrupt);
+  EXPECT_TRUE(got.empty()) << "a damaged payload reached the caller";
+}
+
 TYPED_TEST_P(Security, GarbageOnOneConnectionDoesNotAffectAnother) {
   IPCH_REQUIRE_CAP(RawPeer);
+  IPCH_REQUIRE_HOOK(kHasFrameHeader<TypeParam>, "FrameHeader");
   auto l = TypeParam::Listen(this->address_);
   IPCH_ASSERT_OK(l);
   UniqueFd keep;
@@ -1245,7 +1311,8 @@ TYPED_TEST_P(Security, RandomSegmentScribblesNeverCrashOrHang) {
   }
 }
 
-REGISTER_TYPED_TEST_SUITE_P(Security, ObjectOfAnotherOwnerIsRefused, ObjectOfTheWrongSizeIsRefused,
+REGISTER_TYPED_TEST_SUITE_P(Security, DamagedHeaderIsCorruptAtOnce, DamagedPayloadIsCorruptNeverDelivered,
+                            ObjectOfAnotherOwnerIsRefused, ObjectOfTheWrongSizeIsRefused,
                             HostileSegmentBytesAreCorrupt, RandomSegmentScribblesNeverCrashOrHang,
                             NamedResourcesAreOwnerOnly, HugeLengthPrefixIsCorrupt, LengthJustOverMaxIsCorrupt,
                             TruncatedFrameThenCloseIsPeerClosed, FrameDeliveredOneByteAtATime,

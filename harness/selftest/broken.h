@@ -1,8 +1,8 @@
 // Deliberately broken transports. The self-test proves that the battery catches each flaw:
 // a suite that passes these would be a suite that cannot fail.
 //
-// NaiveConnection<Bug::kNone> is a small, correct length-prefixed framing over a unix socket
-// (the control: it must pass). Each other Bug value plants one classic mistake in it.
+// NaiveConnection<Bug::kNone> is a small, correct implementation of the stream frame format
+// (stream_connection.h) over a unix socket (the control: it must pass). Each other Bug value plants one classic mistake in it.
 #pragma once
 
 #include <poll.h>
@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "ipch/transport.h"
+#include "transports/stream/crc32c.h"
 #include "transports/stream/socket_util.h"
 #include "transports/unix/unix.h"
 
@@ -24,7 +25,8 @@ enum class Bug {
   kNoEintrRetry,        // treats EINTR as a fatal error
   kSwallowsErrors,      // reports a dead peer as success (empty message / sent)
   kEagainIsFatal,       // treats EAGAIN as a fatal error instead of waiting
-  kCorruptsPayload,     // flips one bit in every 7th non-empty message (no checksum catches it)
+  kCorruptsPayload,     // flips one bit in every 7th non-empty message after checksumming it
+  kIgnoresChecksum,     // frames carry checksums, but the receiver never verifies them
 };
 
 template <Bug B>
@@ -40,10 +42,8 @@ class NaiveConnection {
     if (sticky_) return *sticky_;
     if (msg.size() > max_) return MakeError(Errc::MessageTooLarge, "naive: too large");
     const bool probe = d.expired();
-    Bytes frame(4 + msg.size());
-    uint32_t n = static_cast<uint32_t>(msg.size());
-    for (int i = 0; i < 4; ++i) frame[i] = std::byte(n >> (8 * i) & 0xff);
-    if (!msg.empty()) std::memcpy(frame.data() + 4, msg.data(), msg.size());
+    Bytes frame = StreamConnection::FrameHeader(static_cast<uint32_t>(msg.size()), msg);
+    frame.insert(frame.end(), msg.begin(), msg.end());
     if (B == Bug::kCorruptsPayload && !msg.empty() && ++sent_ % 7 == 0) frame.back() ^= std::byte{0x10};
     std::size_t off = 0;
     while (off < frame.size()) {
@@ -75,13 +75,25 @@ class NaiveConnection {
     if (sticky_) return *sticky_;
     const bool probe = d.expired();
     for (;;) {
-      if (in_.size() >= 4) {
+      constexpr std::size_t kH = StreamConnection::kHeaderSize;
+      if (in_.size() >= kH) {
         uint32_t n = 0;
         for (int i = 0; i < 4; ++i) n |= static_cast<uint32_t>(in_[i]) << (8 * i);
+        if (B != Bug::kIgnoresChecksum) {
+          uint32_t check = 0;
+          for (int i = 0; i < 4; ++i) check |= static_cast<uint32_t>(in_[8 + i]) << (8 * i);
+          if (check != Crc32c(in_.data(), 8)) return Stick(MakeError(Errc::Corrupt, "naive: header checksum"));
+        }
         if (n > max_) return Stick(MakeError(Errc::Corrupt, "naive: length above max"));
-        if (in_.size() >= 4 + n) {
-          out.assign(in_.begin() + 4, in_.begin() + 4 + n);
-          in_.erase(in_.begin(), in_.begin() + 4 + n);
+        if (in_.size() >= kH + n) {
+          const Bytes header(in_.begin(), in_.begin() + kH);
+          out.assign(in_.begin() + kH, in_.begin() + kH + n);
+          in_.erase(in_.begin(), in_.begin() + kH + n);
+          // Recomputing the header from the length and payload that arrived shows any damaged bit.
+          if (B != Bug::kIgnoresChecksum && StreamConnection::FrameHeader(n, out) != header) {
+            out.clear();
+            return Stick(MakeError(Errc::Corrupt, "naive: checksum mismatch"));
+          }
           return Ok();
         }
       }
@@ -172,6 +184,8 @@ struct NaiveAdapter {
     return Connection(std::move(*fd), unix_sock::kDefaultMaxMessage);
   }
   static Result<UniqueFd> ConnectRaw(const std::string& a, Deadline d) { return unix_sock::Adapter::ConnectRaw(a, d); }
+  static Bytes FrameHeader(uint32_t n, ByteView payload) { return StreamConnection::FrameHeader(n, payload); }
+  static constexpr bool kSocketAddress = true;
 };
 
 // The real unix transport, except that Connect leaks a duplicate of the socket descriptor.
@@ -190,5 +204,6 @@ inline constexpr char kNoEintr[] = "no_eintr_retry";
 inline constexpr char kSwallows[] = "swallows_errors";
 inline constexpr char kEagainFatal[] = "eagain_is_fatal";
 inline constexpr char kCorrupts[] = "corrupts_payload";
+inline constexpr char kIgnoresChecksum[] = "ignores_checksum";
 
 }  // namespace ipch::selftest

@@ -90,6 +90,11 @@ TEST(SelfTest, CorruptingAPayloadIsCaught) {
                {"Ordering.ChecksummedSequenceArrivesInOrder", "Ordering.LargeRandomMessagesIntact"});
 }
 
+TEST(SelfTest, IgnoringTheChecksumIsCaught) {
+  ExpectCaught("ignores_checksum", {"Security.DamagedHeaderIsCorruptAtOnce",
+                                    "Security.DamagedPayloadIsCorruptNeverDelivered"});
+}
+
 TEST(SelfTest, LeakingAnFdIsCaughtByTheAudit) {
   ExpectCaught("leaks_fd", {"Basic.ConnectAcceptRoundTrip", "Lifecycle.ManyConnectCloseCyclesLeakNothing"},
                "leaked fd");

@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "crc32c.h"
+
 namespace ipch {
 namespace {
 
@@ -21,7 +23,26 @@ constexpr std::size_t kSpeculativeRead = 16 * 1024;
 
 bool IsPeerGone(int err) { return err == EPIPE || err == ECONNRESET || err == ENOTCONN; }
 
+void PutU32(unsigned char* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<unsigned char>(v >> (8 * i));
+}
+uint32_t GetU32(const unsigned char* p) {
+  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
+}
+
 }  // namespace
+
+void StreamConnection::EncodeHeader(uint32_t length, ByteView payload, unsigned char out[kHeaderSize]) {
+  PutU32(out, length);
+  PutU32(out + 4, Crc32c(payload.data(), payload.size()));
+  PutU32(out + 8, Crc32c(out, 8));
+}
+
+Bytes StreamConnection::FrameHeader(uint32_t length, ByteView payload) {
+  unsigned char h[kHeaderSize];
+  EncodeHeader(length, payload, h);
+  return Bytes(reinterpret_cast<const std::byte*>(h), reinterpret_cast<const std::byte*>(h) + kHeaderSize);
+}
 
 StreamConnection::StreamConnection(UniqueFd read_fd, UniqueFd write_fd, std::size_t max_message_size, bool is_socket,
                                    std::string label)
@@ -66,9 +87,8 @@ Status StreamConnection::Send(ByteView msg, Deadline d) {
     return MakeError(Errc::MessageTooLarge,
                      label_ + ": " + std::to_string(msg.size()) + " bytes > max_message_size " + std::to_string(max_));
   }
-  uint32_t n = static_cast<uint32_t>(msg.size());
-  unsigned char header[kHeaderSize] = {static_cast<unsigned char>(n), static_cast<unsigned char>(n >> 8),
-                                       static_cast<unsigned char>(n >> 16), static_cast<unsigned char>(n >> 24)};
+  unsigned char header[kHeaderSize];
+  EncodeHeader(static_cast<uint32_t>(msg.size()), msg, header);
   iovec iov[2] = {{header, kHeaderSize}, {const_cast<std::byte*>(msg.data()), msg.size()}};
   int iovcnt = msg.empty() ? 1 : 2;
   iovec* cur = iov;
@@ -159,11 +179,15 @@ Status StreamConnection::ReceiveFrame(Bytes& out, Deadline d) {
   while (!have_header_) {
     if (rend_ - rpos_ >= kHeaderSize) {
       const auto* h = reinterpret_cast<const unsigned char*>(rbuf_.data() + rpos_);
-      uint32_t n = uint32_t{h[0]} | uint32_t{h[1]} << 8 | uint32_t{h[2]} << 16 | uint32_t{h[3]} << 24;
+      if (GetU32(h + 8) != Crc32c(h, 8)) {
+        return Fail(MakeError(Errc::Corrupt, label_ + ": frame header checksum mismatch (damaged length)"));
+      }
+      const uint32_t n = GetU32(h);
       if (n > max_) {
         return Fail(MakeError(Errc::Corrupt, label_ + ": peer announced " + std::to_string(n) +
                                                  " bytes > max_message_size " + std::to_string(max_)));
       }
+      want_crc_ = GetU32(h + 4);
       rpos_ += kHeaderSize;
       have_header_ = true;
       want_ = n;
@@ -206,6 +230,10 @@ Status StreamConnection::ReceiveFrame(Bytes& out, Deadline d) {
     IPCH_RETURN_IF_ERROR(FillSome(d));
   }
   have_header_ = false;
+  if (Crc32c(partial_.data(), partial_.size()) != want_crc_) {
+    return Fail(MakeError(Errc::Corrupt, label_ + ": payload checksum mismatch in a frame of " +
+                                             std::to_string(want_) + " bytes"));
+  }
   out.swap(partial_);
   partial_.clear();
   return Ok();

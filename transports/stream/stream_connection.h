@@ -1,4 +1,7 @@
-// Message framing over a byte stream: a little-endian u32 length, then the payload.
+// Message framing over a byte stream. A frame is a 12-byte header, then the payload:
+//   u32 length | u32 CRC-32C of the payload | u32 CRC-32C of the first 8 header bytes
+// (all little-endian). The header check catches a damaged length before we wait for bytes that
+// will never come; the payload check catches damage anywhere else. Either is Corrupt.
 // Handles short reads and writes, EINTR, EAGAIN (non-blocking fd + poll) and deadlines.
 // Shared by the tcp, unix and fifo transports.
 #pragma once
@@ -15,7 +18,11 @@ namespace ipch {
 
 class StreamConnection {
  public:
-  static constexpr std::size_t kHeaderSize = 4;
+  static constexpr std::size_t kHeaderSize = 12;
+  // The header of a frame announcing `length` bytes whose payload is `payload` (for a
+  // well-formed frame, length == payload.size(); hostile-peer tests announce other lengths).
+  static void EncodeHeader(uint32_t length, ByteView payload, unsigned char out[kHeaderSize]);
+  static Bytes FrameHeader(uint32_t length, ByteView payload);
 
   StreamConnection() = default;
   // `read_fd` and `write_fd` may be the same socket. Both must be O_NONBLOCK.
@@ -66,6 +73,7 @@ class StreamConnection {
   std::size_t rpos_ = 0, rend_ = 0;
   bool have_header_ = false;
   std::size_t want_ = 0;  // payload length of the frame in progress
+  uint32_t want_crc_ = 0;  // its payload checksum
   Bytes partial_;         // payload bytes received so far
 };
 

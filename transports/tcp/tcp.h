@@ -47,6 +47,10 @@ struct Adapter {
   static Result<Connection> Connect(const std::string& a, Deadline d) { return tcp::Connect(a, d); }
   // For hostile-peer tests: a plain connected socket to write arbitrary bytes into.
   static Result<UniqueFd> ConnectRaw(const std::string& a, Deadline d);
+  // The wire format, for hostile-peer tests that write frames through ConnectRaw.
+  static Bytes FrameHeader(uint32_t length, ByteView payload) { return StreamConnection::FrameHeader(length, payload); }
+  // The address is a socket address the stream toxics proxy can stand in front of.
+  static constexpr bool kSocketAddress = true;
 };
 
 }  // namespace ipch::tcp

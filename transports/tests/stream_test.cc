@@ -2,7 +2,12 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 
+#include <optional>
+#include <string>
+#include <vector>
+
 #include "ipch/testing.h"
+#include "transports/stream/crc32c.h"
 #include "transports/stream/stream_connection.h"
 
 namespace ipch {
@@ -22,30 +27,63 @@ struct Fixture {
 
 Deadline Soon() { return Deadline::After(Scaled(std::chrono::seconds(5))); }
 
-TEST(StreamConnection, HeaderIsLittleEndian) {
+// Frame bytes as the wire format has them; `length` may differ from the payload's size.
+std::vector<uint8_t> Frame(const std::string& payload, std::optional<uint32_t> length = std::nullopt) {
+  Bytes h = StreamConnection::FrameHeader(length.value_or(static_cast<uint32_t>(payload.size())), AsBytes(payload));
+  std::vector<uint8_t> f(reinterpret_cast<const uint8_t*>(h.data()), reinterpret_cast<const uint8_t*>(h.data()) + h.size());
+  f.insert(f.end(), payload.begin(), payload.end());
+  return f;
+}
+std::vector<uint8_t> Cat(std::vector<uint8_t> a, const std::vector<uint8_t>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+TEST(Crc32c, KnownValuesAndBothImplementationsAgree) {
+  EXPECT_EQ(Crc32c("123456789", 9), 0xe3069283u);  // the standard check value
+  EXPECT_EQ(Crc32c("", 0), 0u);
+  EXPECT_EQ(Crc32c("abc", 3), 0x364b3fb7u);
+  std::vector<uint8_t> data(300);
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 131 + 7);
+  for (std::size_t off = 0; off < 8; ++off) {
+    for (std::size_t n = 0; off + n <= data.size(); n += 13) {
+      ASSERT_EQ(Crc32c(data.data() + off, n), Crc32cPortable(data.data() + off, n)) << off << "+" << n;
+    }
+  }
+  // Extending a CRC over a second buffer equals one pass over both.
+  EXPECT_EQ(Crc32c(data.data() + 100, 200, Crc32c(data.data(), 100)), Crc32c(data.data(), 300));
+}
+
+TEST(StreamConnection, HeaderIsLengthThenPayloadAndHeaderChecksums) {
   Fixture f;
   IPCH_ASSERT_OK(f.conn.Send(AsBytes("abc"), Soon()));
-  uint8_t buf[16];
-  ASSERT_EQ(::recv(f.raw.get(), buf, sizeof buf, 0), 7);
-  EXPECT_EQ(std::vector<uint8_t>(buf, buf + 4), (std::vector<uint8_t>{3, 0, 0, 0}));
+  uint8_t buf[32];
+  ASSERT_EQ(::recv(f.raw.get(), buf, sizeof buf, 0), 15);
+  EXPECT_EQ(std::vector<uint8_t>(buf, buf + 8), (std::vector<uint8_t>{3, 0, 0, 0, 0xb7, 0x3f, 0x4b, 0x36}));
+  const uint32_t hc = Crc32c(buf, 8);
+  EXPECT_EQ(std::vector<uint8_t>(buf + 8, buf + 12),
+            (std::vector<uint8_t>{uint8_t(hc), uint8_t(hc >> 8), uint8_t(hc >> 16), uint8_t(hc >> 24)}));
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(buf + 12), 3), "abc");
 }
 
 TEST(StreamConnection, PartialFrameSurvivesTimeoutAndCompletes) {
   Fixture f;
-  f.Write({5, 0, 0, 0, 'h', 'e'});
+  auto frame = Frame("hello");
+  f.Write(std::vector<uint8_t>(frame.begin(), frame.end() - 3));
   Bytes got;
   IPCH_ASSERT_ERRC(f.conn.Receive(got, Deadline::After(Millis(20))), Timeout);
-  f.Write({'l', 'l', 'o'});
+  f.Write(std::vector<uint8_t>(frame.end() - 3, frame.end()));
   IPCH_ASSERT_OK(f.conn.Receive(got, Soon()));
   EXPECT_EQ(std::string(reinterpret_cast<char*>(got.data()), got.size()), "hello");
 }
 
 TEST(StreamConnection, SplitHeaderAndBackToBackFrames) {
   Fixture f;
-  f.Write({1, 0});
+  auto bytes = Cat(Cat(Frame("x"), Frame("")), Frame("yz"));
+  f.Write(std::vector<uint8_t>(bytes.begin(), bytes.begin() + 5));
   Bytes got;
   IPCH_ASSERT_ERRC(f.conn.Receive(got, Deadline::Expired()), WouldBlock);
-  f.Write({0, 0, 'x', 0, 0, 0, 0, 2, 0, 0, 0, 'y', 'z'});
+  f.Write(std::vector<uint8_t>(bytes.begin() + 5, bytes.end()));
   IPCH_ASSERT_OK(f.conn.Receive(got, Soon()));
   EXPECT_EQ(got.size(), 1u);
   IPCH_ASSERT_OK(f.conn.Receive(got, Soon()));
@@ -56,7 +94,7 @@ TEST(StreamConnection, SplitHeaderAndBackToBackFrames) {
 
 TEST(StreamConnection, LengthAtMaxIsAcceptedAboveIsCorrupt) {
   Fixture f(8);
-  f.Write({8, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 0, 0});
+  f.Write(Cat(Frame("12345678"), Frame("", 9)));
   Bytes got;
   IPCH_ASSERT_OK(f.conn.Receive(got, Soon()));
   EXPECT_EQ(got.size(), 8u);
@@ -64,6 +102,22 @@ TEST(StreamConnection, LengthAtMaxIsAcceptedAboveIsCorrupt) {
   IPCH_ASSERT_ERRC(st, Corrupt);
   EXPECT_NE(st.error().context.find("announced 9 bytes"), std::string::npos) << st.error().ToString();
   IPCH_EXPECT_ERRC(f.conn.Send(AsBytes("a"), Soon()), Corrupt);
+}
+
+// Every single-bit flip anywhere in a frame is Corrupt; none hands over a message or waits.
+TEST(StreamConnection, EveryFlippedBitOfAFrameIsCorrupt) {
+  const auto good = Frame("payload!");
+  for (std::size_t bit = 0; bit < good.size() * 8; ++bit) {
+    Fixture f;
+    auto bad = good;
+    bad[bit / 8] ^= static_cast<uint8_t>(1u << (bit % 8));
+    f.Write(Cat(bad, Frame("next")));
+    Bytes got;
+    Status st = f.conn.Receive(got, Soon());
+    IPCH_ASSERT_ERRC(st, Corrupt) << "bit " << bit;
+    EXPECT_TRUE(got.empty()) << "bit " << bit;
+    IPCH_EXPECT_ERRC(f.conn.Receive(got, Soon()), Corrupt) << "bit " << bit << ": Corrupt must stay";
+  }
 }
 
 TEST(StreamConnection, TornSendShutsDownAndSaysSo) {

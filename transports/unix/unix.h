@@ -55,6 +55,10 @@ struct Adapter {
   static Result<Listener> Listen(const std::string& a) { return unix_sock::Listen(a); }
   static Result<Connection> Connect(const std::string& a, Deadline d) { return unix_sock::Connect(a, d); }
   static Result<UniqueFd> ConnectRaw(const std::string& a, Deadline d);
+  // The wire format, for hostile-peer tests that write frames through ConnectRaw.
+  static Bytes FrameHeader(uint32_t length, ByteView payload) { return StreamConnection::FrameHeader(length, payload); }
+  // The address is a socket address the stream toxics proxy can stand in front of.
+  static constexpr bool kSocketAddress = true;
 };
 
 }  // namespace ipch::unix_sock

@@ -21,6 +21,7 @@
 #include "ipch/fault.h"
 #include "ipch/peer.h"
 #include "ipch/testing.h"
+#include "ipch/toxics.h"
 #include "ipch/transport.h"
 
 namespace ipch::conformance {
@@ -164,6 +165,15 @@ template <class T>
 constexpr bool kHasFrameHeader = requires(ByteView p) {
   { T::FrameHeader(uint32_t{0}, p) } -> std::same_as<Bytes>;
 };
+// Bytes a frame adds to its payload on the wire (0 without the hook).
+template <class T>
+std::size_t FrameOverhead() {
+  if constexpr (kHasFrameHeader<T>) {
+    return T::FrameHeader(0, {}).size();
+  } else {
+    return 0;
+  }
+}
 // Adapters whose addresses are socket addresses (HOST:PORT or a unix socket path) that Connect
 // accepts get the stream-toxics cases: static constexpr bool kSocketAddress = true.
 template <class T>
@@ -1452,8 +1462,58 @@ class Fault : public TransportTest<T> {
     for (const auto& e : fault::InjectedLog()) s += e + "; ";
     return s;
   }
+
+  // A listener, a stream toxics proxy in front of it, and a client connected through the proxy.
+  struct Proxied {
+    typename TransportTest<T>::Lis listener;
+    std::unique_ptr<toxics::Proxy> proxy;
+    typename TransportTest<T>::Conn client, server;
+    std::string Describe() const {
+      std::string s = "proxy log:";
+      for (const auto& l : proxy->Log()) s += "\n  " + l;
+      return s;
+    }
+  };
+  Result<Proxied> ThroughProxy(const std::string& toxics_text) {
+    toxics::Spec spec;
+    std::string why;
+    if (!toxics::ParseSpec(toxics_text, &spec, &why)) return MakeError(Errc::InvalidArgument, why);
+    spec.seed = this->Seed();
+    auto l = T::Listen(this->address_);
+    if (!l.ok()) return std::move(l).error();
+    auto proxy = toxics::Proxy::Start(toxics::Proxy::FrontFor(l->address()), l->address(), spec);
+    if (!proxy.ok()) return std::move(proxy).error();
+    auto c = T::Connect((*proxy)->address(), Settle());
+    if (!c.ok()) return std::move(c).error();
+    auto s = l->Accept(Settle());
+    if (!s.ok()) return std::move(s).error();
+    return Proxied{std::move(*l), std::move(*proxy), std::move(*c), std::move(*s)};
+  }
+  // `count` messages each way through `toxics_text`, sizes up to `max_size`: all intact, in order.
+  void ExchangeThrough(const std::string& toxics_text, int count, std::size_t max_size) {
+    SCOPED_TRACE("toxics " + toxics_text);
+    auto p = ThroughProxy(toxics_text);
+    IPCH_ASSERT_OK(p);
+    std::mt19937_64 rng(this->Seed());
+    for (int i = 0; i < count; ++i) {
+      const std::size_t n = std::min<std::size_t>(rng() % (max_size + 1), Max(p->client));
+      const Bytes msg = MakeMessage(static_cast<uint64_t>(i), n, this->Seed());
+      ASSERT_TRUE(RoundTrip(p->client, p->server, msg)) << "message " << i << " up; " << p->Describe();
+      ASSERT_TRUE(RoundTrip(p->server, p->client, msg)) << "message " << i << " down; " << p->Describe();
+    }
+    const auto st = p->proxy->stats();
+    EXPECT_GT(st.forwarded[0], 0u);
+    EXPECT_GT(st.forwarded[1], 0u);
+  }
+  using TransportTest<T>::Max;
 };
 TYPED_TEST_SUITE_P(Fault);
+
+#define IPCH_REQUIRE_PROXY()                                                             \
+  do {                                                                                   \
+    IPCH_REQUIRE_CAP(Stream);                                                            \
+    IPCH_REQUIRE_HOOK(kHasSocketAddress<TypeParam>, "kSocketAddress (stream toxics proxy)"); \
+  } while (0)
 
 TYPED_TEST_P(Fault, EintrEverywhereIsInvisible) {
   IPCH_REQUIRE_CAP(SyscallIo);
@@ -1566,7 +1626,139 @@ TYPED_TEST_P(Fault, EachWriteInTurnFailingIsPeerClosedAndLosesNothingBefore) {
   EXPECT_GE(total, 3u) << "each send is at least one write call";
 }
 
-REGISTER_TYPED_TEST_SUITE_P(Fault, EachWriteInTurnFailingIsPeerClosedAndLosesNothingBefore, EintrEverywhereIsInvisible,
+// ---- stream toxics: a proxy between the two ends ------------------------------------------------
+
+TYPED_TEST_P(Fault, SlicedIntoTinySegmentsArrivesIntact) {
+  IPCH_REQUIRE_PROXY();
+  this->ExchangeThrough("up:slice=1;down:slice=7", 12, 3000);
+}
+
+TYPED_TEST_P(Fault, LatencyAndJitterKeepOrder) {
+  IPCH_REQUIRE_PROXY();
+  this->ExchangeThrough("both:latency=1ms,jitter=3ms,slice=4096", 16, 70000);
+}
+
+TYPED_TEST_P(Fault, BandwidthLimitIsOnlySlower) {
+  IPCH_REQUIRE_PROXY();
+  this->ExchangeThrough("both:rate=8000000", 8, 100000);
+}
+
+// The rest of a frame is held back: the receive times out holding half a frame, and the same
+// message arrives whole once the stream moves again.
+TYPED_TEST_P(Fault, StallMidFrameTimesOutThenCompletes) {
+  IPCH_REQUIRE_PROXY();
+  IPCH_REQUIRE_HOOK(kHasFrameHeader<TypeParam>, "FrameHeader");
+  const Bytes first = MakeMessage(1, 100, this->Seed()), second = MakeMessage(2, 3000, this->Seed());
+  const uint64_t frame1 = FrameOverhead<TypeParam>() + first.size();
+  auto p = this->ThroughProxy("up:stall_after=" + std::to_string(frame1 + 1500));
+  IPCH_ASSERT_OK(p);
+  IPCH_ASSERT_OK(p->client.Send(first, Settle()));
+  IPCH_ASSERT_OK(p->client.Send(second, Settle()));
+  Bytes got;
+  IPCH_ASSERT_OK(p->server.Receive(got, Settle()));
+  EXPECT_EQ(got, first);
+  ASSERT_TRUE(p->proxy->WaitFor([](const toxics::Stats& s) { return s.stalls == 1; }, Settle())) << p->Describe();
+  IPCH_ASSERT_ERRC(p->server.Receive(got, Deadline::After(ShortWait())), Timeout);
+  p->proxy->Resume();
+  IPCH_ASSERT_OK(p->server.Receive(got, Settle()));
+  EXPECT_EQ(got, second) << "the half frame read before the timeout was lost or doubled";
+}
+
+// The connection is cut `how` (reset_after / close_after) in the middle of the third frame:
+// the two before it arrive intact, then PeerClosed, and it stays so; the sender learns too.
+template <class T, class P>
+void CutMidFrame(P& p, const Bytes (&msgs)[3]) {
+  Bytes got;
+  for (int i = 0; i < 3; ++i) IPCH_ASSERT_OK(p.client.Send(msgs[i], Settle()));
+  for (int i = 0; i < 2; ++i) {
+    IPCH_ASSERT_OK(p.server.Receive(got, Settle())) << p.Describe();
+    EXPECT_EQ(got, msgs[i]) << "message " << i;
+  }
+  got.clear();
+  IPCH_EXPECT_ERRC(p.server.Receive(got, Settle()), PeerClosed) << p.Describe();
+  EXPECT_TRUE(got.empty()) << "a torn frame reached the caller";
+  IPCH_EXPECT_ERRC(p.server.Receive(got, Settle()), PeerClosed) << "PeerClosed must stay";
+  IPCH_EXPECT_ERRC(p.client.Receive(got, Settle()), PeerClosed) << "the sender's side is cut too";
+}
+
+TYPED_TEST_P(Fault, ResetMidFrameIsPeerClosedAfterWholeMessages) {
+  IPCH_REQUIRE_PROXY();
+  IPCH_REQUIRE_HOOK(kHasFrameHeader<TypeParam>, "FrameHeader");
+  const Bytes msgs[3] = {MakeMessage(0, 500, this->Seed()), MakeMessage(1, 0, this->Seed()),
+                         MakeMessage(2, 5000, this->Seed())};
+  uint64_t cut = 0;
+  for (int i = 0; i < 2; ++i) cut += FrameOverhead<TypeParam>() + msgs[i].size();
+  auto p = this->ThroughProxy("up:reset_after=" + std::to_string(cut + 7 + this->Seed() % 4000));
+  IPCH_ASSERT_OK(p);
+  CutMidFrame<TypeParam>(*p, msgs);
+  EXPECT_EQ(p->proxy->stats().resets, 1u) << p->Describe();
+}
+
+TYPED_TEST_P(Fault, CloseMidFrameIsPeerClosedAfterWholeMessages) {
+  IPCH_REQUIRE_PROXY();
+  IPCH_REQUIRE_HOOK(kHasFrameHeader<TypeParam>, "FrameHeader");
+  const Bytes msgs[3] = {MakeMessage(0, 1, this->Seed()), MakeMessage(1, 2000, this->Seed()),
+                         MakeMessage(2, 5000, this->Seed())};
+  uint64_t cut = 0;
+  for (int i = 0; i < 2; ++i) cut += FrameOverhead<TypeParam>() + msgs[i].size();
+  // Anywhere from inside the header to the last payload byte.
+  auto p = this->ThroughProxy("up:close_after=" + std::to_string(cut + 1 + this->Seed() % 5011));
+  IPCH_ASSERT_OK(p);
+  CutMidFrame<TypeParam>(*p, msgs);
+  EXPECT_EQ(p->proxy->stats().closes, 1u) << p->Describe();
+}
+
+// One bit flipped on the wire inside the third frame (header or payload, chosen by the seed):
+// the first two arrive, the third is Corrupt and never handed over.
+TYPED_TEST_P(Fault, FlippedBitOnTheWireIsCorruptNeverDelivered) {
+  IPCH_REQUIRE_PROXY();
+  IPCH_REQUIRE_HOOK(kHasFrameHeader<TypeParam>, "FrameHeader");
+  const Bytes msgs[3] = {MakeMessage(0, 300, this->Seed()), MakeMessage(1, 700, this->Seed()),
+                         MakeMessage(2, 900, this->Seed())};
+  const uint64_t header = FrameOverhead<TypeParam>();
+  const uint64_t at = 2 * header + msgs[0].size() + msgs[1].size() + this->Seed() % (header + msgs[2].size());
+  auto p = this->ThroughProxy("up:flip_at=" + std::to_string(at));
+  IPCH_ASSERT_OK(p);
+  Bytes got;
+  for (int i = 0; i < 3; ++i) IPCH_ASSERT_OK(p->client.Send(msgs[i], Settle()));
+  for (int i = 0; i < 2; ++i) {
+    IPCH_ASSERT_OK(p->server.Receive(got, Settle())) << p->Describe();
+    EXPECT_EQ(got, msgs[i]);
+  }
+  got.clear();
+  IPCH_EXPECT_ERRC(p->server.Receive(got, Settle()), Corrupt) << "flip at byte " << at << "; " << p->Describe();
+  EXPECT_TRUE(got.empty()) << "a damaged message reached the caller";
+  EXPECT_EQ(p->proxy->stats().flips[0], 1u);
+}
+
+// Random flips at a seeded rate: every message either arrives exactly as sent, in order, or the
+// stream stops with Corrupt; never a wrong message.
+TYPED_TEST_P(Fault, RandomBitFlipsNeverDeliverAWrongMessage) {
+  IPCH_REQUIRE_PROXY();
+  auto p = this->ThroughProxy("up:flip=0.0005");
+  IPCH_ASSERT_OK(p);
+  std::mt19937_64 rng(this->Seed());
+  Bytes got;
+  int delivered = 0;
+  Status st;
+  for (int i = 0; i < 60 && st.ok(); ++i) {
+    const Bytes msg = MakeMessage(static_cast<uint64_t>(i), rng() % 3000, this->Seed());
+    IPCH_ASSERT_OK(p->client.Send(msg, Settle()));
+    st = p->server.Receive(got, Settle());
+    if (st.ok()) {
+      ASSERT_EQ(got, msg) << "message " << i << " arrived damaged; " << p->Describe();
+      ++delivered;
+    }
+  }
+  ASSERT_GT(p->proxy->stats().flips[0], 0u) << "p=0.0005 over ~90 kB: some bit must have flipped";
+  IPCH_EXPECT_ERRC(st, Corrupt) << "after " << delivered << " intact messages; " << p->Describe();
+}
+
+REGISTER_TYPED_TEST_SUITE_P(Fault, SlicedIntoTinySegmentsArrivesIntact, LatencyAndJitterKeepOrder,
+                            BandwidthLimitIsOnlySlower, StallMidFrameTimesOutThenCompletes,
+                            ResetMidFrameIsPeerClosedAfterWholeMessages, CloseMidFrameIsPeerClosedAfterWholeMessages,
+                            FlippedBitOnTheWireIsCorruptNeverDelivered, RandomBitFlipsNeverDeliverAWrongMessage,
+                            EachWriteInTurnFailingIsPeerClosedAndLosesNothingBefore, EintrEverywhereIsInvisible,
                             ShortWritesAreCompleted, ShortReadsAreAssembled, EagainIsRetried,
                             AcceptInterruptedIsRetried, ResetOnSendIsPeerClosed, BrokenPipeOnSendIsPeerClosed,
                             ResetOnReceiveIsPeerClosed, HardReadErrorKeepsItsErrno, ConnectRefusedIsPeerClosed);

@@ -27,6 +27,7 @@ enum class Bug {
   kEagainIsFatal,       // treats EAGAIN as a fatal error instead of waiting
   kCorruptsPayload,     // flips one bit in every 7th non-empty message after checksumming it
   kIgnoresChecksum,     // frames carry checksums, but the receiver never verifies them
+  kDropsPartialFrame,   // a receive that times out throws away the part of a frame it has read
 };
 
 template <Bug B>
@@ -98,6 +99,7 @@ class NaiveConnection {
         }
       }
       Status ws = Wait(POLLIN, d);
+      if (!ws.ok() && B == Bug::kDropsPartialFrame) in_.clear();
       if (!ws.ok()) return probe ? MakeError(Errc::WouldBlock, "naive: nothing ready") : ws;
       std::byte buf[65536];
       ssize_t r = ::read(fd_.get(), buf, sizeof buf);
@@ -205,5 +207,6 @@ inline constexpr char kSwallows[] = "swallows_errors";
 inline constexpr char kEagainFatal[] = "eagain_is_fatal";
 inline constexpr char kCorrupts[] = "corrupts_payload";
 inline constexpr char kIgnoresChecksum[] = "ignores_checksum";
+inline constexpr char kDropsPartial[] = "drops_partial_frame";
 
 }  // namespace ipch::selftest

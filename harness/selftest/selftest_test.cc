@@ -78,7 +78,9 @@ TEST(SelfTest, NotRetryingEintrIsCaught) { ExpectCaught("no_eintr_retry", {"Faul
 TEST(SelfTest, SwallowingErrorsIsCaught) {
   ExpectCaught("swallows_errors",
                {"Lifecycle.ClientCloseIsSeenAsPeerClosed", "PeerDeath.PeerKilledAfterConnect",
-                "Fault.ResetOnSendIsPeerClosed", "Fault.EachWriteInTurnFailingIsPeerClosedAndLosesNothingBefore"});
+                "Fault.ResetOnSendIsPeerClosed", "Fault.EachWriteInTurnFailingIsPeerClosedAndLosesNothingBefore",
+                "Fault.ResetMidFrameIsPeerClosedAfterWholeMessages",
+                "Fault.CloseMidFrameIsPeerClosedAfterWholeMessages"});
 }
 
 TEST(SelfTest, TreatingEagainAsFatalIsCaught) {
@@ -91,8 +93,14 @@ TEST(SelfTest, CorruptingAPayloadIsCaught) {
 }
 
 TEST(SelfTest, IgnoringTheChecksumIsCaught) {
-  ExpectCaught("ignores_checksum", {"Security.DamagedHeaderIsCorruptAtOnce",
-                                    "Security.DamagedPayloadIsCorruptNeverDelivered"});
+  ExpectCaught("ignores_checksum",
+               {"Security.DamagedHeaderIsCorruptAtOnce", "Security.DamagedPayloadIsCorruptNeverDelivered",
+                "Fault.FlippedBitOnTheWireIsCorruptNeverDelivered", "Fault.RandomBitFlipsNeverDeliverAWrongMessage"});
+}
+
+TEST(SelfTest, DroppingAPartialFrameOnTimeoutIsCaught) {
+  ExpectCaught("drops_partial_frame",
+               {"Fault.StallMidFrameTimesOutThenCompletes", "Security.FrameDeliveredOneByteAtATime"});
 }
 
 TEST(SelfTest, LeakingAnFdIsCaughtByTheAudit) {

@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "ipch/audit.h"
 #include "ipch/fault.h"
 #include "ipch/peer.h"
 #include "ipch/testing.h"
@@ -1626,6 +1627,111 @@ TYPED_TEST_P(Fault, EachWriteInTurnFailingIsPeerClosedAndLosesNothingBefore) {
   EXPECT_GE(total, 3u) << "each send is at least one write call";
 }
 
+// ---- setup under resource failure ------------------------------------------------------------
+
+// Calls that acquire something (descriptors, sockets, mappings, segments) and calls that release
+// it. shmctl does both (IPC_STAT checks, IPC_RMID removes) and counts as a release.
+inline constexpr uint32_t kAcquireCalls = fault::kSocket | fault::kSocketpair | fault::kBind | fault::kListen |
+                                          fault::kAccept | fault::kConnect | fault::kOpen | fault::kPipe |
+                                          fault::kMkfifo | fault::kMmap | fault::kFtruncate | fault::kShmOpen |
+                                          fault::kMemfdCreate | fault::kShmget | fault::kShmat;
+inline constexpr uint32_t kReleaseCalls =
+    fault::kClose | fault::kShutdown | fault::kMunmap | fault::kShmUnlink | fault::kShmdt | fault::kShmctl;
+
+// Listen, connect, accept and one round trip, then everything closed; under Enumerate, each
+// call of `ops` fails in turn with `err`. Returns which step failed ("" if none) and how.
+template <class T>
+std::string SetUpAndTearDown(const std::string& address, const Bytes& msg, Status* st) {
+  auto l = T::Listen(address);
+  if (!l.ok()) return *st = std::move(l).error(), "listen";
+  auto c = T::Connect(l->address(), Settle());
+  if (!c.ok()) return *st = std::move(c).error(), "connect";
+  auto s = l->Accept(Settle());
+  if (!s.ok()) return *st = std::move(s).error(), "accept";
+  EXPECT_TRUE(RoundTrip(*c, *s, msg)) << "the connection set up despite the fault must work";
+  return "";
+}
+
+// Every call that acquires a resource while a connection is set up and torn down (socket, bind,
+// listen, connect, accept, open, mmap, ftruncate, shm_open, shmget, shmat, ...) fails in turn
+// with ENOMEM. The step it hits reports ENOMEM itself, or the transport recovers and the
+// connection works; either way nothing is left behind: no descriptor, /dev/shm entry, SysV
+// object or socket file, checked after each turn.
+TYPED_TEST_P(Fault, EachAcquiringCallFailingInTurnLeavesNothingBehind) {
+  if (!this->Has(Cap::SyscallIo) && !this->Has(Cap::SharedMemory)) {
+    GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << " makes no interposable setup calls";
+  }
+  const std::string prefix = "ipch-" + std::to_string(::getpid()) + "-";
+  const auto& scratch = ::ipch::testing::Current().scratch_dir;
+  const Bytes msg = MakeMessage(1, 100, this->Seed());
+  uint64_t failed_turns = 0;
+  const uint64_t total = fault::Enumerate(kAcquireCalls, ENOMEM, [&](uint64_t n) {
+    SCOPED_TRACE("ENOMEM at acquiring call " + std::to_string(n));
+    audit::Snapshot before;
+    {
+      fault::ScopedPause pause;
+      before = audit::Take(prefix);
+    }
+    Status st;
+    const std::string failed = SetUpAndTearDown<TypeParam>(this->address_, msg, &st);
+    fault::ScopedPause pause;
+    if (n == 0) {
+      EXPECT_EQ(failed, "") << st.error().ToString();
+    }
+    if (!failed.empty()) {
+      ++failed_turns;
+      EXPECT_EQ(fault::InjectedCount(), 1u);
+      EXPECT_EQ(st.error().code, std::error_code(ENOMEM, std::system_category()))
+          << failed << " failed with " << st.error().ToString() << "; faults: " << this->FaultLog();
+    }
+    const auto after = audit::Take(prefix);
+    auto leaks = audit::Leaks(before, after);
+    for (const auto& f : audit::LeftoverFiles(scratch)) leaks.push_back("file left in scratch dir: " + f);
+    EXPECT_TRUE(leaks.empty()) << "faults: " << this->FaultLog() << "; left behind: " << ::testing::PrintToString(leaks);
+    audit::CleanUp(before, after);
+    for (const auto& f : audit::LeftoverFiles(scratch)) std::filesystem::remove(scratch / f);
+  });
+  EXPECT_GE(total, 3u) << "listen, connect and accept acquire at least three things";
+  EXPECT_GT(failed_turns, 0u) << "no acquiring call's failure was ever reported";
+}
+
+// Every call that releases something (close, shutdown, munmap, shm_unlink, shmdt, shmctl) fails
+// in turn. What a failed release holds cannot always be freed (an unlink that failed leaves the
+// name), but it must never crash, hang or fail the connection, and it must never block the
+// address: the next Listen there works (the orphan policy reclaims a name left behind).
+TYPED_TEST_P(Fault, EachReleasingCallFailingInTurnNeverBlocksTheAddress) {
+  if (!this->Has(Cap::SyscallIo) && !this->Has(Cap::SharedMemory)) {
+    GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << " makes no interposable release calls";
+  }
+  const std::string prefix = "ipch-" + std::to_string(::getpid()) + "-";
+  const auto& scratch = ::ipch::testing::Current().scratch_dir;
+  const Bytes msg = MakeMessage(2, 100, this->Seed());
+  const uint64_t total = fault::Enumerate(kReleaseCalls, EIO, [&](uint64_t n) {
+    SCOPED_TRACE("EIO at releasing call " + std::to_string(n));
+    audit::Snapshot before;
+    {
+      fault::ScopedPause pause;
+      before = audit::Take(prefix);
+    }
+    Status st;
+    const std::string failed = SetUpAndTearDown<TypeParam>(this->address_, msg, &st);
+    fault::ScopedPause pause;
+    // shmctl also checks (IPC_STAT) while setting up: a step may fail, but only with the errno injected.
+    if (!failed.empty()) {
+      EXPECT_EQ(st.error().code, std::error_code(EIO, std::system_category()))
+          << failed << " failed with " << st.error().ToString() << "; faults " << this->FaultLog();
+    }
+    {
+      auto again = TypeParam::Listen(this->address_);
+      IPCH_EXPECT_OK(again) << "the address is blocked after: " << this->FaultLog();
+    }
+    const auto after = audit::Take(prefix);
+    audit::CleanUp(before, after);
+    for (const auto& f : audit::LeftoverFiles(scratch)) std::filesystem::remove(scratch / f);
+  });
+  EXPECT_GE(total, 2u) << "closing a connection releases something";
+}
+
 // ---- stream toxics: a proxy between the two ends ------------------------------------------------
 
 TYPED_TEST_P(Fault, SlicedIntoTinySegmentsArrivesIntact) {
@@ -1754,7 +1860,8 @@ TYPED_TEST_P(Fault, RandomBitFlipsNeverDeliverAWrongMessage) {
   IPCH_EXPECT_ERRC(st, Corrupt) << "after " << delivered << " intact messages; " << p->Describe();
 }
 
-REGISTER_TYPED_TEST_SUITE_P(Fault, SlicedIntoTinySegmentsArrivesIntact, LatencyAndJitterKeepOrder,
+REGISTER_TYPED_TEST_SUITE_P(Fault, EachAcquiringCallFailingInTurnLeavesNothingBehind,
+                            EachReleasingCallFailingInTurnNeverBlocksTheAddress, SlicedIntoTinySegmentsArrivesIntact, LatencyAndJitterKeepOrder,
                             BandwidthLimitIsOnlySlower, StallMidFrameTimesOutThenCompletes,
                             ResetMidFrameIsPeerClosedAfterWholeMessages, CloseMidFrameIsPeerClosedAfterWholeMessages,
                             FlippedBitOnTheWireIsCorruptNeverDelivered, RandomBitFlipsNeverDeliverAWrongMessage,

@@ -210,6 +210,8 @@ void Arm(const Plan& plan) {
 }
 
 void Disarm() { S().armed.store(false, std::memory_order_release); }
+bool Pause() { return S().armed.exchange(false, std::memory_order_acq_rel); }
+void Unpause() { S().armed.store(true, std::memory_order_release); }
 uint64_t InjectedCount() { return S().injected.load(); }
 uint64_t MatchedCalls(std::size_t rule) {
   State& s = S();

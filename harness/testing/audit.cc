@@ -171,6 +171,27 @@ std::vector<std::string> LeftoverFiles(const std::filesystem::path& dir) {
   return out;
 }
 
+namespace {
+// Unmaps every mapping of SysV segment `shmid` in this process (/proc/self/maps names them
+// "/SYSV<key>" with the shmid in the inode column).
+void UnmapSysvSegment(int shmid) {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  std::vector<std::pair<uintptr_t, uintptr_t>> ranges;
+  while (std::getline(maps, line)) {
+    if (line.find("/SYSV") == std::string::npos) continue;
+    std::istringstream in(line);
+    std::string range, perms, offset, dev;
+    unsigned long inode = 0;
+    in >> range >> perms >> offset >> dev >> inode;
+    if (inode != static_cast<unsigned long>(shmid)) continue;
+    const auto dash = range.find('-');
+    ranges.emplace_back(std::stoull(range.substr(0, dash), nullptr, 16), std::stoull(range.substr(dash + 1), nullptr, 16));
+  }
+  for (auto [lo, hi] : ranges) ::munmap(reinterpret_cast<void*>(lo), hi - lo);
+}
+}  // namespace
+
 void CleanUp(const Snapshot& before, const Snapshot& after) {
   for (const auto& [pid, what] : after.children) {
     ::kill(pid, SIGKILL);
@@ -188,7 +209,10 @@ void CleanUp(const Snapshot& before, const Snapshot& after) {
     if (before.sysv.count(o)) continue;
     // "sysv <kind> key=K id=I"
     int id = std::atoi(o.c_str() + o.rfind("id=") + 3);
-    if (o.compare(0, 8, "sysv shm") == 0) ::shmctl(id, IPC_RMID, nullptr);
+    if (o.compare(0, 8, "sysv shm") == 0) {
+      UnmapSysvSegment(id);  // a detach that failed keeps a removed segment alive
+      ::shmctl(id, IPC_RMID, nullptr);
+    }
     if (o.compare(0, 8, "sysv msg") == 0) ::msgctl(id, IPC_RMID, nullptr);
     if (o.compare(0, 8, "sysv sem") == 0) ::semctl(id, 0, IPC_RMID);
   }

@@ -180,10 +180,16 @@ Result<MappedRegion> MapSegment(SegmentName& name, std::size_t size) {
 Status RemoveSegment(const SegmentName& name) {
   if (name.backing == Backing::Posix) {
     if (name.ino != 0) {
-      // Another listener may have reclaimed the name since: never unlink its object.
-      UniqueFd fd(::shm_open(name.posix.c_str(), O_RDONLY | O_CLOEXEC, 0));
+      // Another listener may have reclaimed the name since: never unlink its object. stat(2) on
+      // the name under /dev/shm (where glibc's shm_open keeps it) needs no descriptor, so the
+      // check, and the removal, still work when the process is out of fds.
       struct stat st {};
-      if (!fd || ::fstat(fd.get(), &st) != 0 || st.st_ino != name.ino) return Ok();
+      if (::stat(("/dev/shm" + name.posix).c_str(), &st) != 0) {
+        if (errno == ENOENT) return Ok();
+        UniqueFd fd(::shm_open(name.posix.c_str(), O_RDONLY | O_CLOEXEC, 0));
+        if (!fd || ::fstat(fd.get(), &st) != 0) return Ok();
+      }
+      if (st.st_ino != name.ino) return Ok();
     }
     if (::shm_unlink(name.posix.c_str()) != 0 && errno != ENOENT) return SysError(name, "shm_unlink");
     return Ok();

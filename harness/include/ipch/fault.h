@@ -109,6 +109,24 @@ std::vector<std::string> InjectedLog();
 // True if the interposer is actually in the call path (a self-check run by Arm's callers).
 bool Active();
 
+// Stops injecting and counting until Unpause, keeping the armed plan's counters (a scenario
+// under Enumerate pauses around its own bookkeeping, e.g. a resource snapshot). Returns
+// whether a plan was armed.
+bool Pause();
+void Unpause();
+class ScopedPause {
+ public:
+  ScopedPause() : was_armed_(Pause()) {}
+  ~ScopedPause() {
+    if (was_armed_) Unpause();
+  }
+  ScopedPause(const ScopedPause&) = delete;
+  ScopedPause& operator=(const ScopedPause&) = delete;
+
+ private:
+  bool was_armed_;
+};
+
 // Arms in the constructor, disarms in the destructor.
 class ScopedPlan {
  public:

@@ -292,6 +292,7 @@ bool Conn::ApplyLimits(int dir, const Toxics& t) {
     } else {
       p.cv.wait(lk, done);
     }
+    lk.unlock();  // Note takes the proxy's lock, which is never taken inside a pipe's
     if (Dead()) return false;
     proxy->Note(Tag(dir) + ": stall ends");
   }

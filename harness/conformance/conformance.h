@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <functional>
+#include <memory>
 #include <random>
 #include <span>
 #include <string>
@@ -1467,7 +1468,7 @@ class Fault : public TransportTest<T> {
   // A listener, a stream toxics proxy in front of it, and a client connected through the proxy.
   struct Proxied {
     typename TransportTest<T>::Lis listener;
-    std::unique_ptr<toxics::Proxy> proxy;
+    std::shared_ptr<toxics::Proxy> proxy;
     typename TransportTest<T>::Conn client, server;
     std::string Describe() const {
       std::string s = "proxy log:";
@@ -1488,8 +1489,21 @@ class Fault : public TransportTest<T> {
     if (!c.ok()) return std::move(c).error();
     auto s = l->Accept(Settle());
     if (!s.ok()) return std::move(s).error();
-    return Proxied{std::move(*l), std::move(*proxy), std::move(*c), std::move(*s)};
+    last_proxy_ = std::move(*proxy);
+    return Proxied{std::move(*l), last_proxy_, std::move(*c), std::move(*s)};
   }
+  // With IPCH_PRINT_FAULTS set, prints what the test's proxy did, one "[ipch fault]" line per
+  // event: running a case's REPLAY line twice gives the same lines (the self-test checks it).
+  void TearDown() override {
+    if (!last_proxy_) return;
+    if (std::getenv("IPCH_PRINT_FAULTS")) {
+      for (const auto& line : last_proxy_->Log()) std::printf("[ipch fault] %s\n", line.c_str());
+      std::fflush(stdout);
+    }
+    last_proxy_->Stop();
+    last_proxy_.reset();
+  }
+  std::shared_ptr<toxics::Proxy> last_proxy_;
   // `count` messages each way through `toxics_text`, sizes up to `max_size`: all intact, in order.
   void ExchangeThrough(const std::string& toxics_text, int count, std::size_t max_size) {
     SCOPED_TRACE("toxics " + toxics_text);

@@ -103,6 +103,32 @@ TEST(SelfTest, DroppingAPartialFrameOnTimeoutIsCaught) {
                {"Fault.StallMidFrameTimesOutThenCompletes", "Security.FrameDeliveredOneByteAtATime"});
 }
 
+// The REPLAY line of a case reruns it with the same faults: the wire bit flips (positions and
+// bits, drawn from the seed) come out identical, and a different seed gives different ones.
+std::string FaultLines(const std::string& seed) {
+  const std::string cmd = "IPCH_PRINT_FAULTS=1 IPCH_SEED=" + seed + " '" + IPCH_BROKEN_BIN +
+                          "' --gtest_filter='Broken/Fault/naive_control.RandomBitFlipsNeverDeliverAWrongMessage' 2>&1";
+  std::string out, lines;
+  if (FILE* p = ::popen(cmd.c_str(), "r")) {
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    ::pclose(p);
+  }
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("[ipch fault]", 0) == 0) lines += line + "\n";
+  }
+  return lines;
+}
+
+TEST(SelfTest, ReplayingACaseGivesTheSameFaults) {
+  const std::string first = FaultLines("41"), again = FaultLines("41"), other = FaultLines("42");
+  EXPECT_NE(first.find("flip bit"), std::string::npos) << first;
+  EXPECT_EQ(first, again);
+  EXPECT_NE(first, other);
+}
+
 TEST(SelfTest, LeakingAnFdIsCaughtByTheAudit) {
   ExpectCaught("leaks_fd", {"Basic.ConnectAcceptRoundTrip", "Lifecycle.ManyConnectCloseCyclesLeakNothing"},
                "leaked fd");

@@ -1520,6 +1520,31 @@ class Fault : public TransportTest<T> {
     EXPECT_GT(st.forwarded[0], 0u);
     EXPECT_GT(st.forwarded[1], 0u);
   }
+  // The connection is cut by `toxic` (reset_after / close_after) `into` bytes into the third frame:
+  // the two before it arrive intact, then PeerClosed, and it stays so; the sender learns too.
+  void CutInThirdFrame(const std::string& toxic, const std::size_t (&sizes)[3], uint64_t into,
+                       uint64_t toxics::Stats::*counter) {
+    Bytes msgs[3];
+    uint64_t cut = into;
+    for (int i = 0; i < 3; ++i) {
+      msgs[i] = MakeMessage(static_cast<uint64_t>(i), sizes[i], this->Seed());
+      if (i < 2) cut += FrameOverhead<T>() + sizes[i];
+    }
+    auto p = this->ThroughProxy("up:" + toxic + "=" + std::to_string(cut));
+    IPCH_ASSERT_OK(p);
+    Bytes got;
+    for (int i = 0; i < 3; ++i) IPCH_ASSERT_OK(p->client.Send(msgs[i], Settle()));
+    for (int i = 0; i < 2; ++i) {
+      IPCH_ASSERT_OK(p->server.Receive(got, Settle())) << p->Describe();
+      EXPECT_EQ(got, msgs[i]) << "message " << i;
+    }
+    got.clear();
+    IPCH_EXPECT_ERRC(p->server.Receive(got, Settle()), PeerClosed) << p->Describe();
+    EXPECT_TRUE(got.empty()) << "a torn frame reached the caller";
+    IPCH_EXPECT_ERRC(p->server.Receive(got, Settle()), PeerClosed) << "PeerClosed must stay";
+    IPCH_EXPECT_ERRC(p->client.Receive(got, Settle()), PeerClosed) << "the sender's side is cut too";
+    EXPECT_EQ(p->proxy->stats().*counter, 1u) << p->Describe();
+  }
   using TransportTest<T>::Max;
 };
 TYPED_TEST_SUITE_P(Fault);
@@ -1784,48 +1809,17 @@ TYPED_TEST_P(Fault, StallMidFrameTimesOutThenCompletes) {
   EXPECT_EQ(got, second) << "the half frame read before the timeout was lost or doubled";
 }
 
-// The connection is cut `how` (reset_after / close_after) in the middle of the third frame:
-// the two before it arrive intact, then PeerClosed, and it stays so; the sender learns too.
-template <class T, class P>
-void CutMidFrame(P& p, const Bytes (&msgs)[3]) {
-  Bytes got;
-  for (int i = 0; i < 3; ++i) IPCH_ASSERT_OK(p.client.Send(msgs[i], Settle()));
-  for (int i = 0; i < 2; ++i) {
-    IPCH_ASSERT_OK(p.server.Receive(got, Settle())) << p.Describe();
-    EXPECT_EQ(got, msgs[i]) << "message " << i;
-  }
-  got.clear();
-  IPCH_EXPECT_ERRC(p.server.Receive(got, Settle()), PeerClosed) << p.Describe();
-  EXPECT_TRUE(got.empty()) << "a torn frame reached the caller";
-  IPCH_EXPECT_ERRC(p.server.Receive(got, Settle()), PeerClosed) << "PeerClosed must stay";
-  IPCH_EXPECT_ERRC(p.client.Receive(got, Settle()), PeerClosed) << "the sender's side is cut too";
-}
-
 TYPED_TEST_P(Fault, ResetMidFrameIsPeerClosedAfterWholeMessages) {
   IPCH_REQUIRE_PROXY();
   IPCH_REQUIRE_HOOK(kHasFrameHeader<TypeParam>, "FrameHeader");
-  const Bytes msgs[3] = {MakeMessage(0, 500, this->Seed()), MakeMessage(1, 0, this->Seed()),
-                         MakeMessage(2, 5000, this->Seed())};
-  uint64_t cut = 0;
-  for (int i = 0; i < 2; ++i) cut += FrameOverhead<TypeParam>() + msgs[i].size();
-  auto p = this->ThroughProxy("up:reset_after=" + std::to_string(cut + 7 + this->Seed() % 4000));
-  IPCH_ASSERT_OK(p);
-  CutMidFrame<TypeParam>(*p, msgs);
-  EXPECT_EQ(p->proxy->stats().resets, 1u) << p->Describe();
+  this->CutInThirdFrame("reset_after", {500, 0, 5000}, 7 + this->Seed() % 4000, &toxics::Stats::resets);
 }
 
 TYPED_TEST_P(Fault, CloseMidFrameIsPeerClosedAfterWholeMessages) {
   IPCH_REQUIRE_PROXY();
   IPCH_REQUIRE_HOOK(kHasFrameHeader<TypeParam>, "FrameHeader");
-  const Bytes msgs[3] = {MakeMessage(0, 1, this->Seed()), MakeMessage(1, 2000, this->Seed()),
-                         MakeMessage(2, 5000, this->Seed())};
-  uint64_t cut = 0;
-  for (int i = 0; i < 2; ++i) cut += FrameOverhead<TypeParam>() + msgs[i].size();
   // Anywhere from inside the header to the last payload byte.
-  auto p = this->ThroughProxy("up:close_after=" + std::to_string(cut + 1 + this->Seed() % 5011));
-  IPCH_ASSERT_OK(p);
-  CutMidFrame<TypeParam>(*p, msgs);
-  EXPECT_EQ(p->proxy->stats().closes, 1u) << p->Describe();
+  this->CutInThirdFrame("close_after", {1, 2000, 5000}, 1 + this->Seed() % 5011, &toxics::Stats::closes);
 }
 
 // One bit flipped on the wire inside the third frame (header or payload, chosen by the seed):

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <random>
@@ -1696,40 +1697,57 @@ std::string SetUpAndTearDown(const std::string& address, const Bytes& msg, Statu
 // with ENOMEM. The step it hits reports ENOMEM itself, or the transport recovers and the
 // connection works; either way nothing is left behind: no descriptor, /dev/shm entry, SysV
 // object or socket file, checked after each turn.
-TYPED_TEST_P(Fault, EachAcquiringCallFailingInTurnLeavesNothingBehind) {
-  if (!this->Has(Cap::SyscallIo) && !this->Has(Cap::SharedMemory)) {
-    GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << " makes no interposable setup calls";
-  }
+// Enumerate(ops, err) over SetUpAndTearDown: after each turn, with faults paused, calls
+// check(n, failed_step, status, leaks) and then removes whatever the turn left behind.
+template <class T, class Check>
+uint64_t EnumerateSetUps(const std::string& address, uint32_t ops, int err, uint64_t salt, Check check) {
   const std::string prefix = "ipch-" + std::to_string(::getpid()) + "-";
   const auto& scratch = ::ipch::testing::Current().scratch_dir;
-  const Bytes msg = MakeMessage(1, 100, this->Seed());
-  uint64_t failed_turns = 0;
-  const uint64_t total = fault::Enumerate(kAcquireCalls, ENOMEM, [&](uint64_t n) {
-    SCOPED_TRACE("ENOMEM at acquiring call " + std::to_string(n));
+  const Bytes msg = MakeMessage(1, 100, salt);
+  return fault::Enumerate(ops, err, [&](uint64_t n) {
+    SCOPED_TRACE(std::string(std::strerror(err)) + " at call " + std::to_string(n) + " of the kinds enumerated");
     audit::Snapshot before;
     {
       fault::ScopedPause pause;
       before = audit::Take(prefix);
     }
     Status st;
-    const std::string failed = SetUpAndTearDown<TypeParam>(this->address_, msg, &st);
+    const std::string failed = SetUpAndTearDown<T>(address, msg, &st);
     fault::ScopedPause pause;
-    if (n == 0) {
-      EXPECT_EQ(failed, "") << st.error().ToString();
-    }
-    if (!failed.empty()) {
-      ++failed_turns;
-      EXPECT_EQ(fault::InjectedCount(), 1u);
-      EXPECT_EQ(st.error().code, std::error_code(ENOMEM, std::system_category()))
-          << failed << " failed with " << st.error().ToString() << "; faults: " << this->FaultLog();
-    }
     const auto after = audit::Take(prefix);
     auto leaks = audit::Leaks(before, after);
     for (const auto& f : audit::LeftoverFiles(scratch)) leaks.push_back("file left in scratch dir: " + f);
-    EXPECT_TRUE(leaks.empty()) << "faults: " << this->FaultLog() << "; left behind: " << ::testing::PrintToString(leaks);
+    check(n, failed, st, leaks);
     audit::CleanUp(before, after);
     for (const auto& f : audit::LeftoverFiles(scratch)) std::filesystem::remove(scratch / f);
   });
+}
+
+// Every call that acquires a resource while a connection is set up and torn down (socket, bind,
+// listen, connect, accept, open, mmap, ftruncate, shm_open, shmget, shmat, ...) fails in turn
+// with ENOMEM. The step it hits reports ENOMEM itself, or the transport recovers and the
+// connection works; either way nothing is left behind: no descriptor, /dev/shm entry, SysV
+// object or socket file, checked after each turn.
+TYPED_TEST_P(Fault, EachAcquiringCallFailingInTurnLeavesNothingBehind) {
+  if (!this->Has(Cap::SyscallIo) && !this->Has(Cap::SharedMemory)) {
+    GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << " makes no interposable setup calls";
+  }
+  uint64_t failed_turns = 0;
+  const uint64_t total = EnumerateSetUps<TypeParam>(
+      this->address_, kAcquireCalls, ENOMEM, this->Seed(),
+      [&](uint64_t n, const std::string& failed, const Status& st, const std::vector<std::string>& leaks) {
+        if (n == 0) {
+          EXPECT_EQ(failed, "") << st.error().ToString();
+        }
+        if (!failed.empty()) {
+          ++failed_turns;
+          EXPECT_EQ(fault::InjectedCount(), 1u);
+          EXPECT_EQ(st.error().code, std::error_code(ENOMEM, std::system_category()))
+              << failed << " failed with " << st.error().ToString() << "; faults: " << this->FaultLog();
+        }
+        EXPECT_TRUE(leaks.empty()) << "faults: " << this->FaultLog()
+                                   << "; left behind: " << ::testing::PrintToString(leaks);
+      });
   EXPECT_GE(total, 3u) << "listen, connect and accept acquire at least three things";
   EXPECT_GT(failed_turns, 0u) << "no acquiring call's failure was ever reported";
 }
@@ -1742,32 +1760,18 @@ TYPED_TEST_P(Fault, EachReleasingCallFailingInTurnNeverBlocksTheAddress) {
   if (!this->Has(Cap::SyscallIo) && !this->Has(Cap::SharedMemory)) {
     GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << " makes no interposable release calls";
   }
-  const std::string prefix = "ipch-" + std::to_string(::getpid()) + "-";
-  const auto& scratch = ::ipch::testing::Current().scratch_dir;
-  const Bytes msg = MakeMessage(2, 100, this->Seed());
-  const uint64_t total = fault::Enumerate(kReleaseCalls, EIO, [&](uint64_t n) {
-    SCOPED_TRACE("EIO at releasing call " + std::to_string(n));
-    audit::Snapshot before;
-    {
-      fault::ScopedPause pause;
-      before = audit::Take(prefix);
-    }
-    Status st;
-    const std::string failed = SetUpAndTearDown<TypeParam>(this->address_, msg, &st);
-    fault::ScopedPause pause;
-    // shmctl also checks (IPC_STAT) while setting up: a step may fail, but only with the errno injected.
-    if (!failed.empty()) {
-      EXPECT_EQ(st.error().code, std::error_code(EIO, std::system_category()))
-          << failed << " failed with " << st.error().ToString() << "; faults " << this->FaultLog();
-    }
-    {
-      auto again = TypeParam::Listen(this->address_);
-      IPCH_EXPECT_OK(again) << "the address is blocked after: " << this->FaultLog();
-    }
-    const auto after = audit::Take(prefix);
-    audit::CleanUp(before, after);
-    for (const auto& f : audit::LeftoverFiles(scratch)) std::filesystem::remove(scratch / f);
-  });
+  const uint64_t total = EnumerateSetUps<TypeParam>(
+      this->address_, kReleaseCalls, EIO, this->Seed(),
+      [&](uint64_t, const std::string& failed, const Status& st, const std::vector<std::string>&) {
+        // shmctl also checks (IPC_STAT) while setting up: a step may fail, but only with the
+        // errno injected.
+        if (!failed.empty()) {
+          EXPECT_EQ(st.error().code, std::error_code(EIO, std::system_category()))
+              << failed << " failed with " << st.error().ToString() << "; faults " << this->FaultLog();
+        }
+        auto again = TypeParam::Listen(this->address_);
+        IPCH_EXPECT_OK(again) << "the address is blocked after: " << this->FaultLog();
+      });
   EXPECT_GE(total, 2u) << "closing a connection releases something";
 }
 

@@ -14,6 +14,7 @@
 
 #include "gtest/gtest.h"
 #include "ipch/child_process.h"
+#include "ipch/fault.h"
 #include "ipch/socket_address.h"
 #include "ipch/testing.h"
 #include "ipch/toxics.h"
@@ -393,6 +394,27 @@ TEST_P(ProxyTest, StopEndsLiveConnectionsAndRemovesItsSocket) {
     EXPECT_FALSE(std::filesystem::exists(front));
   }
   t.proxy->Stop();  // idempotent
+}
+
+// Out of descriptors at accept: the proxy says so, keeps the client queued and serves it after.
+TEST_P(ProxyTest, AcceptFailureIsRetriedNotFatal) {
+  Server s = ListenOn(GetParam());
+  auto p = Proxy::Start(Proxy::FrontFor(s.address), s.address, Spec{});
+  ASSERT_TRUE(p.ok()) << p.error().ToString();
+  fault::Plan plan;
+  plan.rules.push_back({fault::kAccept, fault::Kind::kErrno, EMFILE, 1, 0.0, 1});
+  UniqueFd c, u;
+  {
+    fault::ScopedPlan armed(plan);
+    c = ConnectTo((*p)->address());
+    ASSERT_TRUE(c);
+    u = AcceptOne(s);
+  }
+  ASSERT_TRUE(u) << LogOf(**p);
+  const Bytes b = Random(100, Seed());
+  ASSERT_TRUE(SendAll(c.get(), b));
+  EXPECT_EQ(ReadUpTo(u.get(), b.size(), Settle()).data, b);
+  EXPECT_NE(LogOf(**p).find("accept failed (Too many open files), retrying"), std::string::npos) << LogOf(**p);
 }
 
 TEST(Proxy, UnixFrontIsOwnerOnlyAndATakenAddressIsRefused) {

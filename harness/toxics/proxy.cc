@@ -391,7 +391,16 @@ void Proxy::Impl::AcceptLoop() {
     }
     if (!(p[0].revents & POLLIN)) continue;
     UniqueFd client(::accept4(listen_fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
-    if (!client) continue;  // EAGAIN, EINTR, a client gone already, or fd exhaustion: try again
+    if (!client) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // Out of descriptors or memory: the client stays queued; retry after a pause (or Stop)
+        // instead of spinning on a listener that stays readable.
+        Note(std::string("accept failed (") + std::strerror(errno) + "), retrying in 50 ms");
+        pollfd sp{stop_fd.get(), POLLIN, 0};
+        ::poll(&sp, 1, 50);
+      }
+      continue;  // EAGAIN, EINTR, a client that gave up while queued
+    }
     const uint64_t id = ++next_id;
     UniqueFd up(::socket(upstream.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     bool connected = false;

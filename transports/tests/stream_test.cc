@@ -50,6 +50,14 @@ TEST(Crc32c, KnownValuesAndBothImplementationsAgree) {
       ASSERT_EQ(Crc32c(data.data() + off, n), Crc32cPortable(data.data() + off, n)) << off << "+" << n;
     }
   }
+  // Lengths around the three-lane block sizes (3 x 256 and 3 x 8192 bytes).
+  std::vector<uint8_t> big(100000);
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<uint8_t>((i * 2654435761u) >> 13);
+  for (std::size_t n : {767, 768, 769, 1536, 24575, 24576, 24577, 49152 + 800, 99990}) {
+    for (std::size_t off : {0, 3}) {
+      ASSERT_EQ(Crc32c(big.data() + off, n), Crc32cPortable(big.data() + off, n)) << off << "+" << n;
+    }
+  }
   // Extending a CRC over a second buffer equals one pass over both.
   EXPECT_EQ(Crc32c(data.data() + 100, 200, Crc32c(data.data(), 100)), Crc32c(data.data(), 300));
 }

@@ -161,6 +161,13 @@ Result<UniqueFd> ConnectRaw(const std::string& address, Deadline d) {
     return MakeError(Errc::InvalidArgument, std::string(T::kName) + " has no ConnectRaw");
   }
 }
+// One write of hostile bytes on a raw connection: send(MSG_NOSIGNAL) on a socket, write on a
+// pipe (whose reader, the listener, is alive while these tests write).
+inline ssize_t RawWrite(int fd, const void* data, std::size_t n) {
+  ssize_t w = ::send(fd, data, n, MSG_NOSIGNAL);
+  if (w < 0 && errno == ENOTSOCK) w = ::write(fd, data, n);
+  return w;
+}
 
 // Adapters with Cap::RawPeer also say how their frames look, so hostile-peer cases can write
 // well-formed headers announcing any length: static Bytes FrameHeader(uint32_t length, ByteView payload).
@@ -1067,7 +1074,7 @@ class Security : public TransportTest<T> {
     if (!raw.ok()) return std::move(raw).error();
     std::size_t off = 0;
     while (off < bytes.size()) {
-      ssize_t w = RetryEintr([&] { return ::send(raw->get(), bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL); });
+      ssize_t w = RetryEintr([&] { return RawWrite(raw->get(), bytes.data() + off, bytes.size() - off); });
       if (w < 0) return ErrnoError("raw send");
       off += static_cast<std::size_t>(w);
     }
@@ -1168,7 +1175,7 @@ TYPED_TEST_P(Security, FrameDeliveredOneByteAtATime) {
   Bytes frame = this->Frame(msg);
   Bytes got;
   for (std::size_t i = 0; i < frame.size(); ++i) {
-    ASSERT_EQ(RetryEintr([&] { return ::send(raw->get(), &frame[i], 1, MSG_NOSIGNAL); }), 1);
+    ASSERT_EQ(RetryEintr([&] { return RawWrite(raw->get(), &frame[i], 1); }), 1);
     if (i % 50 == 0 && i + 1 < frame.size()) {
       // A partial frame is not a message: the receive times out and keeps what it has.
       IPCH_ASSERT_ERRC(s->Receive(got, Deadline::Expired()), WouldBlock);
@@ -1631,6 +1638,16 @@ TYPED_TEST_P(Fault, ConnectRefusedIsPeerClosed) {
   IPCH_REQUIRE_CAP(SyscallIo);
   auto l = TypeParam::Listen(this->address_);
   IPCH_ASSERT_OK(l);
+  {
+    // Only for transports that connect through connect(2): count the calls first.
+    fault::ScopedPlan counting(this->PlanOf(fault::kConnect, fault::Kind::kErrno, ECONNREFUSED, 0.0));
+    auto probe = TypeParam::Connect(l->address(), Settle());
+    IPCH_ASSERT_OK(probe);
+    if (fault::MatchedCalls(0) == 0) {
+      GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << " makes no connect(2) call";
+    }
+    IPCH_ASSERT_OK(l->Accept(Settle()));
+  }
   fault::ScopedPlan armed(this->NthOf(fault::kConnect, ECONNREFUSED, 1));
   IPCH_EXPECT_ERRC(TypeParam::Connect(l->address(), Settle()), PeerClosed);
   EXPECT_EQ(fault::InjectedCount(), 1u);
@@ -1643,7 +1660,10 @@ TYPED_TEST_P(Fault, EachWriteInTurnFailingIsPeerClosedAndLosesNothingBefore) {
   const uint64_t salt = this->Seed();
   const uint64_t total = fault::Enumerate(fault::kWrite, ECONNRESET, [&](uint64_t n) {
     SCOPED_TRACE("reset at write call " + std::to_string(n) + " of the exchange");
-    auto p = this->Connected();
+    auto p = [&] {
+      fault::ScopedPause setup;  // a transport may write while connecting (fifo): not counted here
+      return this->Connected();
+    }();
     IPCH_ASSERT_OK(p);
     uint64_t sent = 0;
     Status st;

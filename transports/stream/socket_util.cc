@@ -1,7 +1,11 @@
 #include "socket_util.h"
 
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
 
+#include <cstdio>
 #include <cstring>
 
 namespace ipch {
@@ -51,6 +55,47 @@ Result<UniqueFd> ConnectWithDeadline(int family, const sockaddr* addr, socklen_t
   if (err == 0) return fd;
   if (IsNoPeer(err)) return MakeError(Errc::PeerClosed, label + ": connect: " + strerror(err));
   return ErrnoError(label + ": connect", err);
+}
+
+Result<bool> EnsurePrivateDir(const std::filesystem::path& dir, const std::string& label) {
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0) {
+    if (errno != ENOENT) return ErrnoError(label + ": stat " + dir.string());
+    if (::mkdir(dir.c_str(), 0700) == 0) return true;
+    if (errno != EEXIST) return ErrnoError(label + ": mkdir " + dir.string());
+    if (::lstat(dir.c_str(), &st) != 0) return ErrnoError(label + ": stat " + dir.string());
+  }
+  if (!S_ISDIR(st.st_mode)) return MakeError(Errc::InvalidArgument, label + ": " + dir.string() + " is not a directory");
+  if (st.st_uid != ::geteuid()) {
+    return MakeError(Errc::PermissionDenied,
+                     label + ": " + dir.string() + " is owned by uid " + std::to_string(st.st_uid) + ", not us");
+  }
+  if ((st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
+    return MakeError(Errc::PermissionDenied, label + ": " + dir.string() + " has mode " + mode +
+                                                 "; the directory must not be open to group or others");
+  }
+  return false;
+}
+
+ssize_t WritevNoSigpipe(int fd, const iovec* iov, int iovcnt) {
+  sigset_t pipe_only, old;
+  sigemptyset(&pipe_only);
+  sigaddset(&pipe_only, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
+  const ssize_t w = ::writev(fd, iov, iovcnt);
+  const int err = errno;
+  if (!sigismember(&old, SIGPIPE)) {
+    sigset_t pending;
+    if (w < 0 && err == EPIPE && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE)) {
+      const timespec zero{};
+      RetryEintr([&] { return ::sigtimedwait(&pipe_only, nullptr, &zero); });
+    }
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  }
+  errno = err;
+  return w;
 }
 
 }  // namespace ipch

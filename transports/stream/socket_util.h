@@ -1,9 +1,12 @@
-// Socket plumbing shared by the socket transports: non-blocking accept and connect with
-// deadlines, and the errno → Errc mapping for connection setup.
+// Plumbing shared by the socket and pipe transports: non-blocking accept and connect with
+// deadlines, the errno → Errc mapping for connection setup, private directories, and pipe
+// writes that cannot raise SIGPIPE.
 #pragma once
 
 #include <sys/socket.h>
+#include <sys/uio.h>
 
+#include <filesystem>
 #include <string>
 
 #include "ipch/deadline.h"
@@ -19,5 +22,15 @@ Result<UniqueFd> ConnectWithDeadline(int family, const sockaddr* addr, socklen_t
                                      const std::string& label);
 // Errors of connect(2) that mean "no live peer behind this address".
 bool IsNoPeer(int err);
+
+// The directory must be ours and closed to group and others; it is created (0700) if missing.
+// Returns whether we created it. `label` starts the error messages ("unix listen").
+Result<bool> EnsurePrivateDir(const std::filesystem::path& dir, const std::string& label);
+
+// writev(2) with SIGPIPE blocked in the calling thread for the call: on a pipe whose reader is
+// gone it fails with EPIPE instead of killing the process, and the SIGPIPE the kernel raised
+// for this thread is taken off before the mask is restored. If the caller already blocks
+// SIGPIPE, its mask and pending set are left alone (as a plain writev would).
+ssize_t WritevNoSigpipe(int fd, const iovec* iov, int iovcnt);
 
 }  // namespace ipch

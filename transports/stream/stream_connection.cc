@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "crc32c.h"
+#include "socket_util.h"
 
 namespace ipch {
 namespace {
@@ -22,6 +23,7 @@ constexpr std::size_t kReadChunk = 64 * 1024;
 constexpr std::size_t kSpeculativeRead = 16 * 1024;
 
 bool IsPeerGone(int err) { return err == EPIPE || err == ECONNRESET || err == ENOTCONN; }
+
 
 void PutU32(unsigned char* p, uint32_t v) {
   for (int i = 0; i < 4; ++i) p[i] = static_cast<unsigned char>(v >> (8 * i));
@@ -80,6 +82,16 @@ Status StreamConnection::WaitFd(int fd, short events, Deadline d, const char* wh
   }
 }
 
+void StreamConnection::Abort() {
+  if (is_socket_) {
+    ::shutdown(wfd_.get(), SHUT_RDWR);
+  } else {
+    // A pipe has no shutdown: closing our write end is what gives the reader its EOF. Only the
+    // sending thread uses wfd_, so no other thread can be waiting on this descriptor.
+    wfd_.reset();
+  }
+}
+
 Status StreamConnection::Send(ByteView msg, Deadline d) {
   IPCH_RETURN_IF_ERROR(CheckUsable());
   const bool probe = d.expired();
@@ -101,7 +113,7 @@ Status StreamConnection::Send(ByteView msg, Deadline d) {
       mh.msg_iovlen = static_cast<std::size_t>(iovcnt);
       w = ::sendmsg(wfd_.get(), &mh, MSG_NOSIGNAL);
     } else {
-      w = ::writev(wfd_.get(), cur, iovcnt);
+      w = WritevNoSigpipe(wfd_.get(), cur, iovcnt);
     }
     if (w < 0) {
       if (errno == EINTR) continue;
@@ -109,7 +121,7 @@ Status StreamConnection::Send(ByteView msg, Deadline d) {
         Status ws = WaitFd(wfd_.get(), POLLOUT, d, "send");
         if (ws.ok()) continue;
         if (sent == 0) return probe ? MakeError(Errc::WouldBlock, label_ + ": send buffer full") : ws;
-        ::shutdown(wfd_.get(), SHUT_RDWR);
+        Abort();
         std::string why = "send deadline passed mid-frame (" + std::to_string(sent) + "/" + std::to_string(total) +
                           " bytes); connection shut down";
         return Fail(MakeError(Errc::Timeout, label_ + ": " + why), MakeError(Errc::Closed, label_ + ": " + why));
@@ -118,7 +130,7 @@ Status StreamConnection::Send(ByteView msg, Deadline d) {
       Error e = ErrnoError(label_ + ": send");
       if (sent == 0) return e;
       // Part of the frame is out: the stream cannot be resynchronised.
-      ::shutdown(wfd_.get(), SHUT_RDWR);
+      Abort();
       return Fail(e, MakeError(Errc::Closed, label_ + ": send failed mid-frame; connection shut down"));
     }
     sent += static_cast<std::size_t>(w);

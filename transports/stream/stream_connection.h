@@ -26,7 +26,8 @@ class StreamConnection {
 
   StreamConnection() = default;
   // `read_fd` and `write_fd` may be the same socket. Both must be O_NONBLOCK.
-  // `is_socket` selects send(MSG_NOSIGNAL) over write(), so EPIPE never raises SIGPIPE.
+  // `is_socket` selects send(MSG_NOSIGNAL); for pipes, writev runs with SIGPIPE blocked, so
+  // either way a vanished reader is EPIPE (PeerClosed), never a signal.
   StreamConnection(UniqueFd read_fd, UniqueFd write_fd, std::size_t max_message_size, bool is_socket,
                    std::string label);
   StreamConnection(StreamConnection&&) noexcept = default;
@@ -49,6 +50,9 @@ class StreamConnection {
 
  private:
   Status CheckUsable() const;
+  // After a send failed mid-frame: the peer must see the stream end (shutdown for a socket,
+  // closing the write end for a pipe).
+  void Abort();
   // Makes `e` the answer to every later call (PeerClosed and Corrupt are permanent on a stream).
   Status Fail(Error e, Error sticky);
   Status Fail(Error e) {

@@ -23,30 +23,6 @@ Result<sockaddr_un> MakeAddr(const std::string& path, const char* what) {
   return sa;
 }
 
-// The directory must be ours and closed to everyone else; create it (0700) if missing.
-Result<bool> EnsurePrivateDir(const std::filesystem::path& dir) {
-  struct stat st {};
-  if (::stat(dir.c_str(), &st) != 0) {
-    if (errno != ENOENT) return ErrnoError("unix listen: stat " + dir.string());
-    if (::mkdir(dir.c_str(), 0700) == 0) return true;
-    if (errno != EEXIST) return ErrnoError("unix listen: mkdir " + dir.string());
-    if (::stat(dir.c_str(), &st) != 0) return ErrnoError("unix listen: stat " + dir.string());
-  }
-  if (!S_ISDIR(st.st_mode))
-    return MakeError(Errc::InvalidArgument, "unix listen: " + dir.string() + " is not a directory");
-  if (st.st_uid != ::geteuid()) {
-    return MakeError(Errc::PermissionDenied,
-                     "unix listen: " + dir.string() + " is owned by uid " + std::to_string(st.st_uid) + ", not us");
-  }
-  if ((st.st_mode & 077) != 0) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
-    return MakeError(Errc::PermissionDenied, "unix listen: " + dir.string() + " has mode " + mode +
-                                                 "; the socket directory must not be open to group or others");
-  }
-  return false;
-}
-
 }  // namespace
 
 Listener::Listener(Listener&& o) noexcept { *this = std::move(o); }
@@ -87,7 +63,7 @@ Status Listener::Close() {
 Result<Listener> Listen(const std::string& path, std::size_t max_message_size) {
   auto sa = MakeAddr(path, "listen");
   if (!sa.ok()) return std::move(sa).error();
-  auto created = EnsurePrivateDir(std::filesystem::path(path).parent_path());
+  auto created = EnsurePrivateDir(std::filesystem::path(path).parent_path(), "unix listen");
   if (!created.ok()) return std::move(created).error();
   Listener l;  // from here on, its destructor undoes what we did
   if (*created) l.created_dir_ = std::filesystem::path(path).parent_path().string();

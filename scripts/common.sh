@@ -24,6 +24,15 @@ ipch_install_deps() {
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# SysV message queues: the conformance battery, like a socket's buffer, assumes 64 KiB can wait
+# in a connection without a reader; the kernel's default queue is 16 KiB (kernel.msgmnb), and
+# raising a queue above it needs CAP_SYS_RESOURCE. As root we raise the default to 1 MiB.
+ipch_kernel_prepare() {
+  local mnb
+  mnb=$(sysctl -n kernel.msgmnb 2>/dev/null || echo 0)
+  if [ "$mnb" -lt 1048576 ] && [ "$(id -u)" -eq 0 ]; then sysctl -qw kernel.msgmnb=1048576 || true; fi
+}
+
 # TSan's shadow memory needs at most 28 bits of mmap randomisation on newer kernels.
 ipch_tsan_prepare() {
   local bits

@@ -1595,6 +1595,52 @@ TYPED_TEST_P(Fault, AcceptInterruptedIsRetried) {
   EXPECT_TRUE(RoundTrip(*c, *s, MakeMessage(1, 10, this->Seed())));
 }
 
+// ---- message-queue calls (msgsnd/msgrcv, mq_send/mq_receive and their timed forms) ----------
+inline constexpr uint32_t kQueueSend = fault::kMsgsnd | fault::kMqSend;
+inline constexpr uint32_t kQueueReceive = fault::kMsgrcv | fault::kMqReceive;
+
+TYPED_TEST_P(Fault, EintrOnQueueCallsIsInvisible) {
+  IPCH_REQUIRE_CAP(QueueIo);
+  this->EchoUnder(this->PlanOf(kQueueSend | kQueueReceive, fault::Kind::kErrno, EINTR, 0.3));
+}
+
+// A full queue (EAGAIN from a non-blocking send or receive) is waited out, never an error.
+TYPED_TEST_P(Fault, QueueFullOrEmptyIsWaitedOut) {
+  IPCH_REQUIRE_CAP(QueueIo);
+  // What each call says for "full" or "empty" without waiting: EAGAIN, except msgrcv's ENOMSG.
+  fault::Plan plan = this->PlanOf(kQueueSend | fault::kMqReceive, fault::Kind::kErrno, EAGAIN, 0.3);
+  plan.rules.push_back({fault::kMsgrcv, fault::Kind::kErrno, ENOMSG, 0, 0.3, 0});
+  this->EchoUnder(plan);
+}
+
+// The kernel could not copy the message: the send fails with that errno, nothing of it was
+// sent, and the connection goes on.
+TYPED_TEST_P(Fault, QueueSendOutOfMemoryKeepsItsErrnoAndLosesNothing) {
+  IPCH_REQUIRE_CAP(QueueIo);
+  IPCH_CONNECTED(p);
+  {
+    fault::ScopedPlan armed(this->NthOf(kQueueSend, ENOMEM, 1));
+    Status st = p.client.Send(MakeMessage(1, 100, this->Seed()), Settle());
+    ASSERT_FALSE(st.ok());
+    EXPECT_EQ(st.error().code, std::error_code(ENOMEM, std::system_category())) << st.error().ToString();
+    EXPECT_EQ(fault::InjectedCount(), 1u);
+  }
+  EXPECT_TRUE(RoundTrip(p.client, p.server, MakeMessage(2, 100, this->Seed())));
+}
+
+// The queue vanished under a receive (SysV EIDRM / a removed id): the peer is gone.
+TYPED_TEST_P(Fault, QueueRemovedUnderReceiveIsPeerClosed) {
+  IPCH_REQUIRE_CAP(QueueIo);
+  IPCH_CONNECTED(p);
+  fault::ScopedPlan armed(this->NthOf(fault::kMsgrcv, EIDRM, 1));
+  Bytes got;
+  Status st = p.server.Receive(got, Deadline::After(ShortWait()));
+  if (fault::MatchedCalls(0) == 0) GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << " makes no msgrcv call";
+  IPCH_EXPECT_ERRC(st, PeerClosed);
+  EXPECT_EQ(fault::InjectedCount(), 1u);
+  IPCH_EXPECT_ERRC(p.server.Receive(got, Settle()), PeerClosed) << "PeerClosed must stay";
+}
+
 TYPED_TEST_P(Fault, ResetOnSendIsPeerClosed) {
   IPCH_REQUIRE_CAP(SyscallIo);
   IPCH_CONNECTED(p);
@@ -1690,13 +1736,14 @@ TYPED_TEST_P(Fault, EachWriteInTurnFailingIsPeerClosedAndLosesNothingBefore) {
 // ---- setup under resource failure ------------------------------------------------------------
 
 // Calls that acquire something (descriptors, sockets, mappings, segments) and calls that release
-// it. shmctl does both (IPC_STAT checks, IPC_RMID removes) and counts as a release.
+// it. shmctl and msgctl do both (IPC_STAT checks, IPC_RMID removes) and count as releases.
 inline constexpr uint32_t kAcquireCalls = fault::kSocket | fault::kSocketpair | fault::kBind | fault::kListen |
                                           fault::kAccept | fault::kConnect | fault::kOpen | fault::kPipe |
                                           fault::kMkfifo | fault::kMmap | fault::kFtruncate | fault::kShmOpen |
-                                          fault::kMemfdCreate | fault::kShmget | fault::kShmat;
-inline constexpr uint32_t kReleaseCalls =
-    fault::kClose | fault::kShutdown | fault::kMunmap | fault::kShmUnlink | fault::kShmdt | fault::kShmctl;
+                                          fault::kMemfdCreate | fault::kShmget | fault::kShmat | fault::kMsgget |
+                                          fault::kMqOpen;
+inline constexpr uint32_t kReleaseCalls = fault::kClose | fault::kShutdown | fault::kMunmap | fault::kShmUnlink |
+                                          fault::kShmdt | fault::kShmctl | fault::kMsgctl | fault::kMqUnlink;
 
 // Listen, connect, accept and one round trip, then everything closed; under Enumerate, each
 // call of `ops` fails in turn with `err`. Returns which step failed ("" if none) and how.
@@ -1749,7 +1796,7 @@ uint64_t EnumerateSetUps(const std::string& address, uint32_t ops, int err, uint
 // connection works; either way nothing is left behind: no descriptor, /dev/shm entry, SysV
 // object or socket file, checked after each turn.
 TYPED_TEST_P(Fault, EachAcquiringCallFailingInTurnLeavesNothingBehind) {
-  if (!this->Has(Cap::SyscallIo) && !this->Has(Cap::SharedMemory)) {
+  if (!this->Has(Cap::SyscallIo) && !this->Has(Cap::SharedMemory) && !this->Has(Cap::QueueIo)) {
     GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << " makes no interposable setup calls";
   }
   uint64_t failed_turns = 0;
@@ -1777,7 +1824,7 @@ TYPED_TEST_P(Fault, EachAcquiringCallFailingInTurnLeavesNothingBehind) {
 // name), but it must never crash, hang or fail the connection, and it must never block the
 // address: the next Listen there works (the orphan policy reclaims a name left behind).
 TYPED_TEST_P(Fault, EachReleasingCallFailingInTurnNeverBlocksTheAddress) {
-  if (!this->Has(Cap::SyscallIo) && !this->Has(Cap::SharedMemory)) {
+  if (!this->Has(Cap::SyscallIo) && !this->Has(Cap::SharedMemory) && !this->Has(Cap::QueueIo)) {
     GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << " makes no interposable release calls";
   }
   const uint64_t total = EnumerateSetUps<TypeParam>(
@@ -1900,7 +1947,9 @@ REGISTER_TYPED_TEST_SUITE_P(Fault, EachAcquiringCallFailingInTurnLeavesNothingBe
                             EachWriteInTurnFailingIsPeerClosedAndLosesNothingBefore, EintrEverywhereIsInvisible,
                             ShortWritesAreCompleted, ShortReadsAreAssembled, EagainIsRetried,
                             AcceptInterruptedIsRetried, ResetOnSendIsPeerClosed, BrokenPipeOnSendIsPeerClosed,
-                            ResetOnReceiveIsPeerClosed, HardReadErrorKeepsItsErrno, ConnectRefusedIsPeerClosed);
+                            ResetOnReceiveIsPeerClosed, HardReadErrorKeepsItsErrno, ConnectRefusedIsPeerClosed,
+                            EintrOnQueueCallsIsInvisible, QueueFullOrEmptyIsWaitedOut,
+                            QueueSendOutOfMemoryKeepsItsErrnoAndLosesNothing, QueueRemovedUnderReceiveIsPeerClosed);
 
 }  // namespace ipch::conformance
 

@@ -112,6 +112,12 @@ std::set<std::string> SysvObjects() {
       // processes never see (or remove) each other's. Queues and semaphores have no creator
       // field and are attributed by uid (see docs/architecture.md).
       if (row.count("cpid") && !IsOursOrChild(static_cast<pid_t>(std::stol(row["cpid"])))) continue;
+      // Queues have no creator either, but their last sender and receiver: a queue is ours if
+      // we or our children used it last (a queue nobody ever used is not attributed at all).
+      if (row.count("lspid") && !IsOursOrChild(static_cast<pid_t>(std::stol(row["lspid"]))) &&
+          !IsOursOrChild(static_cast<pid_t>(std::stol(row["lrpid"])))) {
+        continue;
+      }
       std::string id = row.count("shmid") ? row["shmid"] : row.count("msqid") ? row["msqid"] : row["semid"];
       out.insert(std::string("sysv ") + kind + " key=" + row["key"] + " id=" + id);
     }

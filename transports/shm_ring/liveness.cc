@@ -42,7 +42,7 @@ ProcessIdentity Self() {
   return cached;
 }
 
-PeerWatch PeerWatch::Open(const ProcessIdentity& who) {
+Result<PeerWatch> PeerWatch::Watch(const ProcessIdentity& who) {
   PeerWatch w;
   w.pid_ = who.pid;
   if (who.pid == 0 || who.pid > static_cast<uint32_t>(INT32_MAX)) return w;  // dead: no such process
@@ -54,12 +54,29 @@ PeerWatch PeerWatch::Open(const ProcessIdentity& who) {
   w.pidfd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, static_cast<pid_t>(who.pid), 0)));
   if (!w.pidfd_) return w;  // ESRCH: gone
   auto st = StartTime(static_cast<pid_t>(who.pid));
-  if (!st.ok() || *st != who.start_time) {
-    w.pidfd_.reset();  // gone, or the pid was recycled: the process we were told about is dead
+  if (!st.ok()) {
+    const auto& code = st.error().code;
+    if (code != std::error_code(ENOENT, std::system_category()) &&
+        code != std::error_code(ESRCH, std::system_category())) {
+      return std::move(st).error();  // could not look: not the same as dead
+    }
+    w.pidfd_.reset();
+    return w;
+  }
+  if (*st != who.start_time) {
+    w.pidfd_.reset();  // the pid was recycled: the process we were told about is dead
     return w;
   }
   w.dead_ = false;
   return w;
+}
+
+PeerWatch PeerWatch::Open(const ProcessIdentity& who) {
+  auto w = Watch(who);
+  if (w.ok()) return std::move(*w);
+  PeerWatch dead;
+  dead.pid_ = who.pid;
+  return dead;
 }
 
 bool PeerWatch::Alive() const {

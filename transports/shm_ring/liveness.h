@@ -29,6 +29,9 @@ class PeerWatch {
   PeerWatch() = default;
   // Dead (not an error) when the process is gone or the pid now belongs to someone else.
   static PeerWatch Open(const ProcessIdentity& who);
+  // As Open, but a failure to check (out of memory or descriptors reading /proc) is an error
+  // rather than a dead peer.
+  static Result<PeerWatch> Watch(const ProcessIdentity& who);
   bool Alive() const;  // a process watching itself is always alive
   uint32_t pid() const { return pid_; }
 

@@ -31,6 +31,7 @@ enum class Cap : uint32_t {
   RawPeer = 1u << 4,          // adapter can open a raw byte connection for hostile-peer tests
   SyscallIo = 1u << 5,        // I/O goes through libc calls the fault engine can interpose
   SharedMemory = 1u << 6,     // the peers share a mapped segment a hostile peer can scribble on
+  QueueIo = 1u << 7,          // I/O goes through SysV or POSIX message-queue calls the fault engine interposes
 };
 
 class Caps {

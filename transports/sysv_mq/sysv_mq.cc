@@ -1,0 +1,657 @@
+#include "sysv_mq.h"
+
+#include <sched.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <thread>
+
+#include "../mq/chunk.h"
+#include "../shm_ring/liveness.h"
+
+namespace ipch::sysv_mq {
+namespace {
+
+// Message types. On the listen queue: the beacon Listen sends itself, and requests. On a
+// connection's data queues: data chunks, then FIN. The token queue holds the close token.
+constexpr long kBeacon = 1, kRequest = 2;
+constexpr long kData = 1, kFin = 2, kToken = 3, kMark = 4;
+
+constexpr uint32_t kRequestMagic = 0x5153514d;  // "MQSQ"
+// A request: u32 magic | i32 to-server id | i32 to-client id | i32 token queue id | u32 pid |
+// u64 start time.
+constexpr std::size_t kRequestSize = 28;
+// A call that moves a message we know is there (or into room we know exists) is retried this
+// often on EAGAIN/ENOMSG before it counts as an error.
+constexpr int kSureTries = 1000;
+// The capacity we ask for per connection queue; above kernel.msgmnb this needs CAP_SYS_RESOURCE,
+// and without it the kernel's default (16 KiB) stays.
+constexpr msglen_t kWantQueueBytes = 1u << 20;
+constexpr auto kTokenCheckEvery = std::chrono::milliseconds(10);
+
+void PutU32(unsigned char* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<unsigned char>(v >> (8 * i));
+}
+uint32_t GetU32(const unsigned char* p) {
+  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
+}
+
+// kernel.msgmax: the largest queue message, so the largest chunk.
+std::size_t ChunkLimit() {
+  static const std::size_t limit = [] {
+    std::size_t v = 8192;
+    std::ifstream in("/proc/sys/kernel/msgmax");
+    if (!(in >> v) || v < 64) v = 8192;
+    return std::min<std::size_t>(v, 1u << 20);
+  }();
+  return limit;
+}
+
+bool IsGone(int err) { return err == EIDRM || err == EINVAL; }
+
+struct Empty {
+  long type;
+  char none[1];
+};
+
+// msgsnd/msgrcv of an empty control message that cannot meet a full or empty queue (a new
+// queue, a message just sent): EAGAIN or ENOMSG there is transient and retried.
+int SendSure(int q, long type) {
+  Empty m{type, {0}};
+  int r;
+  int tries = 0;
+  do {
+    r = ::msgsnd(q, &m, 0, IPC_NOWAIT);
+  } while (r != 0 && (errno == EINTR || (errno == EAGAIN && ++tries < kSureTries)));
+  return r;
+}
+int ReceiveSure(int q, long type) {
+  Empty m{};
+  ssize_t r;
+  int tries = 0;
+  do {
+    r = ::msgrcv(q, &m, 0, type, IPC_NOWAIT);
+  } while (r < 0 && (errno == EINTR || (errno == ENOMSG && ++tries < kSureTries)));
+  return r < 0 ? -1 : 0;
+}
+
+// Waiting without a timed call: yield for the first ~20 us, then sleep, doubling from 10 us
+// to 1 ms, never past the deadline.
+class Backoff {
+ public:
+  void Wait(Deadline d) {
+    const auto waited = Clock::now() - start_;
+    if (waited < std::chrono::microseconds(20)) {
+      sched_yield();
+      return;
+    }
+    auto nap = std::min<Clock::duration>(sleep_, d.remaining());
+    std::this_thread::sleep_for(nap);
+    sleep_ = std::min<Clock::duration>(sleep_ * 2, std::chrono::milliseconds(1));
+  }
+
+ private:
+  Clock::time_point start_ = Clock::now();
+  Clock::duration sleep_ = std::chrono::microseconds(10);
+};
+
+// Boot time in seconds since the epoch (for comparing process start times with msg_rtime).
+long BootTime() {
+  static const long bt = [] {
+    std::ifstream in("/proc/stat");
+    std::string key;
+    long v = 0;
+    while (in >> key) {
+      if (key == "btime" && (in >> v)) return v;
+    }
+    return 0L;
+  }();
+  return bt;
+}
+
+// The listener behind a listen queue: its last receiver, if that process started no later than
+// the receive (a recycled pid started after it). Dead (pid 0) if unknown or gone.
+Result<shm::ProcessIdentity> ListenerOf(const msqid_ds& ds) {
+  if (ds.msg_lrpid <= 0) return shm::ProcessIdentity{};
+  auto st = shm::StartTime(ds.msg_lrpid);
+  if (!st.ok()) {
+    if (st.error().code == std::error_code(ENOENT, std::system_category())) return shm::ProcessIdentity{};
+    return std::move(st).error();  // could not look: not the same as dead
+  }
+  const long hz = ::sysconf(_SC_CLK_TCK);
+  const long started = BootTime() + static_cast<long>(*st / static_cast<uint64_t>(hz > 0 ? hz : 100));
+  if (started > ds.msg_rtime + 1) return shm::ProcessIdentity{};
+  return shm::ProcessIdentity{static_cast<uint32_t>(ds.msg_lrpid), *st};
+}
+
+Status CheckOwned(const msqid_ds& ds, const std::string& what) {
+  if (ds.msg_perm.uid != ::geteuid() || ds.msg_perm.cuid != ::geteuid()) {
+    return MakeError(Errc::PermissionDenied, what + " belongs to uid " + std::to_string(ds.msg_perm.uid));
+  }
+  if ((ds.msg_perm.mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", ds.msg_perm.mode & 0777);
+    return MakeError(Errc::PermissionDenied, what + " has mode " + mode + ", open to group or others");
+  }
+  return Ok();
+}
+
+// A connection queue: private, ours, 0600, as large as we may make it.
+Result<int> MakeQueue(const std::string& label) {
+  const int q = ::msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+  if (q < 0) return ErrnoError(label + ": msgget");
+  // One empty message through it makes us its last sender and receiver (msg_lspid/lrpid):
+  // SysV queues record no creator, and this is how a resource audit can tell whose it is.
+  if (SendSure(q, kMark) != 0 || ReceiveSure(q, kMark) != 0) {
+    Error e = ErrnoError(label + ": marking a new queue");
+    ::msgctl(q, IPC_RMID, nullptr);
+    return e;
+  }
+  msqid_ds ds{};
+  if (::msgctl(q, IPC_STAT, &ds) == 0 && ds.msg_qbytes < kWantQueueBytes) {
+    ds.msg_qbytes = kWantQueueBytes;
+    (void)::msgctl(q, IPC_SET, &ds);  // EPERM without CAP_SYS_RESOURCE: the default stays
+  }
+  return q;
+}
+
+struct Buffer {
+  explicit Buffer(std::size_t payload) : bytes(sizeof(long) + payload) {}
+  long& type() { return *reinterpret_cast<long*>(bytes.data()); }
+  unsigned char* text() { return reinterpret_cast<unsigned char*>(bytes.data() + sizeof(long)); }
+  void* raw() { return bytes.data(); }
+  std::vector<std::byte> bytes;  // operator new's alignment suits the leading long
+};
+
+}  // namespace
+
+struct Connection::State {
+  int send_q = -1, recv_q = -1;
+  int token_q = -1;
+  std::size_t max = kDefaultMaxMessage;
+  std::string label;
+  shm::PeerWatch peer;
+  bool open = true;
+  std::mutex mu;  // guards sticky (one sender and one receiver thread may run at once)
+  std::optional<Error> sticky;
+  std::atomic<bool> peer_closed{false};
+  // Sender state.
+  mq::Chunker chunker;
+  Buffer sbuf{ChunkLimit()};
+  // Receiver state.
+  mq::Reassembler rx;
+  Buffer rbuf{ChunkLimit()};
+  std::atomic<Clock::rep> last_token_check{0};  // sender and receiver threads both ask
+
+  State(std::size_t max_message) : max(max_message), rx(max_message) {}
+
+  Status Usable() {
+    if (!open) return MakeError(Errc::Closed, label + ": connection is closed");
+    std::lock_guard<std::mutex> lock(mu);
+    if (sticky) return *sticky;
+    return Ok();
+  }
+  Status Fail(Error e) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!sticky) sticky = e;
+    return e;
+  }
+  // Whether the peer has not closed: the close token is still in the token queue. A look
+  // (IPC_STAT), so nothing changes hands; a check that fails for another reason asks again later.
+  bool PeerStillOpen() {
+    if (peer_closed) return false;
+    msqid_ds ds{};
+    if (::msgctl(token_q, IPC_STAT, &ds) != 0) {
+      if (!IsGone(errno)) return true;
+      peer_closed = true;
+      return false;
+    }
+    if (ds.msg_qnum == 0) peer_closed = true;
+    return !peer_closed;
+  }
+  // The slow-path checks while waiting: peer dead or closed?
+  bool PeerGone() {
+    if (!peer.Alive()) return true;
+    const Clock::rep now = Clock::now().time_since_epoch().count();
+    if (now - last_token_check.load() < std::chrono::duration_cast<Clock::duration>(kTokenCheckEvery).count()) {
+      return peer_closed;
+    }
+    last_token_check = now;
+    return !PeerStillOpen();
+  }
+};
+
+Connection::Connection() = default;
+Connection::Connection(std::unique_ptr<State> s) : s_(std::move(s)) {}
+Connection::Connection(Connection&&) noexcept = default;
+Connection& Connection::operator=(Connection&& o) noexcept {
+  if (this != &o) {
+    (void)Close();
+    s_ = std::move(o.s_);
+  }
+  return *this;
+}
+Connection::~Connection() { (void)Close(); }
+std::size_t Connection::max_message_size() const { return s_ ? s_->max : 0; }
+int Connection::queue_id() const { return s_ ? s_->recv_q : -1; }
+
+Status Connection::Send(ByteView msg, Deadline d) {
+  if (!s_) return MakeError(Errc::Closed, "sysv_mq: connection is closed");
+  State& s = *s_;
+  IPCH_RETURN_IF_ERROR(s.Usable());
+  if (msg.size() > s.max) {
+    return MakeError(Errc::MessageTooLarge, s.label + ": " + std::to_string(msg.size()) + " bytes > max_message_size " +
+                                                std::to_string(s.max));
+  }
+  const bool probe = d.expired();
+  const std::size_t room = ChunkLimit() - mq::kChunkHeaderSize;
+  std::size_t off = 0;
+  bool first = true;
+  do {
+    const std::size_t n = s.chunker.Next(msg.size(), off, room, s.sbuf.text());
+    std::memcpy(s.sbuf.text() + mq::kChunkHeaderSize, msg.data() + off, n);
+    s.sbuf.type() = kData;
+    Backoff backoff;
+    for (;;) {
+      if (::msgsnd(s.send_q, s.sbuf.raw(), mq::kChunkHeaderSize + n, IPC_NOWAIT) == 0) {
+        s.chunker.Sent();
+        break;
+      }
+      if (errno == EINTR) continue;
+      if (IsGone(errno)) return s.Fail(MakeError(Errc::PeerClosed, s.label + ": send: the queue was removed"));
+      if (errno != EAGAIN) {
+        Error e = ErrnoError(s.label + ": msgsnd");
+        if (first) return e;
+        return s.Fail(e);  // part of the message is out: the stream cannot be resynchronised
+      }
+      if (s.PeerGone()) return s.Fail(MakeError(Errc::PeerClosed, s.label + ": send: the peer is gone"));
+      if (d.expired()) {
+        if (first) {
+          return MakeError(probe ? Errc::WouldBlock : Errc::Timeout, s.label + ": send: the queue is full");
+        }
+        // The reader holds part of the message; FIN at our Close tells it to drop that part.
+        (void)s.Fail(MakeError(Errc::Closed, s.label + ": a send timed out mid-message; connection closed"));
+        return MakeError(Errc::Timeout, s.label + ": send deadline passed mid-message");
+      }
+      backoff.Wait(d);
+    }
+    first = false;
+    off += n;
+  } while (off < msg.size());
+  return Ok();
+}
+
+Status Connection::Receive(Bytes& out, Deadline d) {
+  if (!s_) return MakeError(Errc::Closed, "sysv_mq: connection is closed");
+  State& s = *s_;
+  IPCH_RETURN_IF_ERROR(s.Usable());
+  const bool probe = d.expired();
+  const std::size_t limit = ChunkLimit();
+  Backoff backoff;
+  bool last_look = false;  // the peer is gone: drain once more, then PeerClosed
+  for (;;) {
+    // Data (type 1) before FIN (type 2): msgtyp -2 takes the lowest type first.
+    const ssize_t n = ::msgrcv(s.recv_q, s.rbuf.raw(), limit, -kFin, IPC_NOWAIT);
+    if (n >= 0) {
+      bool done = false, fin = false;
+      Status st = s.rx.Feed(s.rbuf.text(), static_cast<std::size_t>(n), &done, &fin);
+      if (!st.ok()) return s.Fail(MakeError(Errc::Corrupt, s.label + ": " + st.error().context));
+      if (fin) return s.Fail(MakeError(Errc::PeerClosed, s.label + ": the peer closed"));
+      if (done) {
+        out.swap(s.rx.message());
+        return Ok();
+      }
+      backoff = Backoff();
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (errno == E2BIG) {
+      return s.Fail(MakeError(Errc::MessageTooLarge, s.label + ": a queue message exceeds the chunk buffer of " +
+                                                         std::to_string(limit) + " bytes (never truncated)"));
+    }
+    if (IsGone(errno)) return s.Fail(MakeError(Errc::PeerClosed, s.label + ": the queue was removed"));
+    if (errno != ENOMSG) return ErrnoError(s.label + ": msgrcv");
+    if (last_look) {
+      return s.Fail(MakeError(Errc::PeerClosed, s.label + (s.rx.mid_message() ? ": the peer died mid-message"
+                                                                             : ": the peer is gone")));
+    }
+    if (s.PeerGone()) {
+      last_look = true;  // what it sent before going is in the queue already
+      continue;
+    }
+    if (d.expired()) {
+      return MakeError(probe ? Errc::WouldBlock : Errc::Timeout, s.label + ": no message");
+    }
+    backoff.Wait(d);
+  }
+}
+
+Status Connection::Close() {
+  if (!s_ || !s_->open) return Ok();
+  State& s = *s_;
+  s.open = false;
+  // First to close takes the token and leaves removal to the peer; the last (no token left,
+  // confirmed by a look, so a spurious ENOMSG cannot decide) or the survivor of a dead peer
+  // removes the three queues.
+  bool first = false;
+  if (s.peer.Alive()) {
+    for (int tries = 0; tries < kSureTries; ++tries) {
+      Empty tok{};
+      if (::msgrcv(s.token_q, &tok, 0, kToken, IPC_NOWAIT) >= 0) {
+        first = true;
+        break;
+      }
+      if (errno == EINTR) continue;
+      if (errno != ENOMSG) break;  // gone already, or unusable: remove what is left
+      msqid_ds ds{};
+      if (::msgctl(s.token_q, IPC_STAT, &ds) != 0 || ds.msg_qnum == 0) break;
+    }
+  }
+  if (first) {
+    unsigned char fin[mq::kChunkHeaderSize];
+    s.chunker.Fin(fin);
+    std::memcpy(s.sbuf.text(), fin, sizeof fin);
+    s.sbuf.type() = kFin;
+    // Never blocks: if the queue is full, the peer learns from the missing token instead.
+    (void)RetryEintr([&] { return ::msgsnd(s.send_q, s.sbuf.raw(), sizeof fin, IPC_NOWAIT); });
+  } else {
+    for (int q : {s.send_q, s.recv_q, s.token_q}) ::msgctl(q, IPC_RMID, nullptr);
+  }
+  return Ok();
+}
+
+// ---- listener ----------------------------------------------------------------------------
+
+namespace {
+// Listen queues this process has open. A queue whose last receiver is this process but which no
+// listener here has open was abandoned (its Close could not remove it): Listen reclaims it.
+std::mutex g_open_mu;
+std::set<int> g_open_queues;
+bool OpenHere(int q) {
+  std::lock_guard<std::mutex> lock(g_open_mu);
+  return g_open_queues.count(q) != 0;
+}
+void SetOpenHere(int q, bool open) {
+  std::lock_guard<std::mutex> lock(g_open_mu);
+  if (open) {
+    g_open_queues.insert(q);
+  } else {
+    g_open_queues.erase(q);
+  }
+}
+}  // namespace
+
+struct Listener::State {
+  std::string address;
+  key_t key = 0;
+  int q = -1;
+  std::size_t max = kDefaultMaxMessage;
+  bool closed = false;
+};
+
+Listener::Listener() = default;
+Listener::Listener(std::unique_ptr<State> s) : s_(std::move(s)) {}
+Listener::Listener(Listener&&) noexcept = default;
+Listener& Listener::operator=(Listener&& o) noexcept {
+  if (this != &o) {
+    (void)Close();
+    s_ = std::move(o.s_);
+  }
+  return *this;
+}
+Listener::~Listener() { (void)Close(); }
+
+const std::string& Listener::address() const {
+  static const std::string kNone;
+  return s_ ? s_->address : kNone;
+}
+
+std::vector<ResourceOwner> Listener::resource_owners() const {
+  if (!s_ || s_->q < 0) return {};
+  msqid_ds ds{};
+  if (::msgctl(s_->q, IPC_STAT, &ds) != 0) return {};
+  return {{"sysv msg queue " + s_->address, ds.msg_perm.uid, static_cast<mode_t>(ds.msg_perm.mode)}};
+}
+
+namespace {
+
+Result<Connection> MakeConnection(int send_q, int recv_q, int token_q, const shm::ProcessIdentity& peer,
+                                  std::size_t max, std::string label) {
+  auto watch = shm::PeerWatch::Watch(peer);
+  if (!watch.ok()) return Error{watch.error().code, label + ": watching the peer: " + watch.error().context};
+  auto st = std::make_unique<Connection::State>(max);
+  st->send_q = send_q;
+  st->recv_q = recv_q;
+  st->token_q = token_q;
+  st->peer = std::move(*watch);
+  st->label = std::move(label);
+  return Connection(std::move(st));
+}
+
+struct Request {
+  int to_server = -1, to_client = -1, token = -1;
+  shm::ProcessIdentity client;
+  Result<Connection> Connect(std::size_t max, std::string label) const {
+    return MakeConnection(to_client, to_server, token, client, max, std::move(label));
+  }
+};
+
+Result<Request> ParseRequest(const unsigned char* p, std::size_t n) {
+  if (n != kRequestSize || GetU32(p) != kRequestMagic) return MakeError(Errc::Corrupt, "malformed connection request");
+  Request r;
+  r.to_server = static_cast<int>(GetU32(p + 4));
+  r.to_client = static_cast<int>(GetU32(p + 8));
+  r.token = static_cast<int>(GetU32(p + 12));
+  r.client.pid = GetU32(p + 16);
+  r.client.start_time = uint64_t{GetU32(p + 20)} | uint64_t{GetU32(p + 24)} << 32;
+  return r;
+}
+
+// Looks at a request's three queues: 0 if all are private queues of ours, else the errno of
+// the look (EIDRM/EINVAL: gone) or EPERM (not ours).
+int CheckRequestQueues(const Request& r) {
+  for (int q : {r.to_server, r.to_client, r.token}) {
+    msqid_ds ds{};
+    if (::msgctl(q, IPC_STAT, &ds) != 0) return errno;
+    if (!CheckOwned(ds, "queue").ok() || ds.msg_perm.__key != IPC_PRIVATE) return EPERM;
+  }
+  return 0;
+}
+
+}  // namespace
+
+Result<Connection> Listener::Accept(Deadline d) {
+  if (!s_ || s_->closed) return MakeError(Errc::Closed, "sysv_mq accept: listener is closed");
+  State& s = *s_;
+  const std::string label = "sysv_mq " + s.address;
+  const bool probe = d.expired();
+  Buffer buf(kRequestSize);
+  Backoff backoff;
+  for (;;) {
+    const ssize_t n = ::msgrcv(s.q, buf.raw(), kRequestSize, kRequest, IPC_NOWAIT);
+    if (n >= 0) {
+      auto r = ParseRequest(buf.text(), static_cast<std::size_t>(n));
+      if (!r.ok()) continue;  // not a request of ours: dropped
+      // The queues must be private queues of ours before we touch them.
+      const int err = CheckRequestQueues(*r);
+      if (err == 0) return r->Connect(s.max, label + " (server)");
+      if (err != EPERM && !IsGone(err)) {
+        // We could not look (out of memory, say): refuse this one, so its connector sees
+        // PeerClosed rather than waiting, and say why.
+        auto refused = r->Connect(s.max, "refused");
+        if (refused.ok()) (void)refused->Close();
+        return ErrnoError(label + ": msgctl IPC_STAT on a connection queue", err);
+      }
+      continue;  // gone, or not a connection of ours: dropped untouched
+    }
+    if (errno == EINTR) continue;
+    if (errno == E2BIG) {
+      // A message too big to be a request: take it off (truncated on purpose) so it cannot
+      // block the listen queue.
+      (void)::msgrcv(s.q, buf.raw(), 0, kRequest, IPC_NOWAIT | MSG_NOERROR);
+      continue;
+    }
+    if (IsGone(errno)) return MakeError(Errc::Closed, label + ": the listen queue was removed");
+    if (errno != ENOMSG) return ErrnoError(label + ": msgrcv");
+    if (d.expired()) return MakeError(probe ? Errc::WouldBlock : Errc::Timeout, label + ": no connection to accept");
+    backoff.Wait(d);
+  }
+}
+
+Status Listener::Close() {
+  if (!s_ || s_->closed) return Ok();
+  State& s = *s_;
+  s.closed = true;
+  if (s.q < 0) return Ok();
+  // Requests never accepted: refused as a server end closing (the connector sees PeerClosed).
+  Buffer buf(kRequestSize);
+  for (;;) {
+    const ssize_t n = ::msgrcv(s.q, buf.raw(), kRequestSize, kRequest, IPC_NOWAIT | MSG_NOERROR);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    auto r = ParseRequest(buf.text(), static_cast<std::size_t>(n));
+    if (!r.ok() || CheckRequestQueues(*r) != 0) continue;
+    auto c = r->Connect(s.max, "refused");
+    if (c.ok()) (void)c->Close();
+  }
+  ::msgctl(s.q, IPC_RMID, nullptr);
+  SetOpenHere(s.q, false);
+  s.q = -1;
+  return Ok();
+}
+
+std::string AddressFor(const std::string& token) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : token) h = (h ^ c) * 1099511628211ull;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "sysvmsg:0x%08x", static_cast<uint32_t>(h & 0x7fffffff) | 0x10000000u);
+  return buf;
+}
+
+Result<key_t> ParseAddress(const std::string& address) {
+  const std::string prefix = "sysvmsg:0x";
+  if (address.compare(0, prefix.size(), prefix) != 0 || address.size() == prefix.size() ||
+      address.size() > prefix.size() + 8) {
+    return MakeError(Errc::InvalidArgument, "sysv_mq address '" + address + "': expected sysvmsg:0x<hex key>");
+  }
+  char* end = nullptr;
+  const unsigned long v = std::strtoul(address.c_str() + prefix.size(), &end, 16);
+  if (*end != '\0' || v == 0) {
+    return MakeError(Errc::InvalidArgument, "sysv_mq address '" + address + "': expected a non-zero hex key");
+  }
+  return static_cast<key_t>(v);
+}
+
+Result<Listener> Listen(const std::string& address, std::size_t max_message_size) {
+  auto key = ParseAddress(address);
+  if (!key.ok()) return std::move(key).error();
+  const std::string label = "sysv_mq listen " + address;
+  int q = -1;
+  for (int attempt = 0; q < 0; ++attempt) {
+    q = ::msgget(*key, IPC_CREAT | IPC_EXCL | 0600);
+    if (q >= 0) break;
+    if (errno != EEXIST || attempt >= 2) return ErrnoError(label + ": msgget");
+    // Taken: by a live listener, or left by a dead one.
+    const int old = ::msgget(*key, 0);
+    if (old < 0) continue;  // removed meanwhile
+    msqid_ds ds{};
+    if (::msgctl(old, IPC_STAT, &ds) != 0) continue;
+    IPCH_RETURN_IF_ERROR(CheckOwned(ds, label + ": the queue at this key"));
+    const auto who = ListenerOf(ds);
+    if (!who.ok()) return Error{who.error().code, label + ": " + who.error().context};
+    const uint32_t owner = who->pid;
+    const bool abandoned_here = owner == static_cast<uint32_t>(::getpid()) && !OpenHere(old);
+    if (owner != 0 && !abandoned_here) {
+      return MakeError(Errc::AlreadyExists, label + ": a live listener owns this key");
+    }
+    if (ds.msg_lrpid == 0 && ::time(nullptr) - ds.msg_ctime < 2) {
+      // Just created by a Listen that has not yet received its beacon.
+      return MakeError(Errc::AlreadyExists, label + ": another listener is starting on this key");
+    }
+    // Its listener is gone: refuse what it never accepted, then remove it.
+    Listener dead(std::make_unique<Listener::State>(Listener::State{address, *key, old, max_message_size, false}));
+    (void)dead.Close();
+  }
+  auto st = std::make_unique<Listener::State>(Listener::State{address, *key, q, max_message_size, false});
+  SetOpenHere(q, true);
+  Listener l(std::move(st));
+  // The beacon: receiving it makes us the queue's last receiver (msg_lrpid), which is how
+  // connectors and later Listens know who listens.
+  if (SendSure(q, kBeacon) != 0 || ReceiveSure(q, kBeacon) != 0) return ErrnoError(label + ": the beacon");
+  return l;
+}
+
+Result<Connection> Connect(const std::string& address, Deadline d, std::size_t max_message_size) {
+  auto key = ParseAddress(address);
+  if (!key.ok()) return std::move(key).error();
+  const std::string label = "sysv_mq " + address + " (client)";
+  const int lq = ::msgget(*key, 0);
+  if (lq < 0) {
+    if (errno == ENOENT) return MakeError(Errc::PeerClosed, label + ": no listener");
+    return ErrnoError(label + ": msgget");
+  }
+  msqid_ds ds{};
+  if (::msgctl(lq, IPC_STAT, &ds) != 0) {
+    if (IsGone(errno)) return MakeError(Errc::PeerClosed, label + ": no listener");
+    return ErrnoError(label + ": msgctl IPC_STAT");
+  }
+  IPCH_RETURN_IF_ERROR(CheckOwned(ds, label + ": the listen queue"));
+  auto listener = ListenerOf(ds);
+  if (!listener.ok()) return Error{listener.error().code, label + ": " + listener.error().context};
+  if (listener->pid == 0) return MakeError(Errc::PeerClosed, label + ": the listener is gone");
+
+  int queues[3] = {-1, -1, -1};  // to the server, to the client, token
+  auto fail = [&](Error e) -> Result<Connection> {
+    for (int q : queues) {
+      if (q >= 0) ::msgctl(q, IPC_RMID, nullptr);
+    }
+    return e;
+  };
+  for (int& q : queues) {
+    auto made = MakeQueue(label);
+    if (!made.ok()) return fail(std::move(made).error());
+    q = *made;
+  }
+  if (SendSure(queues[2], kToken) != 0) return fail(ErrnoError(label + ": msgsnd token"));
+
+  Buffer req(kRequestSize);
+  req.type() = kRequest;
+  const auto self = shm::Self();
+  PutU32(req.text(), kRequestMagic);
+  PutU32(req.text() + 4, static_cast<uint32_t>(queues[0]));
+  PutU32(req.text() + 8, static_cast<uint32_t>(queues[1]));
+  PutU32(req.text() + 12, static_cast<uint32_t>(queues[2]));
+  PutU32(req.text() + 16, self.pid);
+  PutU32(req.text() + 20, static_cast<uint32_t>(self.start_time));
+  PutU32(req.text() + 24, static_cast<uint32_t>(self.start_time >> 32));
+  const bool probe = d.expired();
+  auto watch = shm::PeerWatch::Watch(*listener);
+  if (!watch.ok()) return fail(Error{watch.error().code, label + ": watching the listener: " + watch.error().context});
+  Backoff backoff;
+  for (;;) {
+    if (::msgsnd(lq, req.raw(), kRequestSize, IPC_NOWAIT) == 0) break;
+    if (errno == EINTR) continue;
+    if (IsGone(errno)) return fail(MakeError(Errc::PeerClosed, label + ": the listener closed"));
+    if (errno != EAGAIN) return fail(ErrnoError(label + ": msgsnd request"));
+    if (!watch->Alive()) return fail(MakeError(Errc::PeerClosed, label + ": the listener is gone"));
+    if (d.expired()) {
+      return fail(MakeError(probe ? Errc::WouldBlock : Errc::Timeout, label + ": the listen queue stayed full"));
+    }
+    backoff.Wait(d);
+  }
+  auto conn = MakeConnection(queues[0], queues[1], queues[2], *listener, max_message_size, label);
+  if (!conn.ok()) return fail(std::move(conn).error());
+  return conn;
+}
+
+}  // namespace ipch::sysv_mq

@@ -1,12 +1,16 @@
 // System V message queues. The address names the listener's queue by key, "sysvmsg:0x<key>".
 //
-// Queues. Listen creates the listen queue with IPC_CREAT|IPC_EXCL, mode 0600. Connect creates a
-// private queue for the connection (IPC_PRIVATE, 0600) that carries both directions, told
-// apart by message type (1: to the server, 2: to the client), and asks for it to be accepted
-// with a request (type 2 on the listen queue: the queue id and the connector's pid and start
-// time). Messages are sent as chunks (transports/mq/chunk.h), so a message may exceed the
-// kernel's msgmax; msgrcv is never given MSG_NOERROR, so a queue message larger than the chunk
-// buffer is MessageTooLarge (sticky), never a silent truncation.
+// Queues. Listen creates the listen queue with IPC_CREAT|IPC_EXCL, mode 0600. Connect creates
+// three private queues (IPC_PRIVATE, 0600): one per direction and one holding the close token,
+// and asks for them to be accepted with a request on the listen queue (message type 2: the
+// three ids and the connector's pid and start time). One queue per direction, not one queue
+// with a message type per direction: a queue's byte limit is shared by everything in it, so
+// one end filling it with unread messages would block the other end's sends too, and two
+// peers that both send before they receive would wait on each other until their deadlines.
+// Message types tell data (1) from FIN (2); msgrcv with type -2 takes data first. Messages are
+// sent as chunks (transports/mq/chunk.h), so a message may exceed the kernel's msgmax; msgrcv
+// is never given MSG_NOERROR, so a queue message larger than the chunk buffer is
+// MessageTooLarge (sticky), never a silent truncation.
 //
 // Deadlines. msgrcv and msgsnd have no timeout. Both run with IPC_NOWAIT and, while the queue
 // is empty (or full), wait with a backoff: about 20 us of yielding, then sleeps doubling from
@@ -20,11 +24,18 @@
 // listen queue's last receiver (msg_lrpid: only the listener receives there, and Listen
 // receives once at once) checked against msg_rtime, so a recycled pid is not taken for it.
 //
-// Removal. The connection queue holds one "close token" from creation. The first end to close
-// takes it and sends FIN; the second finds it gone and removes the queue (IPC_RMID); an end
-// whose peer is dead removes it at once. A queue removed under a blocked call (EIDRM) is
-// PeerClosed. The listen queue is removed by the listener's Close, which refuses (FIN) every
-// request never accepted; a listen queue whose listener died is reclaimed by the next Listen.
+// Removal. The token queue holds one close token from creation. The first end to close takes it
+// and sends FIN; the second finds it gone (confirmed by IPC_STAT, so a spurious ENOMSG cannot
+// decide) and removes the three queues (IPC_RMID); an end whose peer is dead removes them at
+// once. A peer that closed without its FIN getting through (its queue was full) is noticed by
+// the missing token, looked at (IPC_STAT) every 10 ms while waiting. A queue removed under a
+// call (EIDRM) is PeerClosed. The listen queue is removed by the listener's Close, which
+// refuses every request never accepted; a listen queue whose listener died, or that this
+// process abandoned (its removal failed), is reclaimed by the next Listen.
+//
+// Audits. SysV queues record no creator; every queue we make has one empty message sent and
+// received through it at once, so its last sender and receiver (msg_lspid, msg_lrpid) name the
+// creating process, which is how the harness's resource audit attributes queues.
 #pragma once
 
 #include <sys/types.h>

@@ -1,27 +1,35 @@
 // Round-trip latency of each transport beside a raw-kernel baseline of the same mechanism,
 // in the same run. The echo peer is a forked process in both cases. The raw baseline is what a
-// careful person writes by hand: blocking sockets, a 4-byte length, write-all / read-exact.
+// careful person writes by hand: blocking sockets (or FIFOs, or blocking msgsnd/msgrcv), a
+// 4-byte length, write-all / read-exact, no checks, no deadlines, no peer-death detection.
 // At the end a table prints transport/baseline ratios from this run's own figures.
 #include <benchmark/benchmark.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/msg.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <string>
 
 #include "ipch/child_process.h"
 #include "ipch/temp_dir.h"
+#include "transports/fifo/fifo.h"
+#include "transports/sysv_mq/sysv_mq.h"
 #include "transports/tcp/tcp.h"
 #include "transports/unix/unix.h"
 
@@ -148,6 +156,109 @@ void BM_Raw(benchmark::State& state) {
   (void)child->Wait(Deadline::After(std::chrono::seconds(10)));
 }
 
+// The same by hand over two FIFOs (blocking, writev of length + payload, read-exact).
+bool PipeSend(int fd, const Bytes& m) {
+  uint32_t n = static_cast<uint32_t>(m.size());
+  iovec iov[2] = {{&n, 4}, {const_cast<std::byte*>(m.data()), m.size()}};
+  ssize_t w = ::writev(fd, iov, 2);
+  if (w < 0) return false;
+  size_t done = static_cast<size_t>(w);
+  if (done < 4) return false;  // a pipe moves at least PIPE_BUF at once when it has room
+  const char* rest = reinterpret_cast<const char*>(m.data()) + (done - 4);
+  for (size_t left = m.size() - (done - 4); left > 0;) {
+    ssize_t k = ::write(fd, rest, left);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) return false;
+    rest += k;
+    left -= static_cast<size_t>(k);
+  }
+  return true;
+}
+
+void BM_RawFifo(benchmark::State& state) {
+  auto dir = ipch::TempDir::Create("ipch-bench-");
+  const std::string up = (dir->path() / "up").string(), dn = (dir->path() / "dn").string();
+  if (::mkfifo(up.c_str(), 0600) != 0 || ::mkfifo(dn.c_str(), 0600) != 0) return state.SkipWithError("mkfifo");
+  ::signal(SIGPIPE, SIG_IGN);
+  auto child = ipch::ChildProcess::Spawn([&](ipch::ControlChannel&) -> ipch::Status {
+    ipch::UniqueFd in(::open(up.c_str(), O_RDONLY | O_CLOEXEC)), out(::open(dn.c_str(), O_WRONLY | O_CLOEXEC));
+    Bytes m;
+    while (RawReceive(in.get(), m) && PipeSend(out.get(), m)) {
+    }
+    return ipch::Ok();
+  });
+  if (!child.ok()) return state.SkipWithError("fork failed");
+  ipch::UniqueFd out(::open(up.c_str(), O_WRONLY | O_CLOEXEC)), in(::open(dn.c_str(), O_RDONLY | O_CLOEXEC));
+  for (int fd : {out.get(), in.get()}) ::fcntl(fd, F_SETPIPE_SZ, 1 << 20);  // as the transport does
+  Bytes msg(static_cast<size_t>(state.range(0)), std::byte{7}), got;
+  for (auto _ : state) {
+    if (!PipeSend(out.get(), msg) || !RawReceive(in.get(), got)) return state.SkipWithError("raw round trip failed");
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * state.range(0) * 2);
+  out.reset();
+  (void)child->Wait(Deadline::After(std::chrono::seconds(10)));
+}
+
+// The same by hand over two SysV queues: blocking msgsnd/msgrcv, messages cut at msgmax with
+// the length in front of the first piece.
+constexpr size_t kMsgMax = 8192;
+struct RawMsg {
+  long type = 1;
+  char text[kMsgMax];
+};
+bool MsgSend(int q, const Bytes& m, RawMsg& buf) {
+  uint32_t n = static_cast<uint32_t>(m.size());
+  size_t off = 0;
+  bool first = true;
+  do {
+    size_t head = first ? 4 : 0, take = std::min(m.size() - off, kMsgMax - head);
+    if (first) std::memcpy(buf.text, &n, 4);
+    std::memcpy(buf.text + head, m.data() + off, take);
+    if (::msgsnd(q, &buf, head + take, 0) != 0) return false;
+    off += take;
+    first = false;
+  } while (off < m.size());
+  return true;
+}
+bool MsgReceive(int q, Bytes& m, RawMsg& buf) {
+  ssize_t r = ::msgrcv(q, &buf, kMsgMax, 1, 0);
+  if (r < 4) return false;
+  uint32_t n;
+  std::memcpy(&n, buf.text, 4);
+  m.resize(n);
+  size_t off = std::min<size_t>(n, static_cast<size_t>(r) - 4);
+  std::memcpy(m.data(), buf.text + 4, off);
+  while (off < n) {
+    r = ::msgrcv(q, &buf, kMsgMax, 1, 0);
+    if (r <= 0) return false;
+    std::memcpy(m.data() + off, buf.text, static_cast<size_t>(r));
+    off += static_cast<size_t>(r);
+  }
+  return true;
+}
+
+void BM_RawSysvMq(benchmark::State& state) {
+  const int up = ::msgget(IPC_PRIVATE, IPC_CREAT | 0600), dn = ::msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+  if (up < 0 || dn < 0) return state.SkipWithError("msgget");
+  auto child = ipch::ChildProcess::Spawn([&](ipch::ControlChannel&) -> ipch::Status {
+    auto buf = std::make_unique<RawMsg>();
+    Bytes m;
+    while (MsgReceive(up, m, *buf) && MsgSend(dn, m, *buf)) {
+    }
+    return ipch::Ok();
+  });
+  if (!child.ok()) return state.SkipWithError("fork failed");
+  auto buf = std::make_unique<RawMsg>();
+  Bytes msg(static_cast<size_t>(state.range(0)), std::byte{7}), got;
+  for (auto _ : state) {
+    if (!MsgSend(up, msg, *buf) || !MsgReceive(dn, got, *buf)) return state.SkipWithError("raw round trip failed");
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * state.range(0) * 2);
+  ::msgctl(up, IPC_RMID, nullptr);  // the echo loop ends on EIDRM
+  ::msgctl(dn, IPC_RMID, nullptr);
+  (void)child->Wait(Deadline::After(std::chrono::seconds(10)));
+}
+
 // ---- ipch transports ----------------------------------------------------------------------
 template <class Adapter>
 void BM_Ipch(benchmark::State& state) {
@@ -182,6 +293,10 @@ BENCHMARK(BM_Raw<false>)->Name("tcp/raw")->IPCH_SIZES;
 BENCHMARK(BM_Ipch<ipch::tcp::Adapter<false>>)->Name("tcp/ipch")->IPCH_SIZES;
 BENCHMARK(BM_Raw<true>)->Name("unix/raw")->IPCH_SIZES;
 BENCHMARK(BM_Ipch<ipch::unix_sock::Adapter>)->Name("unix/ipch")->IPCH_SIZES;
+BENCHMARK(BM_RawFifo)->Name("fifo/raw")->IPCH_SIZES;
+BENCHMARK(BM_Ipch<ipch::fifo::Adapter>)->Name("fifo/ipch")->IPCH_SIZES;
+BENCHMARK(BM_RawSysvMq)->Name("sysv_mq/raw")->IPCH_SIZES;
+BENCHMARK(BM_Ipch<ipch::sysv_mq::Adapter>)->Name("sysv_mq/ipch")->IPCH_SIZES;
 
 // Collects each benchmark's time per iteration (the median when repeated) for the ratio table.
 class RatioReporter : public benchmark::ConsoleReporter {
@@ -199,13 +314,13 @@ class RatioReporter : public benchmark::ConsoleReporter {
   }
   void PrintRatios() const {
     std::printf("\nround trip: transport / raw baseline (same run, same mechanism; goal <= 1.15)\n");
-    std::printf("%-6s %8s %14s %14s %8s\n", "mech", "bytes", "raw ns", "ipch ns", "ratio");
-    for (const char* mech : {"tcp", "unix"}) {
+    std::printf("%-8s %8s %14s %14s %8s\n", "mech", "bytes", "raw ns", "ipch ns", "ratio");
+    for (const char* mech : {"tcp", "unix", "fifo", "sysv_mq"}) {
       for (const char* size : {"64", "4096", "65536"}) {
         auto raw = medians_.find(std::string(mech) + "/raw/" + size + "/real_time");
         auto ours = medians_.find(std::string(mech) + "/ipch/" + size + "/real_time");
         if (raw == medians_.end() || ours == medians_.end()) continue;
-        std::printf("%-6s %8s %14.0f %14.0f %8.3f\n", mech, size, raw->second, ours->second,
+        std::printf("%-8s %8s %14.0f %14.0f %8.3f\n", mech, size, raw->second, ours->second,
                     ours->second / raw->second);
       }
     }

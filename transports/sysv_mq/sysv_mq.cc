@@ -1,6 +1,8 @@
 #include "sysv_mq.h"
 
 #include <sched.h>
+#include <signal.h>
+#include <time.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
 #include <unistd.h>
@@ -36,6 +38,9 @@ constexpr int kSureTries = 1000;
 // and without it the kernel's default (16 KiB) stays.
 constexpr msglen_t kWantQueueBytes = 1u << 20;
 constexpr auto kTokenCheckEvery = std::chrono::milliseconds(10);
+// How long a waiting call yields the CPU before it starts to sleep: long enough to cover a
+// request/response exchange, so the reply of a busy peer is taken without a sleep's latency.
+constexpr auto kYieldFor = std::chrono::microseconds(200);
 
 void PutU32(unsigned char* p, uint32_t v) {
   for (int i = 0; i < 4; ++i) p[i] = static_cast<unsigned char>(v >> (8 * i));
@@ -89,7 +94,7 @@ class Backoff {
  public:
   void Wait(Deadline d) {
     const auto waited = Clock::now() - start_;
-    if (waited < std::chrono::microseconds(20)) {
+    if (waited < kYieldFor) {
       sched_yield();
       return;
     }
@@ -102,6 +107,89 @@ class Backoff {
   Clock::time_point start_ = Clock::now();
   Clock::duration sleep_ = std::chrono::microseconds(10);
 };
+
+// Blocking msgsnd/msgrcv with a bound. Neither call has a timeout, so a per-thread POSIX timer
+// (CLOCK_MONOTONIC, delivered to this thread) raises kWakeSignal when the slice ends; its
+// handler does nothing and is installed without SA_RESTART, so the blocked call returns EINTR.
+// The timer repeats every millisecond after the first expiry, so a signal that lands just
+// before the call blocks is followed by another. Used only if the signal's disposition was the
+// default (we install the handler) and it is not blocked in the thread; otherwise the calls
+// fall back to polling with Backoff.
+const int kWakeSignal = SIGRTMAX - 3;
+void IgnoreWake(int) {}
+
+bool WakeHandlerInstalled() {
+  static const bool ok = [] {
+    struct sigaction old {};
+    if (::sigaction(kWakeSignal, nullptr, &old) != 0) return false;
+    if (old.sa_handler == IgnoreWake) return true;
+    if ((old.sa_flags & SA_SIGINFO) != 0 || old.sa_handler != SIG_DFL) return false;  // someone else's
+    struct sigaction sa {};
+    sa.sa_handler = IgnoreWake;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;  // no SA_RESTART: the blocked call must return
+    return ::sigaction(kWakeSignal, &sa, nullptr) == 0;
+  }();
+  return ok;
+}
+
+struct ThreadTimer {
+  timer_t id{};
+  bool ok = false;
+  pid_t pid = 0;  // timers are not inherited by fork: a child makes its own
+  ~ThreadTimer() {
+    if (ok && pid == ::getpid()) ::timer_delete(id);
+  }
+};
+
+// The calling thread's wake timer, or null if blocking with a bound is not possible here.
+ThreadTimer* WakeTimer() {
+  thread_local ThreadTimer t;
+  const pid_t pid = ::getpid();
+  if (t.pid != pid) {
+    t.pid = pid;
+    t.ok = false;
+    if (WakeHandlerInstalled()) {
+      sigevent ev{};
+      ev.sigev_notify = SIGEV_THREAD_ID;
+      ev.sigev_signo = kWakeSignal;
+      ev._sigev_un._tid = ::gettid();  // sigev_notify_thread_id, which glibc 2.36 does not name
+      t.ok = ::timer_create(CLOCK_MONOTONIC, &ev, &t.id) == 0;
+    }
+  }
+  if (!t.ok) return nullptr;
+  sigset_t mask;
+  if (::pthread_sigmask(SIG_BLOCK, nullptr, &mask) != 0 || sigismember(&mask, kWakeSignal)) return nullptr;
+  return &t;
+}
+
+// Arms the thread's timer for `slice` on construction, disarms it on destruction.
+class WakeAfter {
+ public:
+  WakeAfter(ThreadTimer* t, Clock::duration slice) : t_(t) {
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(slice).count();
+    if (ns < 1000) ns = 1000;
+    itimerspec its{};
+    its.it_value.tv_sec = ns / 1000000000;
+    its.it_value.tv_nsec = ns % 1000000000;
+    its.it_interval.tv_nsec = 1000000;
+    ::timer_settime(t_->id, 0, &its, nullptr);
+  }
+  ~WakeAfter() {
+    const itimerspec off{};
+    ::timer_settime(t_->id, 0, &off, nullptr);
+  }
+  WakeAfter(const WakeAfter&) = delete;
+  WakeAfter& operator=(const WakeAfter&) = delete;
+
+ private:
+  ThreadTimer* t_;
+};
+
+// How long one blocked call may last before we look at the deadline and the peer again.
+Clock::duration Slice(Deadline d) {
+  return std::min<Clock::duration>(d.remaining(), std::chrono::milliseconds(50));
+}
 
 // Boot time in seconds since the epoch (for comparing process start times with msg_rtime).
 long BootTime() {
@@ -260,12 +348,22 @@ Status Connection::Send(ByteView msg, Deadline d) {
     std::memcpy(s.sbuf.text() + mq::kChunkHeaderSize, msg.data() + off, n);
     s.sbuf.type() = kData;
     Backoff backoff;
+    bool block = false;  // first without waiting; then blocked, a slice at a time
     for (;;) {
-      if (::msgsnd(s.send_q, s.sbuf.raw(), mq::kChunkHeaderSize + n, IPC_NOWAIT) == 0) {
+      ThreadTimer* timer = block ? WakeTimer() : nullptr;
+      int r;
+      if (timer != nullptr) {
+        WakeAfter wake(timer, Slice(d));
+        r = ::msgsnd(s.send_q, s.sbuf.raw(), mq::kChunkHeaderSize + n, 0);
+      } else {
+        r = ::msgsnd(s.send_q, s.sbuf.raw(), mq::kChunkHeaderSize + n, IPC_NOWAIT);
+      }
+      if (r == 0) {
         s.chunker.Sent();
         break;
       }
-      if (errno == EINTR) continue;
+      if (errno == EINTR && timer == nullptr) continue;
+      if (errno == EINTR) errno = EAGAIN;  // the slice ended: look at the deadline and the peer
       if (IsGone(errno)) return s.Fail(MakeError(Errc::PeerClosed, s.label + ": send: the queue was removed"));
       if (errno != EAGAIN) {
         Error e = ErrnoError(s.label + ": msgsnd");
@@ -281,7 +379,8 @@ Status Connection::Send(ByteView msg, Deadline d) {
         (void)s.Fail(MakeError(Errc::Closed, s.label + ": a send timed out mid-message; connection closed"));
         return MakeError(Errc::Timeout, s.label + ": send deadline passed mid-message");
       }
-      backoff.Wait(d);
+      if (block && timer == nullptr) backoff.Wait(d);
+      block = true;
     }
     first = false;
     off += n;
@@ -297,9 +396,17 @@ Status Connection::Receive(Bytes& out, Deadline d) {
   const std::size_t limit = ChunkLimit();
   Backoff backoff;
   bool last_look = false;  // the peer is gone: drain once more, then PeerClosed
+  bool block = false;      // first without waiting; then blocked, a slice at a time
   for (;;) {
+    ThreadTimer* timer = block && !last_look ? WakeTimer() : nullptr;
+    ssize_t n;
     // Data (type 1) before FIN (type 2): msgtyp -2 takes the lowest type first.
-    const ssize_t n = ::msgrcv(s.recv_q, s.rbuf.raw(), limit, -kFin, IPC_NOWAIT);
+    if (timer != nullptr) {
+      WakeAfter wake(timer, Slice(d));
+      n = ::msgrcv(s.recv_q, s.rbuf.raw(), limit, -kFin, 0);
+    } else {
+      n = ::msgrcv(s.recv_q, s.rbuf.raw(), limit, -kFin, IPC_NOWAIT);
+    }
     if (n >= 0) {
       bool done = false, fin = false;
       Status st = s.rx.Feed(s.rbuf.text(), static_cast<std::size_t>(n), &done, &fin);
@@ -310,9 +417,11 @@ Status Connection::Receive(Bytes& out, Deadline d) {
         return Ok();
       }
       backoff = Backoff();
+      block = false;
       continue;
     }
-    if (errno == EINTR) continue;
+    if (errno == EINTR && timer == nullptr) continue;
+    if (errno == EINTR) errno = ENOMSG;  // the slice ended: look at the deadline and the peer
     if (errno == E2BIG) {
       return s.Fail(MakeError(Errc::MessageTooLarge, s.label + ": a queue message exceeds the chunk buffer of " +
                                                          std::to_string(limit) + " bytes (never truncated)"));
@@ -330,7 +439,8 @@ Status Connection::Receive(Bytes& out, Deadline d) {
     if (d.expired()) {
       return MakeError(probe ? Errc::WouldBlock : Errc::Timeout, s.label + ": no message");
     }
-    backoff.Wait(d);
+    if (block && timer == nullptr) backoff.Wait(d);
+    block = true;
   }
 }
 

@@ -77,7 +77,7 @@ Status Reassembler::Feed(const unsigned char* c, std::size_t n, bool* done, bool
     return MakeError(Errc::Corrupt, "chunk payload of " + std::to_string(payload) + " bytes does not fit");
   }
   ++seq_;
-  std::memcpy(msg_.data() + have_, c + kChunkHeaderSize, payload);
+  if (payload > 0) std::memcpy(msg_.data() + have_, c + kChunkHeaderSize, payload);  // msg_ may be empty (null)
   have_ += payload;
   if (have_ == msg_.size()) {
     in_message_ = false;

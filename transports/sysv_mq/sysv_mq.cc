@@ -345,7 +345,7 @@ Status Connection::Send(ByteView msg, Deadline d) {
   bool first = true;
   do {
     const std::size_t n = s.chunker.Next(msg.size(), off, room, s.sbuf.text());
-    std::memcpy(s.sbuf.text() + mq::kChunkHeaderSize, msg.data() + off, n);
+    if (n > 0) std::memcpy(s.sbuf.text() + mq::kChunkHeaderSize, msg.data() + off, n);  // an empty message has no data()
     s.sbuf.type() = kData;
     Backoff backoff;
     bool block = false;  // first without waiting; then blocked, a slice at a time

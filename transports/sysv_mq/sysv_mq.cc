@@ -432,7 +432,9 @@ Status Connection::Receive(Bytes& out, Deadline d) {
       return s.Fail(MakeError(Errc::PeerClosed, s.label + (s.rx.mid_message() ? ": the peer died mid-message"
                                                                              : ": the peer is gone")));
     }
-    if (s.PeerGone()) {
+    // The peer is looked at once a wait has lasted a slice (or when polling), not on the first
+    // empty look: in request/response traffic the answer is usually just not there yet.
+    if ((block || d.expired()) && s.PeerGone()) {
       last_look = true;  // what it sent before going is in the queue already
       continue;
     }

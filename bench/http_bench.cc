@@ -20,6 +20,7 @@
 #include <string>
 #include <thread>
 
+#include "bench_util.h"
 #include "ipch/child_process.h"
 #include "transports/http/http.h"
 
@@ -27,17 +28,6 @@ namespace {
 
 using ipch::Bytes;
 using ipch::Deadline;
-
-// Both processes share one CPU unless IPCH_BENCH_PIN=0, as in roundtrip_bench.cc: on VMs a
-// cross-CPU wakeup costs tens of microseconds and swamps the code path we compare.
-void MaybePin() {
-  const char* env = std::getenv("IPCH_BENCH_PIN");
-  if (env != nullptr && std::string(env) == "0") return;
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(0, &set);
-  ::sched_setaffinity(0, sizeof set, &set);  // inherited by the forked echo peer
-}
 
 // ---- raw baseline --------------------------------------------------------------------------
 struct Mailbox {
@@ -154,76 +144,20 @@ void BM_Raw(benchmark::State& state) {
 }
 
 // ---- the transport ---------------------------------------------------------------------------
-void BM_Ipch(benchmark::State& state) {
-  using Adapter = ipch::http::Adapter;
-  auto l = Adapter::Listen(Adapter::Address(ipch::EndpointSpec{"bench", {}}));
-  if (!l.ok()) return state.SkipWithError(l.error().ToString().c_str());
-  const std::string addr = l->address();
-  auto child = ipch::ChildProcess::Spawn([addr](ipch::ControlChannel&) -> ipch::Status {
-    auto c = Adapter::Connect(addr, Deadline::After(std::chrono::seconds(10)));
-    if (!c.ok()) return std::move(c).error();
-    Bytes m;
-    while (c->Receive(m, Deadline::Never()).ok() && c->Send(m, Deadline::Never()).ok()) {
-    }
-    return ipch::Ok();
-  });
-  if (!child.ok()) return state.SkipWithError("fork failed");
-  auto s = l->Accept(Deadline::After(std::chrono::seconds(10)));
-  if (!s.ok()) return state.SkipWithError(s.error().ToString().c_str());
-  Bytes out(static_cast<size_t>(state.range(0)), std::byte{7}), in;
-  for (auto _ : state) {
-    if (!s->Send(out, Deadline::Never()).ok() || !s->Receive(in, Deadline::Never()).ok()) {
-      state.SkipWithError("round trip failed");
-      break;
-    }
-  }
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * state.range(0) * 2);
-  (void)s->Close();  // the peer's Receive gets PeerClosed and it exits
-  (void)child->Wait(Deadline::After(std::chrono::seconds(10)));
-}
+void BM_Ipch(benchmark::State& state) { ipch::bench::EchoRoundTrip<ipch::http::Adapter>(state, ipch::EndpointSpec{"bench", {}}); }
 
 #define IPCH_SIZES Arg(64)->Arg(4096)->UseRealTime()
 BENCHMARK(BM_Raw)->Name("http/raw")->IPCH_SIZES;
 BENCHMARK(BM_Ipch)->Name("http/ipch")->IPCH_SIZES;
 
-// Collects each benchmark's time per iteration (the median when repeated) for the ratio table.
-class RatioReporter : public benchmark::ConsoleReporter {
- public:
-  void ReportRuns(const std::vector<Run>& runs) override {
-    ConsoleReporter::ReportRuns(runs);
-    for (const auto& r : runs) {
-      if (r.error_occurred) continue;
-      bool aggregate = r.run_type == Run::RT_Aggregate;
-      if (aggregate && r.aggregate_name != "median") continue;
-      std::string name = r.run_name.str();  // "http/raw/64/real_time"
-      double ns = r.GetAdjustedRealTime();
-      if (aggregate || !medians_.count(name)) medians_[name] = ns;
-    }
-  }
-  void PrintRatios() const {
-    std::printf("\nround trip: transport / raw baseline (same run, same mechanism)\n");
-    std::printf("%-6s %8s %14s %14s %8s\n", "mech", "bytes", "raw ns", "ipch ns", "ratio");
-    for (const char* size : {"64", "4096"}) {
-      auto raw = medians_.find(std::string("http/raw/") + size + "/real_time");
-      auto ours = medians_.find(std::string("http/ipch/") + size + "/real_time");
-      if (raw == medians_.end() || ours == medians_.end()) continue;
-      std::printf("%-6s %8s %14.0f %14.0f %8.3f\n", "http", size, raw->second, ours->second,
-                  ours->second / raw->second);
-    }
-  }
-
- private:
-  std::map<std::string, double> medians_;
-};
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  MaybePin();
+  ipch::bench::MaybePin();
   curl_global_init(CURL_GLOBAL_DEFAULT);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  RatioReporter reporter;
+  ipch::bench::RatioReporter reporter({"http"}, {"64", "4096"});
   benchmark::RunSpecifiedBenchmarks(&reporter);
   reporter.PrintRatios();
   benchmark::Shutdown();

@@ -26,6 +26,7 @@
 #include <memory>
 #include <string>
 
+#include "bench_util.h"
 #include "ipch/child_process.h"
 #include "ipch/temp_dir.h"
 #include "transports/fifo/fifo.h"
@@ -37,18 +38,6 @@ namespace {
 
 using ipch::Bytes;
 using ipch::Deadline;
-
-// Both processes share one CPU unless IPCH_BENCH_PIN=0. On VMs, a cross-CPU wakeup costs tens
-// of microseconds and depends on which kernel wait path sleeps, which swamps the code path we
-// compare; pinned, the figures measure the user- and kernel-side work of each implementation.
-void MaybePin() {
-  const char* env = std::getenv("IPCH_BENCH_PIN");
-  if (env != nullptr && std::string(env) == "0") return;
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(0, &set);
-  ::sched_setaffinity(0, sizeof set, &set);  // inherited by the forked echo peer
-}
 
 // ---- raw baseline --------------------------------------------------------------------------
 bool WriteAll(int fd, const void* p, size_t n) {
@@ -263,29 +252,7 @@ void BM_RawSysvMq(benchmark::State& state) {
 template <class Adapter>
 void BM_Ipch(benchmark::State& state) {
   auto dir = ipch::TempDir::Create("ipch-bench-");
-  auto l = Adapter::Listen(Adapter::Address(ipch::EndpointSpec{"bench", dir->path()}));
-  if (!l.ok()) return state.SkipWithError(l.error().ToString().c_str());
-  const std::string addr = l->address();
-  auto child = ipch::ChildProcess::Spawn([addr](ipch::ControlChannel&) -> ipch::Status {
-    auto c = Adapter::Connect(addr, Deadline::After(std::chrono::seconds(10)));
-    if (!c.ok()) return std::move(c).error();
-    Bytes m;
-    while (c->Receive(m, Deadline::Never()).ok() && c->Send(m, Deadline::Never()).ok()) {
-    }
-    return ipch::Ok();
-  });
-  if (!child.ok()) return state.SkipWithError("fork failed");
-  auto s = l->Accept(Deadline::After(std::chrono::seconds(10)));
-  if (!s.ok()) return state.SkipWithError(s.error().ToString().c_str());
-  Bytes out(static_cast<size_t>(state.range(0)), std::byte{7}), in;
-  for (auto _ : state) {
-    if (!s->Send(out, Deadline::Never()).ok() || !s->Receive(in, Deadline::Never()).ok()) {
-      return state.SkipWithError("round trip failed");
-    }
-  }
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * state.range(0) * 2);
-  (void)s->Close();
-  (void)child->Wait(Deadline::After(std::chrono::seconds(10)));
+  ipch::bench::EchoRoundTrip<Adapter>(state, ipch::EndpointSpec{"bench", dir->path()});
 }
 
 #define IPCH_SIZES Arg(64)->Arg(4096)->Arg(65536)->UseRealTime()
@@ -298,45 +265,13 @@ BENCHMARK(BM_Ipch<ipch::fifo::Adapter>)->Name("fifo/ipch")->IPCH_SIZES;
 BENCHMARK(BM_RawSysvMq)->Name("sysv_mq/raw")->IPCH_SIZES;
 BENCHMARK(BM_Ipch<ipch::sysv_mq::Adapter>)->Name("sysv_mq/ipch")->IPCH_SIZES;
 
-// Collects each benchmark's time per iteration (the median when repeated) for the ratio table.
-class RatioReporter : public benchmark::ConsoleReporter {
- public:
-  void ReportRuns(const std::vector<Run>& runs) override {
-    ConsoleReporter::ReportRuns(runs);
-    for (const auto& r : runs) {
-      if (r.error_occurred) continue;
-      bool aggregate = r.run_type == Run::RT_Aggregate;
-      if (aggregate && r.aggregate_name != "median") continue;
-      std::string name = r.run_name.str();  // "tcp/raw/64/real_time"
-      double ns = r.GetAdjustedRealTime();
-      if (aggregate || !medians_.count(name)) medians_[name] = ns;
-    }
-  }
-  void PrintRatios() const {
-    std::printf("\nround trip: transport / raw baseline (same run, same mechanism; goal <= 1.15)\n");
-    std::printf("%-8s %8s %14s %14s %8s\n", "mech", "bytes", "raw ns", "ipch ns", "ratio");
-    for (const char* mech : {"tcp", "unix", "fifo", "sysv_mq"}) {
-      for (const char* size : {"64", "4096", "65536"}) {
-        auto raw = medians_.find(std::string(mech) + "/raw/" + size + "/real_time");
-        auto ours = medians_.find(std::string(mech) + "/ipch/" + size + "/real_time");
-        if (raw == medians_.end() || ours == medians_.end()) continue;
-        std::printf("%-8s %8s %14.0f %14.0f %8.3f\n", mech, size, raw->second, ours->second,
-                    ours->second / raw->second);
-      }
-    }
-  }
-
- private:
-  std::map<std::string, double> medians_;
-};
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  MaybePin();
+  ipch::bench::MaybePin();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  RatioReporter reporter;
+  ipch::bench::RatioReporter reporter({"tcp", "unix", "fifo", "sysv_mq"}, {"64", "4096", "65536"});
   benchmark::RunSpecifiedBenchmarks(&reporter);
   reporter.PrintRatios();
   benchmark::Shutdown();

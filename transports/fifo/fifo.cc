@@ -371,6 +371,7 @@ Status Listener::Close() {
     if (s.closed) return Ok();
     s.closed = true;
   }
+  s.cv.notify_all();  // an Accept waiting in another thread returns Closed
   if (s.stop_fd) {
     const uint64_t one = 1;
     (void)!::write(s.stop_fd.get(), &one, sizeof one);

@@ -8,6 +8,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -217,6 +218,33 @@ TEST(Fifo, ConnectToAStoppedListenerTimesOutAndLeavesNothing) {
   ::kill(child, SIGKILL);
   ASSERT_EQ(::waitpid(child, &status, 0), child);
   std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace ipch::fifo
+
+namespace ipch::fifo {
+namespace {
+
+TEST(Fifo, CloseWakesAnAcceptWaitingInAnotherThread) {
+  auto l = Listen(Dir());
+  IPCH_ASSERT_OK(l);
+  bool accepted = false;
+  std::optional<Error> failed;
+  std::thread waiter([&] {
+    auto r = l->Accept(Deadline::After(Scaled(Millis(10000))));
+    accepted = r.ok();
+    if (!r.ok()) failed = r.error();
+  });
+  // Whether Close comes before or during the wait, the answer is Closed; the time bound fails
+  // only if Close leaves a waiting Accept asleep until its deadline.
+  const auto t0 = Clock::now();
+  IPCH_ASSERT_OK(l->Close());
+  waiter.join();
+  EXPECT_LT(Clock::now() - t0, Scaled(Millis(5000))) << "Close did not wake the waiting Accept";
+  ASSERT_FALSE(accepted);
+  ASSERT_TRUE(failed.has_value());
+  EXPECT_TRUE(failed->Is(Errc::Closed)) << failed->ToString();
 }
 
 }  // namespace

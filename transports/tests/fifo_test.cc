@@ -6,12 +6,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <fstream>
 #include <optional>
 #include <random>
 #include <thread>
 
+#include "ipch/child_process.h"
 #include "ipch/testing.h"
 
 namespace ipch::fifo {
@@ -231,13 +233,17 @@ TEST(Fifo, CloseWakesAnAcceptWaitingInAnotherThread) {
   IPCH_ASSERT_OK(l);
   bool accepted = false;
   std::optional<Error> failed;
+  std::atomic<pid_t> tid{0};
   std::thread waiter([&] {
+    tid = ::gettid();
     auto r = l->Accept(Deadline::After(Scaled(Millis(10000))));
     accepted = r.ok();
     if (!r.ok()) failed = r.error();
   });
-  // Whether Close comes before or during the wait, the answer is Closed; the time bound fails
-  // only if Close leaves a waiting Accept asleep until its deadline.
+  // Close once the waiter sleeps inside Accept (its thread's /proc state says so); the time
+  // bound fails if Close leaves it asleep until its deadline.
+  while (tid.load() == 0) std::this_thread::yield();
+  IPCH_ASSERT_OK(WaitUntilSleeping(tid.load(), Deadline::After(Scaled(Millis(5000)))));
   const auto t0 = Clock::now();
   IPCH_ASSERT_OK(l->Close());
   waiter.join();

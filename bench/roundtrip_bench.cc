@@ -10,6 +10,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <mqueue.h>
 #include <sys/msg.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -30,6 +31,7 @@
 #include "ipch/child_process.h"
 #include "ipch/temp_dir.h"
 #include "transports/fifo/fifo.h"
+#include "transports/posix_mq/posix_mq.h"
 #include "transports/sysv_mq/sysv_mq.h"
 #include "transports/tcp/tcp.h"
 #include "transports/unix/unix.h"
@@ -248,6 +250,75 @@ void BM_RawSysvMq(benchmark::State& state) {
   (void)child->Wait(Deadline::After(std::chrono::seconds(10)));
 }
 
+// The same by hand over two POSIX queues: blocking mq_send/mq_receive, messages cut at the
+// queue's mq_msgsize with the length in front of the first piece (the transport's geometry).
+struct PosixQueues {
+  std::string up = "/ipch-bench-raw-up-" + std::to_string(::getpid());
+  std::string dn = "/ipch-bench-raw-dn-" + std::to_string(::getpid());
+  ~PosixQueues() {
+    ::mq_unlink(up.c_str());
+    ::mq_unlink(dn.c_str());
+  }
+};
+bool MqSendAll(mqd_t q, const Bytes& m, std::vector<char>& buf) {
+  uint32_t n = static_cast<uint32_t>(m.size());
+  size_t off = 0;
+  bool first = true;
+  do {
+    size_t head = first ? 4 : 0, take = std::min(m.size() - off, buf.size() - head);
+    if (first) std::memcpy(buf.data(), &n, 4);
+    std::memcpy(buf.data() + head, m.data() + off, take);
+    if (::mq_send(q, buf.data(), head + take, 0) != 0) return false;
+    off += take;
+    first = false;
+  } while (off < m.size());
+  return true;
+}
+bool MqReceiveAll(mqd_t q, Bytes& m, std::vector<char>& buf) {
+  ssize_t r = ::mq_receive(q, buf.data(), buf.size(), nullptr);
+  if (r < 4) return false;
+  uint32_t n;
+  std::memcpy(&n, buf.data(), 4);
+  m.resize(n);
+  size_t off = std::min<size_t>(n, static_cast<size_t>(r) - 4);
+  std::memcpy(m.data(), buf.data() + 4, off);
+  while (off < n) {
+    r = ::mq_receive(q, buf.data(), buf.size(), nullptr);
+    if (r <= 0) return false;
+    std::memcpy(m.data() + off, buf.data(), static_cast<size_t>(r));
+    off += static_cast<size_t>(r);
+  }
+  return true;
+}
+
+void BM_RawPosixMq(benchmark::State& state) {
+  PosixQueues names;
+  mq_attr a{};
+  a.mq_maxmsg = 10;
+  a.mq_msgsize = 8192;
+  mqd_t up = ::mq_open(names.up.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600, &a);
+  mqd_t dn = ::mq_open(names.dn.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600, &a);
+  if (up == -1 || dn == -1) return state.SkipWithError("mq_open");
+  auto child = ipch::ChildProcess::Spawn([&](ipch::ControlChannel&) -> ipch::Status {
+    std::vector<char> buf(8192);
+    Bytes m;
+    while (MqReceiveAll(up, m, buf) && m.size() != 1 && MqSendAll(dn, m, buf)) {
+    }
+    return ipch::Ok();
+  });
+  if (!child.ok()) return state.SkipWithError("fork failed");
+  std::vector<char> buf(8192);
+  Bytes msg(static_cast<size_t>(state.range(0)), std::byte{7}), got;
+  for (auto _ : state) {
+    if (!MqSendAll(up, msg, buf) || !MqReceiveAll(dn, got, buf)) return state.SkipWithError("raw round trip failed");
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * state.range(0) * 2);
+  (void)MqSendAll(up, Bytes(1), buf);  // a 1-byte message ends the echo loop
+  (void)child->Wait(Deadline::After(std::chrono::seconds(10)));
+  ::mq_close(up);
+  ::mq_close(dn);
+}
+
 // ---- ipch transports ----------------------------------------------------------------------
 template <class Adapter>
 void BM_Ipch(benchmark::State& state) {
@@ -264,6 +335,8 @@ BENCHMARK(BM_RawFifo)->Name("fifo/raw")->IPCH_SIZES;
 BENCHMARK(BM_Ipch<ipch::fifo::Adapter>)->Name("fifo/ipch")->IPCH_SIZES;
 BENCHMARK(BM_RawSysvMq)->Name("sysv_mq/raw")->IPCH_SIZES;
 BENCHMARK(BM_Ipch<ipch::sysv_mq::Adapter>)->Name("sysv_mq/ipch")->IPCH_SIZES;
+BENCHMARK(BM_RawPosixMq)->Name("posix_mq/raw")->IPCH_SIZES;
+BENCHMARK(BM_Ipch<ipch::posix_mq::Adapter>)->Name("posix_mq/ipch")->IPCH_SIZES;
 
 }  // namespace
 
@@ -271,7 +344,7 @@ int main(int argc, char** argv) {
   ipch::bench::MaybePin();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  ipch::bench::RatioReporter reporter({"tcp", "unix", "fifo", "sysv_mq"}, {"64", "4096", "65536"});
+  ipch::bench::RatioReporter reporter({"tcp", "unix", "fifo", "sysv_mq", "posix_mq"}, {"64", "4096", "65536"});
   benchmark::RunSpecifiedBenchmarks(&reporter);
   reporter.PrintRatios();
   benchmark::Shutdown();

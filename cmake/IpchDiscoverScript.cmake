@@ -18,6 +18,11 @@ foreach(line IN LISTS lines)
     set(name "${suite}${test}")
     string(APPEND content "add_test([==[${name}]==] [==[${EXE}]==] [==[--gtest_filter=${name}]==] --gtest_color=no)\n")
     string(APPEND content "set_tests_properties([==[${name}]==] PROPERTIES LABELS [==[${labels}]==] SKIP_REGULAR_EXPRESSION [==[\\[  SKIPPED \\]]==] ENVIRONMENT [==[${env}]==])\n")
+    # POSIX queues are charged to the user's RLIMIT_MSGQUEUE (800 KiB by default, about four
+    # connections): tests that make them run one at a time, never two at once under ctest -j.
+    if(name MATCHES "posix_mq|PosixMq")
+      string(APPEND content "set_tests_properties([==[${name}]==] PROPERTIES RESOURCE_LOCK ipch_rlimit_msgqueue)\n")
+    endif()
   else()
     set(suite "${line}")
   endif()

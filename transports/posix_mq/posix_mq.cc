@@ -1,0 +1,671 @@
+#include "posix_mq.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <mqueue.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <optional>
+#include <set>
+
+#include "../mq/chunk.h"
+#include "../shm_ring/liveness.h"
+
+namespace ipch::posix_mq {
+namespace {
+
+constexpr uint32_t kRecordMagic = 0x50435049;  // "IPCP"
+constexpr std::size_t kRecordSize = 32;        // u32 magic | u32 version | u32 pid | u32 0 | u64 start time
+constexpr uint32_t kRequestMagic = 0x51504d51;  // "QMPQ"
+// A request: u32 magic | u32 pid | u64 start time | the connection's base name, NUL-padded.
+constexpr std::size_t kRequestSize = 256;
+constexpr std::size_t kNameRoom = kRequestSize - 16;
+constexpr auto kSlice = std::chrono::milliseconds(50);
+constexpr int kSureTries = 1000;
+
+void PutU32(unsigned char* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<unsigned char>(v >> (8 * i));
+}
+uint32_t GetU32(const unsigned char* p) {
+  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
+}
+
+long ProcLimit(const char* path, long fallback) {
+  std::ifstream in(path);
+  long v = 0;
+  return (in >> v) && v > 0 ? v : fallback;
+}
+
+// The attributes of a connection's data queues: 64 KiB and a header unread in each direction.
+mq_attr DataAttr() {
+  static const mq_attr a = [] {
+    mq_attr r{};
+    r.mq_maxmsg = std::min(10L, ProcLimit("/proc/sys/fs/mqueue/msg_max", 10));
+    r.mq_msgsize = std::min(8192L, ProcLimit("/proc/sys/fs/mqueue/msgsize_max", 8192));
+    return r;
+  }();
+  return a;
+}
+
+// Why mq_open refused to create a queue, naming the limit behind the errno.
+Error CreateError(const std::string& what, const mq_attr* a, int err) {
+  std::string why;
+  if (err == EINVAL && a != nullptr) {
+    why = "; asked for mq_maxmsg " + std::to_string(a->mq_maxmsg) + ", mq_msgsize " + std::to_string(a->mq_msgsize) +
+          " (limits: /proc/sys/fs/mqueue/msg_max " + std::to_string(ProcLimit("/proc/sys/fs/mqueue/msg_max", -1)) +
+          ", /proc/sys/fs/mqueue/msgsize_max " + std::to_string(ProcLimit("/proc/sys/fs/mqueue/msgsize_max", -1)) + ")";
+  } else if (err == EMFILE) {
+    why = "; RLIMIT_MSGQUEUE (ulimit -q) caps the bytes of all this user's queues, or the process is out of descriptors";
+  } else if (err == ENOSPC) {
+    why = "; /proc/sys/fs/mqueue/queues_max queues exist already";
+  }
+  return Error{std::error_code(err, std::system_category()), what + ": " + std::strerror(err) + why};
+}
+
+bool IsGone(int err) { return err == EBADF || err == ENOENT; }
+
+timespec RealtimeAfter(Clock::duration d) {
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+  long long total = static_cast<long long>(now.tv_nsec) + ns % 1000000000;
+  timespec t{now.tv_sec + static_cast<time_t>(ns / 1000000000 + total / 1000000000), static_cast<long>(total % 1000000000)};
+  return t;
+}
+// The end of the next wait: the deadline or a slice, whichever is first (in the past for an
+// expired deadline: a non-blocking try).
+timespec SliceEnd(Deadline d) {
+  if (d.expired()) return timespec{0, 0};
+  return RealtimeAfter(std::min<Clock::duration>(d.remaining(), kSlice));
+}
+
+std::string Hex(uint64_t v, int digits) {
+  static const char* k = "0123456789abcdef";
+  std::string s(static_cast<std::size_t>(digits), '0');
+  for (int i = digits - 1; i >= 0; --i, v >>= 4) s[static_cast<std::size_t>(i)] = k[v & 15];
+  return s;
+}
+
+uint64_t RandomWord() {
+  uint64_t r = 0;
+  if (::getrandom(&r, sizeof r, GRND_NONBLOCK) != sizeof r) {
+    r = static_cast<uint64_t>(Clock::now().time_since_epoch().count()) * 0x9e3779b97f4a7c15ull;
+  }
+  return r;
+}
+
+bool ValidBase(const std::string& listen_name, const std::string& base) {
+  if (base.size() <= listen_name.size() + 1 || base.compare(0, listen_name.size(), listen_name) != 0 ||
+      base[listen_name.size()] != '.' || base.size() + 3 > NAME_MAX) {
+    return false;
+  }
+  for (std::size_t i = listen_name.size(); i < base.size(); ++i) {
+    const char c = base[i];
+    if (!((c >= 'a' && c <= 'f') || (c >= '0' && c <= '9') || c == '.')) return false;
+  }
+  return true;
+}
+
+// Owner and mode of an open queue or shm object: ours, nobody else's bits.
+Status CheckOwned(int fd, const std::string& what) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return ErrnoError(what + ": fstat");
+  if (st.st_uid != ::geteuid()) {
+    return MakeError(Errc::PermissionDenied, what + " belongs to uid " + std::to_string(st.st_uid));
+  }
+  if ((st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 0777);
+    return MakeError(Errc::PermissionDenied, what + " has mode " + mode + ", open to group or others");
+  }
+  return Ok();
+}
+
+// Listen names this process has open (a record of ours whose name is not here was abandoned).
+std::mutex g_open_mu;
+std::set<std::string> g_open_names;
+void SetOpenHere(const std::string& n, bool open) {
+  std::lock_guard<std::mutex> lock(g_open_mu);
+  if (open) {
+    g_open_names.insert(n);
+  } else {
+    g_open_names.erase(n);
+  }
+}
+bool OpenHere(const std::string& n) {
+  std::lock_guard<std::mutex> lock(g_open_mu);
+  return g_open_names.count(n) != 0;
+}
+
+struct Record {
+  bool initialised = false;
+  shm::ProcessIdentity owner;
+  time_t ctime = 0;
+};
+
+// Reads the owner record of `name`. ENOENT keeps its errno (the caller decides what it means).
+Result<Record> ReadRecord(const std::string& name, const std::string& label) {
+  const std::string rec = name + ".owner";
+  UniqueFd fd(::shm_open(rec.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0));
+  if (!fd) return ErrnoError(label + ": shm_open " + rec);
+  IPCH_RETURN_IF_ERROR(CheckOwned(fd.get(), label + ": the owner record " + rec));
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return ErrnoError(label + ": fstat " + rec);
+  Record r;
+  r.ctime = st.st_ctime;
+  if (st.st_size == 0) return r;  // a Listen between create and write, or killed there
+  if (st.st_size != static_cast<off_t>(kRecordSize)) {
+    return MakeError(Errc::AlreadyExists, label + ": " + rec + " is not an owner record of ours (size " +
+                                              std::to_string(st.st_size) + ")");
+  }
+  unsigned char b[kRecordSize];
+  if (::pread(fd.get(), b, sizeof b, 0) != static_cast<ssize_t>(sizeof b)) return ErrnoError(label + ": read " + rec);
+  if (GetU32(b) != kRecordMagic || GetU32(b + 4) != 1) {
+    return MakeError(Errc::AlreadyExists, label + ": " + rec + " is not an owner record of ours");
+  }
+  r.initialised = true;
+  r.owner.pid = GetU32(b + 8);
+  r.owner.start_time = uint64_t{GetU32(b + 16)} | uint64_t{GetU32(b + 20)} << 32;
+  return r;
+}
+
+// Removes the connection queues of `name` left by connectors that are gone (names carry the
+// connector's pid). Needs /dev/mqueue mounted; without it they stay until the reboot.
+void SweepConnections(const std::string& name) {
+  DIR* d = ::opendir("/dev/mqueue");
+  if (!d) return;
+  const std::string prefix = name.substr(1) + ".";
+  while (dirent* e = ::readdir(d)) {
+    const std::string n = e->d_name;
+    if (n.compare(0, prefix.size(), prefix) != 0) continue;
+    const long pid = std::strtol(n.c_str() + prefix.size(), nullptr, 10);
+    if (pid > 0 && pid != ::getpid() && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+      ::mq_unlink(("/" + n).c_str());
+    }
+  }
+  ::closedir(d);
+}
+
+struct Queue {
+  mqd_t q = -1;
+  Queue() = default;
+  explicit Queue(mqd_t d) : q(d) {}
+  Queue(Queue&& o) noexcept : q(std::exchange(o.q, -1)) {}
+  Queue& operator=(Queue&& o) noexcept {
+    if (this != &o) {
+      reset();
+      q = std::exchange(o.q, -1);
+    }
+    return *this;
+  }
+  ~Queue() { reset(); }
+  void reset() {
+    if (q != -1) ::mq_close(q);
+    q = -1;
+  }
+  bool valid() const { return q != -1; }
+};
+
+}  // namespace
+
+std::size_t Adapter::UnreadMessages() { return static_cast<std::size_t>(DataAttr().mq_maxmsg); }
+
+// ---- connection ------------------------------------------------------------------------------
+
+struct Connection::State {
+  Queue send_q, recv_q, token_q;
+  std::vector<std::string> names;  // unlinked at Close (a connector never accepted)
+  std::size_t max = kDefaultMaxMessage;
+  std::size_t chunk = 8192;  // the data queues' mq_msgsize
+  std::string label;
+  shm::PeerWatch peer;
+  bool open = true;
+  std::mutex mu;
+  std::optional<Error> sticky;
+  std::atomic<bool> peer_closed{false};
+  mq::Chunker chunker;
+  std::vector<unsigned char> sbuf, rbuf;
+  mq::Reassembler rx;
+
+  explicit State(std::size_t max_message) : max(max_message), rx(max_message) {}
+
+  Status Usable() {
+    if (!open) return MakeError(Errc::Closed, label + ": connection is closed");
+    std::lock_guard<std::mutex> lock(mu);
+    if (sticky) return *sticky;
+    return Ok();
+  }
+  Status Fail(Error e) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!sticky) sticky = e;
+    return e;
+  }
+  // The peer is dead, or took its close token.
+  bool PeerGone() {
+    if (!peer.Alive()) return true;
+    if (peer_closed) return true;
+    mq_attr a{};
+    if (::mq_getattr(token_q.q, &a) == 0 && a.mq_curmsgs == 0) peer_closed = true;
+    return peer_closed;
+  }
+};
+
+Connection::Connection() = default;
+Connection::Connection(std::unique_ptr<State> s) : s_(std::move(s)) {}
+Connection::Connection(Connection&&) noexcept = default;
+Connection& Connection::operator=(Connection&& o) noexcept {
+  if (this != &o) {
+    (void)Close();
+    s_ = std::move(o.s_);
+  }
+  return *this;
+}
+Connection::~Connection() { (void)Close(); }
+std::size_t Connection::max_message_size() const { return s_ ? s_->max : 0; }
+
+Status Connection::Send(ByteView msg, Deadline d) {
+  if (!s_) return MakeError(Errc::Closed, "posix_mq: connection is closed");
+  State& s = *s_;
+  IPCH_RETURN_IF_ERROR(s.Usable());
+  if (msg.size() > s.max) {
+    return MakeError(Errc::MessageTooLarge, s.label + ": " + std::to_string(msg.size()) + " bytes > max_message_size " +
+                                                std::to_string(s.max));
+  }
+  const bool probe = d.expired();
+  const std::size_t room = s.chunk - mq::kChunkHeaderSize;
+  std::size_t off = 0;
+  bool first = true;
+  do {
+    const std::size_t n = s.chunker.Next(msg.size(), off, room, s.sbuf.data());
+    if (n > 0) std::memcpy(s.sbuf.data() + mq::kChunkHeaderSize, msg.data() + off, n);
+    for (;;) {
+      const timespec until = SliceEnd(d);
+      if (::mq_timedsend(s.send_q.q, reinterpret_cast<const char*>(s.sbuf.data()), mq::kChunkHeaderSize + n, 0,
+                         &until) == 0) {
+        s.chunker.Sent();
+        break;
+      }
+      const int err = errno;
+      if (err == EINTR) continue;
+      if (IsGone(err)) return s.Fail(MakeError(Errc::PeerClosed, s.label + ": send: the queue is gone"));
+      if (err != ETIMEDOUT && err != EAGAIN) {
+        Error e = ErrnoError(s.label + ": mq_timedsend", err);
+        if (first) return e;
+        return s.Fail(e);  // part of the message is out: the stream cannot be resynchronised
+      }
+      if (s.PeerGone()) return s.Fail(MakeError(Errc::PeerClosed, s.label + ": send: the peer is gone"));
+      if (d.expired()) {
+        if (first) return MakeError(probe ? Errc::WouldBlock : Errc::Timeout, s.label + ": send: the queue is full");
+        (void)s.Fail(MakeError(Errc::Closed, s.label + ": a send timed out mid-message; connection closed"));
+        return MakeError(Errc::Timeout, s.label + ": send deadline passed mid-message");
+      }
+    }
+    first = false;
+    off += n;
+  } while (off < msg.size());
+  return Ok();
+}
+
+Status Connection::Receive(Bytes& out, Deadline d) {
+  if (!s_) return MakeError(Errc::Closed, "posix_mq: connection is closed");
+  State& s = *s_;
+  IPCH_RETURN_IF_ERROR(s.Usable());
+  const bool probe = d.expired();
+  bool last_look = false;  // the peer is gone: drain once more, then PeerClosed
+  for (;;) {
+    const timespec until = last_look ? timespec{0, 0} : SliceEnd(d);
+    unsigned prio = 0;
+    const ssize_t n = ::mq_timedreceive(s.recv_q.q, reinterpret_cast<char*>(s.rbuf.data()), s.rbuf.size(), &prio, &until);
+    if (n >= 0) {
+      bool done = false, fin = false;
+      Status st = s.rx.Feed(s.rbuf.data(), static_cast<std::size_t>(n), &done, &fin);
+      if (!st.ok()) return s.Fail(MakeError(Errc::Corrupt, s.label + ": " + st.error().context));
+      if (fin) return s.Fail(MakeError(Errc::PeerClosed, s.label + ": the peer closed"));
+      if (done) {
+        out.swap(s.rx.message());
+        return Ok();
+      }
+      continue;
+    }
+    const int err = errno;
+    if (err == EINTR) continue;
+    if (err == EMSGSIZE) {
+      return s.Fail(MakeError(Errc::MessageTooLarge, s.label + ": the queue's messages exceed the buffer of " +
+                                                         std::to_string(s.rbuf.size()) + " bytes (never truncated)"));
+    }
+    if (IsGone(err)) return s.Fail(MakeError(Errc::PeerClosed, s.label + ": the queue is gone"));
+    if (err != ETIMEDOUT && err != EAGAIN) return ErrnoError(s.label + ": mq_timedreceive", err);
+    if (last_look) {
+      return s.Fail(MakeError(Errc::PeerClosed, s.label + (s.rx.mid_message() ? ": the peer died mid-message"
+                                                                             : ": the peer is gone")));
+    }
+    if (s.PeerGone()) {
+      last_look = true;  // what it sent before going is in the queue already
+      continue;
+    }
+    if (d.expired()) return MakeError(probe ? Errc::WouldBlock : Errc::Timeout, s.label + ": no message");
+  }
+}
+
+Status Connection::Close() {
+  if (!s_ || !s_->open) return Ok();
+  State& s = *s_;
+  s.open = false;
+  // FIN after everything we sent (never blocks: if the queue is full, the taken token says it).
+  unsigned char fin[mq::kChunkHeaderSize];
+  s.chunker.Fin(fin);
+  const timespec now{0, 0};
+  (void)RetryEintr([&] { return ::mq_timedsend(s.send_q.q, reinterpret_cast<const char*>(fin), sizeof fin, 0, &now); });
+  // Take one token: the peer sees the token queue empty once it was ours to take. A peer that
+  // closed first took it already, and that is fine too.
+  char tok[1];
+  (void)RetryEintr([&] { return ::mq_timedreceive(s.token_q.q, tok, 1, nullptr, &now); });
+  // Names are the acceptor's to unlink, unless nobody will accept: the listener is gone.
+  if (!s.peer.Alive()) {
+    for (const auto& n : s.names) ::mq_unlink(n.c_str());  // ENOENT once accepted: harmless
+  }
+  s.send_q.reset();
+  s.recv_q.reset();
+  s.token_q.reset();
+  return Ok();
+}
+
+// ---- listener --------------------------------------------------------------------------------
+
+struct Listener::State {
+  std::string name;
+  Queue q;
+  bool record_ours = false;
+  std::size_t max = kDefaultMaxMessage;
+  bool closed = false;
+};
+
+namespace {
+
+struct Request {
+  shm::ProcessIdentity client;
+  std::string base;
+};
+
+Result<Request> ParseRequest(const std::string& listen_name, const unsigned char* p, std::size_t n) {
+  if (n != kRequestSize || GetU32(p) != kRequestMagic) return MakeError(Errc::Corrupt, "malformed connection request");
+  Request r;
+  r.client.pid = GetU32(p + 4);
+  r.client.start_time = uint64_t{GetU32(p + 8)} | uint64_t{GetU32(p + 12)} << 32;
+  const char* name = reinterpret_cast<const char*>(p + 16);
+  const std::size_t len = strnlen(name, kNameRoom);
+  if (len == kNameRoom) return MakeError(Errc::Corrupt, "request name not terminated");
+  r.base.assign(name, len);
+  if (!ValidBase(listen_name, r.base)) return MakeError(Errc::Corrupt, "request names no connection of this listener");
+  return r;
+}
+
+// Opens the three queues a request names, checks they are ours, and builds the server end.
+// `refuse` closes it at once (the connector sees PeerClosed). Names are unlinked either way.
+Result<Connection> TakeRequest(const Request& r, std::size_t max, const std::string& label) {
+  const std::string names[3] = {r.base + ".up", r.base + ".dn", r.base + ".tk"};
+  Queue qs[3];
+  Status st;
+  for (int i = 0; i < 3 && st.ok(); ++i) {
+    qs[i] = Queue(::mq_open(names[i].c_str(), O_RDWR | O_CLOEXEC));
+    if (!qs[i].valid()) {
+      st = errno == ENOENT ? MakeError(Errc::PeerClosed, label + ": the connector is gone")
+                           : ErrnoError(label + ": mq_open " + names[i]);
+    } else {
+      st = CheckOwned(qs[i].q, label + ": " + names[i]);
+    }
+  }
+  if (st.ok() || !st.Is(Errc::PermissionDenied)) {
+    for (const auto& n : names) ::mq_unlink(n.c_str());  // both ends have them, or nobody will
+  }
+  if (!st.ok()) return std::move(st).error();
+  mq_attr a{};
+  if (::mq_getattr(qs[0].q, &a) != 0 || a.mq_msgsize < static_cast<long>(mq::kChunkHeaderSize + 1)) {
+    return MakeError(Errc::Corrupt, label + ": the connection queues are not ours");
+  }
+  auto watch = shm::PeerWatch::Watch(r.client);
+  if (!watch.ok()) return Error{watch.error().code, label + ": watching the peer: " + watch.error().context};
+  auto s = std::make_unique<Connection::State>(max);
+  s->send_q = std::move(qs[1]);
+  s->recv_q = std::move(qs[0]);
+  s->token_q = std::move(qs[2]);
+  s->chunk = static_cast<std::size_t>(a.mq_msgsize);
+  s->sbuf.resize(s->chunk);
+  s->rbuf.resize(s->chunk);
+  s->peer = std::move(*watch);
+  s->label = label;
+  return Connection(std::move(s));
+}
+
+}  // namespace
+
+Listener::Listener() = default;
+Listener::Listener(std::unique_ptr<State> s) : s_(std::move(s)) {}
+Listener::Listener(Listener&&) noexcept = default;
+Listener& Listener::operator=(Listener&& o) noexcept {
+  if (this != &o) {
+    (void)Close();
+    s_ = std::move(o.s_);
+  }
+  return *this;
+}
+Listener::~Listener() { (void)Close(); }
+
+const std::string& Listener::address() const {
+  static const std::string kNone;
+  return s_ ? s_->name : kNone;
+}
+
+std::vector<std::filesystem::path> Listener::resource_paths() const {
+  if (!s_) return {};
+  std::vector<std::filesystem::path> out{"/dev/shm" + s_->name + ".owner"};
+  struct stat st {};
+  if (::stat("/dev/mqueue", &st) == 0) out.emplace_back("/dev/mqueue" + s_->name);
+  return out;
+}
+
+Result<Connection> Listener::Accept(Deadline d) {
+  if (!s_ || s_->closed) return MakeError(Errc::Closed, "posix_mq accept: listener is closed");
+  State& s = *s_;
+  const std::string label = "posix_mq " + s.name;
+  const bool probe = d.expired();
+  unsigned char buf[kRequestSize];
+  for (;;) {
+    const timespec until = d.expired() ? timespec{0, 0} : RealtimeAfter(d.remaining());
+    const ssize_t n = ::mq_timedreceive(s.q.q, reinterpret_cast<char*>(buf), sizeof buf, nullptr, &until);
+    if (n < 0) {
+      const int err = errno;
+      if (err == EINTR || err == EAGAIN) continue;
+      if (err == ETIMEDOUT) {
+        if (!d.expired()) continue;  // CLOCK_REALTIME stepped: wait out the steady deadline
+        return MakeError(probe ? Errc::WouldBlock : Errc::Timeout, label + ": no connection to accept");
+      }
+      return ErrnoError(label + ": mq_timedreceive", err);
+    }
+    auto r = ParseRequest(s.name, buf, static_cast<std::size_t>(n));
+    if (!r.ok()) continue;  // not a request of ours: dropped
+    auto c = TakeRequest(*r, s.max, label + " (server)");
+    if (c.ok()) return c;
+    if (c.Is(Errc::PeerClosed) || c.Is(Errc::PermissionDenied) || c.Is(Errc::Corrupt)) continue;
+    return std::move(c).error();  // we could not take it (out of memory, descriptors): say so
+  }
+}
+
+Status Listener::Close() {
+  if (!s_ || s_->closed) return Ok();
+  State& s = *s_;
+  s.closed = true;
+  if (s.q.valid()) {
+    // Requests never accepted: refused as a server end closing (the connector sees PeerClosed).
+    unsigned char buf[kRequestSize];
+    const timespec now{0, 0};
+    for (;;) {
+      const ssize_t n = ::mq_timedreceive(s.q.q, reinterpret_cast<char*>(buf), sizeof buf, nullptr, &now);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        break;
+      }
+      auto r = ParseRequest(s.name, buf, static_cast<std::size_t>(n));
+      if (!r.ok()) continue;
+      auto c = TakeRequest(*r, s.max, "refused");
+      if (c.ok()) (void)c->Close();
+    }
+    s.q.reset();
+    ::mq_unlink(s.name.c_str());
+  }
+  if (s.record_ours) ::shm_unlink((s.name + ".owner").c_str());
+  SetOpenHere(s.name, false);
+  return Ok();
+}
+
+Result<Listener> Listen(const std::string& name, std::size_t max_message_size) {
+  const std::string label = "posix_mq listen " + name;
+  if (name.size() < 2 || name[0] != '/' || name.find('/', 1) != std::string::npos || name.size() + 40 > NAME_MAX) {
+    return MakeError(Errc::InvalidArgument, label + ": expected \"/name\" of at most " + std::to_string(NAME_MAX - 40) +
+                                                " bytes, without further slashes");
+  }
+  const std::string rec = name + ".owner";
+  auto st = std::make_unique<Listener::State>();
+  Listener::State& s = *st;
+  s.name = name;
+  s.max = max_message_size;
+  Listener l(std::move(st));  // from here on, its destructor undoes what we did
+  UniqueFd fd;
+  for (int attempt = 0;; ++attempt) {
+    fd = UniqueFd(::shm_open(rec.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (fd) break;
+    if (errno != EEXIST || attempt >= 2) return ErrnoError(label + ": shm_open " + rec);
+    // Taken: by a live listener, or left by a dead one (or abandoned by this process).
+    auto r = ReadRecord(name, label);
+    if (!r.ok()) {
+      if (r.error().code == std::error_code(ENOENT, std::system_category())) continue;  // gone meanwhile
+      return std::move(r).error();
+    }
+    if (!r->initialised) {
+      if (::time(nullptr) - r->ctime < 2) {
+        return MakeError(Errc::AlreadyExists, label + ": another listener is starting on this name");
+      }
+    } else {
+      auto w = shm::PeerWatch::Watch(r->owner);
+      if (!w.ok()) return Error{w.error().code, label + ": " + w.error().context};
+      const bool abandoned_here = r->owner.pid == static_cast<uint32_t>(::getpid()) && !OpenHere(name);
+      if (w->Alive() && !abandoned_here) {
+        return MakeError(Errc::AlreadyExists, label + ": a live listener owns this name");
+      }
+    }
+    ::mq_unlink(name.c_str());  // its listen queue, and the queues of its dead connectors
+    SweepConnections(name);
+    ::shm_unlink(rec.c_str());
+  }
+  s.record_ours = true;
+  SetOpenHere(name, true);
+  unsigned char b[kRecordSize] = {};
+  const auto self = shm::Self();
+  PutU32(b, kRecordMagic);
+  PutU32(b + 4, 1);
+  PutU32(b + 8, self.pid);
+  PutU32(b + 16, static_cast<uint32_t>(self.start_time));
+  PutU32(b + 20, static_cast<uint32_t>(self.start_time >> 32));
+  if (RetryEintr([&] { return ::pwrite(fd.get(), b, sizeof b, 0); }) != static_cast<ssize_t>(sizeof b)) {
+    return ErrnoError(label + ": write " + rec);
+  }
+  mq_attr attr{};
+  attr.mq_maxmsg = std::min(10L, ProcLimit("/proc/sys/fs/mqueue/msg_max", 10));
+  attr.mq_msgsize = kRequestSize;
+  for (int attempt = 0;; ++attempt) {
+    s.q = Queue(::mq_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600, &attr));
+    if (s.q.valid()) break;
+    if (errno != EEXIST || attempt >= 1) return CreateError(label + ": mq_open", &attr, errno);
+    ::mq_unlink(name.c_str());  // a queue without its record: a dead listener's, the name is ours now
+  }
+  return l;
+}
+
+Result<Connection> Connect(const std::string& name, Deadline d, std::size_t max_message_size) {
+  const std::string label = "posix_mq " + name + " (client)";
+  if (name.size() < 2 || name[0] != '/' || name.find('/', 1) != std::string::npos || name.size() + 40 > NAME_MAX) {
+    return MakeError(Errc::InvalidArgument, label + ": expected \"/name\" without further slashes");
+  }
+  auto r = ReadRecord(name, label);
+  if (!r.ok()) {
+    if (r.error().code == std::error_code(ENOENT, std::system_category())) {
+      return MakeError(Errc::PeerClosed, label + ": no listener");
+    }
+    return std::move(r).error();
+  }
+  if (!r->initialised) return MakeError(Errc::PeerClosed, label + ": the listener is not ready (or died starting)");
+  auto watch = shm::PeerWatch::Watch(r->owner);
+  if (!watch.ok()) return Error{watch.error().code, label + ": watching the listener: " + watch.error().context};
+  if (!watch->Alive()) return MakeError(Errc::PeerClosed, label + ": the listener is gone");
+  Queue lq(::mq_open(name.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!lq.valid()) {
+    if (errno == ENOENT) return MakeError(Errc::PeerClosed, label + ": no listener");
+    return ErrnoError(label + ": mq_open " + name);
+  }
+  IPCH_RETURN_IF_ERROR(CheckOwned(lq.q, label + ": the listen queue"));
+
+  static std::atomic<uint32_t> counter{0};
+  const std::string base =
+      name + "." + std::to_string(::getpid()) + "." + std::to_string(counter.fetch_add(1)) + "." + Hex(RandomWord(), 8);
+  auto cs = std::make_unique<Connection::State>(max_message_size);
+  cs->names = {base + ".up", base + ".dn", base + ".tk"};
+  cs->label = label;
+  cs->peer = std::move(*watch);
+  // On any failure below, the names made so far go (the queues close with `cs`).
+  auto fail = [&](Error e) -> Result<Connection> {
+    for (const auto& n : cs->names) ::mq_unlink(n.c_str());
+    return e;
+  };
+  mq_attr data = DataAttr(), token{};
+  token.mq_maxmsg = 1;
+  token.mq_msgsize = 1;
+  Queue* slots[3] = {&cs->send_q, &cs->recv_q, &cs->token_q};
+  for (int i = 0; i < 3; ++i) {
+    mq_attr* a = i < 2 ? &data : &token;
+    *slots[i] = Queue(::mq_open(cs->names[i].c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600, a));
+    if (!slots[i]->valid()) return fail(CreateError(label + ": mq_open " + cs->names[i], a, errno));
+  }
+  cs->chunk = static_cast<std::size_t>(data.mq_msgsize);
+  cs->sbuf.resize(cs->chunk);
+  cs->rbuf.resize(cs->chunk);
+  const timespec now{0, 0};
+  for (int tries = 0; ::mq_timedsend(cs->token_q.q, "", 0, 0, &now) != 0;) {
+    // A new, empty one-message queue has room: anything but an interruption is an error, and a
+    // "full" answer is retried a while (only an injected fault can give it).
+    if (errno != EINTR && !((errno == ETIMEDOUT || errno == EAGAIN) && ++tries < kSureTries)) {
+      return fail(ErrnoError(label + ": the close token"));
+    }
+  }
+  unsigned char req[kRequestSize] = {};
+  const auto self = shm::Self();
+  PutU32(req, kRequestMagic);
+  PutU32(req + 4, self.pid);
+  PutU32(req + 8, static_cast<uint32_t>(self.start_time));
+  PutU32(req + 12, static_cast<uint32_t>(self.start_time >> 32));
+  std::memcpy(req + 16, base.data(), base.size());
+  const bool probe = d.expired();
+  for (;;) {
+    const timespec until = SliceEnd(d);
+    if (::mq_timedsend(lq.q, reinterpret_cast<const char*>(req), sizeof req, 0, &until) == 0) break;
+    const int err = errno;
+    if (err == EINTR) continue;
+    if (err != ETIMEDOUT && err != EAGAIN) return fail(ErrnoError(label + ": mq_timedsend request", err));
+    if (!cs->peer.Alive()) return fail(MakeError(Errc::PeerClosed, label + ": the listener is gone"));
+    if (d.expired()) {
+      return fail(MakeError(probe ? Errc::WouldBlock : Errc::Timeout, label + ": the listen queue stayed full"));
+    }
+  }
+  return Connection(std::move(cs));
+}
+
+}  // namespace ipch::posix_mq

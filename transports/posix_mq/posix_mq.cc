@@ -209,8 +209,11 @@ struct Queue {
     return *this;
   }
   ~Queue() { reset(); }
+  // mq_close is close(2) on Linux (a queue descriptor is a file descriptor). Calling close
+  // directly lets ThreadSanitizer see the descriptor released: it does not intercept mq_close,
+  // and a number reused by another thread's shm_open or mq_open was reported as a race.
   void reset() {
-    if (q != -1) ::mq_close(q);
+    if (q != -1) ::close(q);
     q = -1;
   }
   bool valid() const { return q != -1; }

@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "../stream/socket_util.h"
+#include "../stream/wire.h"
 
 namespace ipch::fifo {
 namespace {
@@ -36,12 +37,10 @@ constexpr int kMaxResourceRetries = 200;
 constexpr int kOpenFlags = O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW;
 constexpr int kPipeSize = 1 << 20;  // the default /proc/sys/fs/pipe-max-size
 
-void PutU32(unsigned char* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<unsigned char>(v >> (8 * i));
-}
-uint32_t GetU32(const unsigned char* p) {
-  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
-}
+using wire::GetU32;
+using wire::Hex;
+using wire::PutU32;
+using wire::RandomWord;
 
 bool ValidName(const std::string& n) {
   if (n.size() < 3 || n.size() > kMaxNameLength || n.compare(0, 2, "c-") != 0) return false;
@@ -59,21 +58,6 @@ bool IsResourceError(int err) {
 bool IsOurFifo(int fd) {
   struct stat st {};
   return ::fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) && st.st_uid == ::geteuid() && (st.st_mode & 077) == 0;
-}
-
-uint64_t RandomWord() {
-  uint64_t r = 0;
-  if (::getrandom(&r, sizeof r, GRND_NONBLOCK) != sizeof r) {
-    r = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) * 0x9e3779b97f4a7c15ull;
-  }
-  return r;
-}
-
-std::string Hex(uint64_t v, int digits) {
-  static const char* k = "0123456789abcdef";
-  std::string s(static_cast<std::size_t>(digits), '0');
-  for (int i = digits - 1; i >= 0; --i, v >>= 4) s[static_cast<std::size_t>(i)] = k[v & 15];
-  return s;
 }
 
 // Removes what connectors and dead listeners left in `dir`: connection FIFOs (ours, by name)

@@ -1,4 +1,5 @@
 #include "chunk.h"
+#include "../stream/wire.h"
 
 #include <algorithm>
 #include <cstring>
@@ -8,12 +9,8 @@ namespace {
 
 constexpr uint16_t kMagic = 0x514d;  // "MQ" read as little-endian
 
-void PutU32(unsigned char* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<unsigned char>(v >> (8 * i));
-}
-uint32_t GetU32(const unsigned char* p) {
-  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
-}
+using wire::GetU32;
+using wire::PutU32;
 
 }  // namespace
 

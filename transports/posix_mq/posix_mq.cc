@@ -19,6 +19,7 @@
 #include <set>
 
 #include "../mq/chunk.h"
+#include "../stream/wire.h"
 #include "../shm_ring/liveness.h"
 
 namespace ipch::posix_mq {
@@ -33,12 +34,10 @@ constexpr std::size_t kNameRoom = kRequestSize - 16;
 constexpr auto kSlice = std::chrono::milliseconds(50);
 constexpr int kSureTries = 1000;
 
-void PutU32(unsigned char* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<unsigned char>(v >> (8 * i));
-}
-uint32_t GetU32(const unsigned char* p) {
-  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
-}
+using wire::GetU32;
+using wire::Hex;
+using wire::PutU32;
+using wire::RandomWord;
 
 long ProcLimit(const char* path, long fallback) {
   std::ifstream in(path);
@@ -87,21 +86,6 @@ timespec RealtimeAfter(Clock::duration d) {
 timespec SliceEnd(Deadline d) {
   if (d.expired()) return timespec{0, 0};
   return RealtimeAfter(std::min<Clock::duration>(d.remaining(), kSlice));
-}
-
-std::string Hex(uint64_t v, int digits) {
-  static const char* k = "0123456789abcdef";
-  std::string s(static_cast<std::size_t>(digits), '0');
-  for (int i = digits - 1; i >= 0; --i, v >>= 4) s[static_cast<std::size_t>(i)] = k[v & 15];
-  return s;
-}
-
-uint64_t RandomWord() {
-  uint64_t r = 0;
-  if (::getrandom(&r, sizeof r, GRND_NONBLOCK) != sizeof r) {
-    r = static_cast<uint64_t>(Clock::now().time_since_epoch().count()) * 0x9e3779b97f4a7c15ull;
-  }
-  return r;
 }
 
 bool ValidBase(const std::string& listen_name, const std::string& base) {

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "crc32c.h"
+#include "wire.h"
 #include "socket_util.h"
 
 namespace ipch {
@@ -24,13 +25,8 @@ constexpr std::size_t kSpeculativeRead = 16 * 1024;
 
 bool IsPeerGone(int err) { return err == EPIPE || err == ECONNRESET || err == ENOTCONN; }
 
-
-void PutU32(unsigned char* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<unsigned char>(v >> (8 * i));
-}
-uint32_t GetU32(const unsigned char* p) {
-  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
-}
+using wire::GetU32;
+using wire::PutU32;
 
 }  // namespace
 

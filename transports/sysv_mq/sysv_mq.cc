@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "../mq/chunk.h"
+#include "../stream/wire.h"
 #include "../shm_ring/liveness.h"
 
 namespace ipch::sysv_mq {
@@ -42,12 +43,8 @@ constexpr auto kTokenCheckEvery = std::chrono::milliseconds(10);
 // request/response exchange, so the reply of a busy peer is taken without a sleep's latency.
 constexpr auto kYieldFor = std::chrono::microseconds(200);
 
-void PutU32(unsigned char* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<unsigned char>(v >> (8 * i));
-}
-uint32_t GetU32(const unsigned char* p) {
-  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
-}
+using wire::GetU32;
+using wire::PutU32;
 
 // kernel.msgmax: the largest queue message, so the largest chunk.
 std::size_t ChunkLimit() {

@@ -217,6 +217,8 @@ Result<std::string> ParseRequest(const unsigned char (&record)[kRequestSize]) {
 }
 
 struct Listener::State {
+  Status Close();  // idempotent; the endpoint's ClosingPtr calls it
+
   std::string dir;
   std::size_t max = kDefaultMaxMessage;
   bool remove_dir = false;  // we made the directory, or reclaimed it from a dead listener
@@ -326,14 +328,9 @@ bool Listener::State::Take(const std::string& name) {
 Listener::Listener() = default;
 Listener::Listener(std::unique_ptr<State> s) : s_(std::move(s)) {}
 Listener::Listener(Listener&& o) noexcept = default;
-Listener& Listener::operator=(Listener&& o) noexcept {
-  if (this != &o) {
-    (void)Close();
-    s_ = std::move(o.s_);
-  }
-  return *this;
-}
-Listener::~Listener() { (void)Close(); }
+Listener& Listener::operator=(Listener&&) noexcept = default;
+Listener::~Listener() = default;
+Status Listener::Close() { return s_ ? s_->Close() : Ok(); }
 
 const std::string& Listener::address() const {
   static const std::string kNone;
@@ -347,9 +344,8 @@ std::vector<std::filesystem::path> Listener::resource_paths() const {
 
 uint64_t Listener::rejected_requests() const { return s_ ? s_->rejected.load() : 0; }
 
-Status Listener::Close() {
-  if (!s_) return Ok();
-  State& s = *s_;
+Status Listener::State::Close() {
+  State& s = *this;
   {
     std::lock_guard<std::mutex> lock(s.mu);
     if (s.closed) return Ok();

@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "../stream/stream_connection.h"
+#include "ipch/closing_ptr.h"
 #include "ipch/transport.h"
 
 namespace ipch::fifo {
@@ -68,7 +69,7 @@ class Listener {
   uint64_t rejected_requests() const;
 
  private:
-  std::unique_ptr<State> s_;
+  ClosingPtr<State> s_;
 };
 
 Result<Listener> Listen(const std::string& dir, std::size_t max_message_size = kDefaultMaxMessage);

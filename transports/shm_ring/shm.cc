@@ -196,6 +196,8 @@ Status CheckConnHeader(const ConnHeader* h, uint32_t capacity, std::size_t size,
 
 // ---------------------------------------------------------------------------------------------
 struct Connection::State {
+  Status Close();  // idempotent; the endpoint's ClosingPtr calls it
+
   MappedRegion seg;
   ConnHeader* hdr = nullptr;
   int me = 0;  // 0 connector, 1 acceptor
@@ -309,14 +311,9 @@ struct Connection::State {
 Connection::Connection() = default;
 Connection::Connection(std::unique_ptr<State> s) : s_(std::move(s)) {}
 Connection::Connection(Connection&&) noexcept = default;
-Connection& Connection::operator=(Connection&& o) noexcept {
-  if (this != &o) {
-    (void)Close();
-    s_ = std::move(o.s_);
-  }
-  return *this;
-}
-Connection::~Connection() { (void)Close(); }
+Connection& Connection::operator=(Connection&&) noexcept = default;
+Connection::~Connection() = default;
+Status Connection::Close() { return s_ ? s_->Close() : Ok(); }
 
 std::size_t Connection::max_message_size() const { return s_ ? MaxMessage(s_->capacity) : 0; }
 std::span<std::byte> Connection::shared_bytes() const { return s_ ? s_->seg.bytes() : std::span<std::byte>(); }
@@ -376,9 +373,9 @@ Status Connection::Receive(Bytes& out, Deadline d) {
                  [&] { return s.PeerState(true); });
 }
 
-Status Connection::Close() {
-  if (!s_ || s_->closed.exchange(true)) return Ok();
-  State& s = *s_;
+Status Connection::State::Close() {
+  if (closed.exchange(true)) return Ok();
+  State& s = *this;
   s.mine().closed.store(1, std::memory_order_release);
   // Wake the peer wherever it sleeps: for data on our outgoing ring, for space on our incoming one.
   s.tx->data_seq.fetch_add(1, std::memory_order_seq_cst);
@@ -402,19 +399,16 @@ struct Listener::State {
   Options opts;
   bool closed = false;
   Spinner spin;
+
+  Status Close();  // idempotent; the endpoint's ClosingPtr calls it
 };
 
 Listener::Listener() = default;
 Listener::Listener(std::unique_ptr<State> s) : s_(std::move(s)) {}
 Listener::Listener(Listener&&) noexcept = default;
-Listener& Listener::operator=(Listener&& o) noexcept {
-  if (this != &o) {
-    (void)Close();
-    s_ = std::move(o.s_);
-  }
-  return *this;
-}
-Listener::~Listener() { (void)Close(); }
+Listener& Listener::operator=(Listener&&) noexcept = default;
+Listener::~Listener() = default;
+Status Listener::Close() { return s_ ? s_->Close() : Ok(); }
 
 const std::string& Listener::address() const {
   static const std::string empty;
@@ -434,9 +428,9 @@ std::vector<ResourceOwner> Listener::resource_owners() const {
   return {ResourceOwner{std::string(BackingName(n.backing)) + " " + n.ToString(), info.uid, info.mode}};
 }
 
-Status Listener::Close() {
-  if (!s_ || s_->closed) return Ok();
-  State& s = *s_;
+Status Listener::State::Close() {
+  if (closed) return Ok();
+  State& s = *this;
   s.closed = true;
   RendezvousHeader* rh = s.rh;
   rh->closed.store(1, std::memory_order_seq_cst);

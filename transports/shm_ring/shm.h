@@ -36,6 +36,7 @@
 #include <string>
 #include <vector>
 
+#include "ipch/closing_ptr.h"
 #include "ipch/transport.h"
 #include "segment.h"
 
@@ -63,7 +64,7 @@ class Connection {
   std::span<std::byte> shared_bytes() const;
 
  private:
-  std::unique_ptr<State> s_;
+  ClosingPtr<State> s_;
 };
 
 class Listener {
@@ -83,7 +84,7 @@ class Listener {
   Status Close();
 
  private:
-  std::unique_ptr<State> s_;
+  ClosingPtr<State> s_;
 };
 
 Result<Listener> Listen(Backing b, const std::string& address, Options o = {});

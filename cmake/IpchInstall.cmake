@@ -4,7 +4,7 @@ include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
 set(ipch_export_targets ipch_core ipch_fault ipch_toxics ipch_testing ipch_testing_main ipch_conformance
-    ipch_stream ipch_inmem ipch_tcp ipch_unix ipch_fifo ipch_shm ipch_sysv_mq ipch_posix_mq)
+    ipch_stream ipch_inmem ipch_tcp ipch_unix ipch_fifo ipch_shm ipch_mq ipch_sysv_mq ipch_posix_mq)
 foreach(t IN LISTS ipch_export_targets)
   string(REGEX REPLACE "^ipch_" "" short "${t}")
   set_target_properties(${t} PROPERTIES EXPORT_NAME ${short})

@@ -14,11 +14,8 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <mutex>
-#include <optional>
-#include <set>
 
-#include "../mq/chunk.h"
+#include "../mq/connection.h"
 #include "../stream/wire.h"
 #include "../shm_ring/liveness.h"
 
@@ -31,7 +28,6 @@ constexpr uint32_t kRequestMagic = 0x51504d51;  // "QMPQ"
 // A request: u32 magic | u32 pid | u64 start time | the connection's base name, NUL-padded.
 constexpr std::size_t kRequestSize = 256;
 constexpr std::size_t kNameRoom = kRequestSize - 16;
-constexpr auto kSlice = std::chrono::milliseconds(50);
 constexpr int kSureTries = 1000;
 
 using wire::GetU32;
@@ -85,7 +81,7 @@ timespec RealtimeAfter(Clock::duration d) {
 // expired deadline: a non-blocking try).
 timespec SliceEnd(Deadline d) {
   if (d.expired()) return timespec{0, 0};
-  return RealtimeAfter(std::min<Clock::duration>(d.remaining(), kSlice));
+  return RealtimeAfter(std::min<Clock::duration>(d.remaining(), mq::kSlice));
 }
 
 bool ValidBase(const std::string& listen_name, const std::string& base) {
@@ -116,20 +112,7 @@ Status CheckOwned(int fd, const std::string& what) {
 }
 
 // Listen names this process has open (a record of ours whose name is not here was abandoned).
-std::mutex g_open_mu;
-std::set<std::string> g_open_names;
-void SetOpenHere(const std::string& n, bool open) {
-  std::lock_guard<std::mutex> lock(g_open_mu);
-  if (open) {
-    g_open_names.insert(n);
-  } else {
-    g_open_names.erase(n);
-  }
-}
-bool OpenHere(const std::string& n) {
-  std::lock_guard<std::mutex> lock(g_open_mu);
-  return g_open_names.count(n) != 0;
-}
+mq::OpenListeners<std::string> g_open_here;
 
 struct Record {
   bool initialised = false;
@@ -180,192 +163,95 @@ void SweepConnections(const std::string& name) {
   ::closedir(d);
 }
 
-struct Queue {
-  mqd_t q = -1;
-  Queue() = default;
-  explicit Queue(mqd_t d) : q(d) {}
-  Queue(Queue&& o) noexcept : q(std::exchange(o.q, -1)) {}
-  Queue& operator=(Queue&& o) noexcept {
-    if (this != &o) {
-      reset();
-      q = std::exchange(o.q, -1);
-    }
-    return *this;
-  }
-  ~Queue() { reset(); }
-  // mq_close is close(2) on Linux (a queue descriptor is a file descriptor). Calling close
-  // directly lets ThreadSanitizer see the descriptor released: it does not intercept mq_close,
-  // and a number reused by another thread's shm_open or mq_open was reported as a race.
-  void reset() {
-    if (q != -1) ::close(q);
-    q = -1;
-  }
-  bool valid() const { return q != -1; }
-};
+// A queue descriptor is a file descriptor on Linux, and mq_close is close(2): one UniqueFd owns
+// it. Closing with close(2) also lets ThreadSanitizer see the descriptor released: it does not
+// intercept mq_close, and a number reused by another thread's shm_open or mq_open was reported
+// as a race.
+using Queue = UniqueFd;
 
 }  // namespace
 
 std::size_t Adapter::UnreadMessages() { return static_cast<std::size_t>(DataAttr().mq_maxmsg); }
 
-// ---- connection ------------------------------------------------------------------------------
+// ---- connection: the queues of one connection, behind the shared core (mq/connection.h) ----
 
-struct Connection::State {
+namespace {
+
+// Two data queues and a one-message token queue. The timed calls block natively, so even a
+// first attempt waits (for a slice at most): there is nothing to save by trying without it.
+class PosixQueues final : public mq::Queues {
+ public:
+  explicit PosixQueues(std::size_t chunk) : sbuf_(chunk), rbuf_(chunk) {}
+
   Queue send_q, recv_q, token_q;
-  std::vector<std::string> names;  // unlinked at Close (a connector never accepted)
-  std::size_t max = kDefaultMaxMessage;
-  std::size_t chunk = 8192;  // the data queues' mq_msgsize
-  std::string label;
-  shm::PeerWatch peer;
-  bool open = true;
-  std::mutex mu;
-  std::optional<Error> sticky;
-  std::atomic<bool> peer_closed{false};
-  mq::Chunker chunker;
-  std::vector<unsigned char> sbuf, rbuf;
-  mq::Reassembler rx;
+  std::vector<std::string> names;  // a connector's, unlinked at Close if nobody will accept
 
-  explicit State(std::size_t max_message) : max(max_message), rx(max_message) {}
+  std::size_t chunk_size() const override { return sbuf_.size(); }
+  unsigned char* send_buffer() override { return sbuf_.data(); }
+  unsigned char* receive_buffer() override { return rbuf_.data(); }
+  int incoming() const override { return recv_q.get(); }
 
-  Status Usable() {
-    if (!open) return MakeError(Errc::Closed, label + ": connection is closed");
-    std::lock_guard<std::mutex> lock(mu);
-    if (sticky) return *sticky;
-    return Ok();
+  mq::QueueCall Put(std::size_t n, Deadline d, mq::Attempt a) override {
+    for (;;) {
+      const timespec until = Until(d, a);
+      if (::mq_timedsend(send_q.get(), reinterpret_cast<const char*>(sbuf_.data()), n, 0, &until) == 0) {
+        return {mq::QueueCall::kMoved};
+      }
+      if (errno != EINTR) return Failed(errno, "mq_timedsend", until);
+    }
   }
-  Status Fail(Error e) {
-    std::lock_guard<std::mutex> lock(mu);
-    if (!sticky) sticky = e;
-    return e;
+  mq::QueueCall Take(Deadline d, mq::Attempt a) override {
+    for (;;) {
+      const timespec until = Until(d, a);
+      const ssize_t n =
+          ::mq_timedreceive(recv_q.get(), reinterpret_cast<char*>(rbuf_.data()), rbuf_.size(), nullptr, &until);
+      if (n >= 0) return {mq::QueueCall::kMoved, static_cast<std::size_t>(n)};
+      if (errno == EMSGSIZE) return {mq::QueueCall::kTooBig};
+      if (errno != EINTR) return Failed(errno, "mq_timedreceive", until);
+    }
   }
-  // The peer is dead, or took its close token.
-  bool PeerGone() {
-    if (!peer.Alive()) return true;
-    if (peer_closed) return true;
+  bool PeerTookToken() override {
     mq_attr a{};
-    if (::mq_getattr(token_q.q, &a) == 0 && a.mq_curmsgs == 0) peer_closed = true;
-    return peer_closed;
+    return ::mq_getattr(token_q.get(), &a) == 0 && a.mq_curmsgs == 0;
   }
+  void Close(const unsigned char* fin, std::size_t n, const shm::PeerWatch& peer) override {
+    // FIN after everything we sent (never blocks: if the queue is full, the taken token says it).
+    const timespec now{0, 0};
+    (void)RetryEintr([&] { return ::mq_timedsend(send_q.get(), reinterpret_cast<const char*>(fin), n, 0, &now); });
+    // Take one token: the peer sees the token queue empty once it was ours to take. A peer that
+    // closed first took it already, and that is fine too.
+    char tok[1];
+    (void)RetryEintr([&] { return ::mq_timedreceive(token_q.get(), tok, 1, nullptr, &now); });
+    // Names are the acceptor's to unlink, unless nobody will accept: the listener is gone.
+    if (!peer.Alive()) {
+      for (const auto& name : names) ::mq_unlink(name.c_str());  // ENOENT once accepted: harmless
+    }
+    send_q.reset();
+    recv_q.reset();
+    token_q.reset();
+  }
+
+ private:
+  // The end of this call's wait: a slice or the deadline, whichever is first (now for a try or
+  // an expired deadline: a non-blocking call).
+  static timespec Until(Deadline d, mq::Attempt a) { return a == mq::Attempt::kTry ? timespec{0, 0} : SliceEnd(d); }
+  static mq::QueueCall Failed(int err, const char* call, const timespec& until) {
+    if (IsGone(err)) return {mq::QueueCall::kGone};
+    if (err == ETIMEDOUT || err == EAGAIN) {
+      mq::QueueCall r{mq::QueueCall::kNotYet};
+      r.waited = until.tv_sec != 0 || until.tv_nsec != 0;
+      return r;
+    }
+    mq::QueueCall r{mq::QueueCall::kFailed};
+    r.err = err;
+    r.call = call;
+    return r;
+  }
+
+  std::vector<unsigned char> sbuf_, rbuf_;
 };
 
-Connection::Connection() = default;
-Connection::Connection(std::unique_ptr<State> s) : s_(std::move(s)) {}
-Connection::Connection(Connection&&) noexcept = default;
-Connection& Connection::operator=(Connection&& o) noexcept {
-  if (this != &o) {
-    (void)Close();
-    s_ = std::move(o.s_);
-  }
-  return *this;
-}
-Connection::~Connection() { (void)Close(); }
-std::size_t Connection::max_message_size() const { return s_ ? s_->max : 0; }
-
-Status Connection::Send(ByteView msg, Deadline d) {
-  if (!s_) return MakeError(Errc::Closed, "posix_mq: connection is closed");
-  State& s = *s_;
-  IPCH_RETURN_IF_ERROR(s.Usable());
-  if (msg.size() > s.max) {
-    return MakeError(Errc::MessageTooLarge, s.label + ": " + std::to_string(msg.size()) + " bytes > max_message_size " +
-                                                std::to_string(s.max));
-  }
-  const bool probe = d.expired();
-  const std::size_t room = s.chunk - mq::kChunkHeaderSize;
-  std::size_t off = 0;
-  bool first = true;
-  do {
-    const std::size_t n = s.chunker.Next(msg.size(), off, room, s.sbuf.data());
-    if (n > 0) std::memcpy(s.sbuf.data() + mq::kChunkHeaderSize, msg.data() + off, n);
-    for (;;) {
-      const timespec until = SliceEnd(d);
-      if (::mq_timedsend(s.send_q.q, reinterpret_cast<const char*>(s.sbuf.data()), mq::kChunkHeaderSize + n, 0,
-                         &until) == 0) {
-        s.chunker.Sent();
-        break;
-      }
-      const int err = errno;
-      if (err == EINTR) continue;
-      if (IsGone(err)) return s.Fail(MakeError(Errc::PeerClosed, s.label + ": send: the queue is gone"));
-      if (err != ETIMEDOUT && err != EAGAIN) {
-        Error e = ErrnoError(s.label + ": mq_timedsend", err);
-        if (first) return e;
-        return s.Fail(e);  // part of the message is out: the stream cannot be resynchronised
-      }
-      if (s.PeerGone()) return s.Fail(MakeError(Errc::PeerClosed, s.label + ": send: the peer is gone"));
-      if (d.expired()) {
-        if (first) return MakeError(probe ? Errc::WouldBlock : Errc::Timeout, s.label + ": send: the queue is full");
-        (void)s.Fail(MakeError(Errc::Closed, s.label + ": a send timed out mid-message; connection closed"));
-        return MakeError(Errc::Timeout, s.label + ": send deadline passed mid-message");
-      }
-    }
-    first = false;
-    off += n;
-  } while (off < msg.size());
-  return Ok();
-}
-
-Status Connection::Receive(Bytes& out, Deadline d) {
-  if (!s_) return MakeError(Errc::Closed, "posix_mq: connection is closed");
-  State& s = *s_;
-  IPCH_RETURN_IF_ERROR(s.Usable());
-  const bool probe = d.expired();
-  bool last_look = false;  // the peer is gone: drain once more, then PeerClosed
-  for (;;) {
-    const timespec until = last_look ? timespec{0, 0} : SliceEnd(d);
-    unsigned prio = 0;
-    const ssize_t n = ::mq_timedreceive(s.recv_q.q, reinterpret_cast<char*>(s.rbuf.data()), s.rbuf.size(), &prio, &until);
-    if (n >= 0) {
-      bool done = false, fin = false;
-      Status st = s.rx.Feed(s.rbuf.data(), static_cast<std::size_t>(n), &done, &fin);
-      if (!st.ok()) return s.Fail(MakeError(Errc::Corrupt, s.label + ": " + st.error().context));
-      if (fin) return s.Fail(MakeError(Errc::PeerClosed, s.label + ": the peer closed"));
-      if (done) {
-        out.swap(s.rx.message());
-        return Ok();
-      }
-      continue;
-    }
-    const int err = errno;
-    if (err == EINTR) continue;
-    if (err == EMSGSIZE) {
-      return s.Fail(MakeError(Errc::MessageTooLarge, s.label + ": the queue's messages exceed the buffer of " +
-                                                         std::to_string(s.rbuf.size()) + " bytes (never truncated)"));
-    }
-    if (IsGone(err)) return s.Fail(MakeError(Errc::PeerClosed, s.label + ": the queue is gone"));
-    if (err != ETIMEDOUT && err != EAGAIN) return ErrnoError(s.label + ": mq_timedreceive", err);
-    if (last_look) {
-      return s.Fail(MakeError(Errc::PeerClosed, s.label + (s.rx.mid_message() ? ": the peer died mid-message"
-                                                                             : ": the peer is gone")));
-    }
-    if (s.PeerGone()) {
-      last_look = true;  // what it sent before going is in the queue already
-      continue;
-    }
-    if (d.expired()) return MakeError(probe ? Errc::WouldBlock : Errc::Timeout, s.label + ": no message");
-  }
-}
-
-Status Connection::Close() {
-  if (!s_ || !s_->open) return Ok();
-  State& s = *s_;
-  s.open = false;
-  // FIN after everything we sent (never blocks: if the queue is full, the taken token says it).
-  unsigned char fin[mq::kChunkHeaderSize];
-  s.chunker.Fin(fin);
-  const timespec now{0, 0};
-  (void)RetryEintr([&] { return ::mq_timedsend(s.send_q.q, reinterpret_cast<const char*>(fin), sizeof fin, 0, &now); });
-  // Take one token: the peer sees the token queue empty once it was ours to take. A peer that
-  // closed first took it already, and that is fine too.
-  char tok[1];
-  (void)RetryEintr([&] { return ::mq_timedreceive(s.token_q.q, tok, 1, nullptr, &now); });
-  // Names are the acceptor's to unlink, unless nobody will accept: the listener is gone.
-  if (!s.peer.Alive()) {
-    for (const auto& n : s.names) ::mq_unlink(n.c_str());  // ENOENT once accepted: harmless
-  }
-  s.send_q.reset();
-  s.recv_q.reset();
-  s.token_q.reset();
-  return Ok();
-}
+}  // namespace
 
 // ---- listener --------------------------------------------------------------------------------
 
@@ -375,6 +261,8 @@ struct Listener::State {
   bool record_ours = false;
   std::size_t max = kDefaultMaxMessage;
   bool closed = false;
+
+  Status Close();  // idempotent; the endpoint's ClosingPtr calls it
 };
 
 namespace {
@@ -409,7 +297,7 @@ Result<Connection> TakeRequest(const Request& r, std::size_t max, const std::str
       st = errno == ENOENT ? MakeError(Errc::PeerClosed, label + ": the connector is gone")
                            : ErrnoError(label + ": mq_open " + names[i]);
     } else {
-      st = CheckOwned(qs[i].q, label + ": " + names[i]);
+      st = CheckOwned(qs[i].get(), label + ": " + names[i]);
     }
   }
   if (st.ok() || !st.Is(Errc::PermissionDenied)) {
@@ -417,21 +305,16 @@ Result<Connection> TakeRequest(const Request& r, std::size_t max, const std::str
   }
   if (!st.ok()) return std::move(st).error();
   mq_attr a{};
-  if (::mq_getattr(qs[0].q, &a) != 0 || a.mq_msgsize < static_cast<long>(mq::kChunkHeaderSize + 1)) {
+  if (::mq_getattr(qs[0].get(), &a) != 0 || a.mq_msgsize < static_cast<long>(mq::kChunkHeaderSize + 1)) {
     return MakeError(Errc::Corrupt, label + ": the connection queues are not ours");
   }
   auto watch = shm::PeerWatch::Watch(r.client);
   if (!watch.ok()) return Error{watch.error().code, label + ": watching the peer: " + watch.error().context};
-  auto s = std::make_unique<Connection::State>(max);
-  s->send_q = std::move(qs[1]);
-  s->recv_q = std::move(qs[0]);
-  s->token_q = std::move(qs[2]);
-  s->chunk = static_cast<std::size_t>(a.mq_msgsize);
-  s->sbuf.resize(s->chunk);
-  s->rbuf.resize(s->chunk);
-  s->peer = std::move(*watch);
-  s->label = label;
-  return Connection(std::move(s));
+  auto q = std::make_unique<PosixQueues>(static_cast<std::size_t>(a.mq_msgsize));
+  q->send_q = std::move(qs[1]);
+  q->recv_q = std::move(qs[0]);
+  q->token_q = std::move(qs[2]);
+  return Connection(std::move(q), std::move(*watch), max, label);
 }
 
 }  // namespace
@@ -439,14 +322,9 @@ Result<Connection> TakeRequest(const Request& r, std::size_t max, const std::str
 Listener::Listener() = default;
 Listener::Listener(std::unique_ptr<State> s) : s_(std::move(s)) {}
 Listener::Listener(Listener&&) noexcept = default;
-Listener& Listener::operator=(Listener&& o) noexcept {
-  if (this != &o) {
-    (void)Close();
-    s_ = std::move(o.s_);
-  }
-  return *this;
-}
-Listener::~Listener() { (void)Close(); }
+Listener& Listener::operator=(Listener&&) noexcept = default;
+Listener::~Listener() = default;
+Status Listener::Close() { return s_ ? s_->Close() : Ok(); }
 
 const std::string& Listener::address() const {
   static const std::string kNone;
@@ -469,7 +347,7 @@ Result<Connection> Listener::Accept(Deadline d) {
   unsigned char buf[kRequestSize];
   for (;;) {
     const timespec until = d.expired() ? timespec{0, 0} : RealtimeAfter(d.remaining());
-    const ssize_t n = ::mq_timedreceive(s.q.q, reinterpret_cast<char*>(buf), sizeof buf, nullptr, &until);
+    const ssize_t n = ::mq_timedreceive(s.q.get(), reinterpret_cast<char*>(buf), sizeof buf, nullptr, &until);
     if (n < 0) {
       const int err = errno;
       if (err == EINTR || err == EAGAIN) continue;
@@ -488,16 +366,16 @@ Result<Connection> Listener::Accept(Deadline d) {
   }
 }
 
-Status Listener::Close() {
-  if (!s_ || s_->closed) return Ok();
-  State& s = *s_;
+Status Listener::State::Close() {
+  if (closed) return Ok();
+  State& s = *this;
   s.closed = true;
   if (s.q.valid()) {
     // Requests never accepted: refused as a server end closing (the connector sees PeerClosed).
     unsigned char buf[kRequestSize];
     const timespec now{0, 0};
     for (;;) {
-      const ssize_t n = ::mq_timedreceive(s.q.q, reinterpret_cast<char*>(buf), sizeof buf, nullptr, &now);
+      const ssize_t n = ::mq_timedreceive(s.q.get(), reinterpret_cast<char*>(buf), sizeof buf, nullptr, &now);
       if (n < 0) {
         if (errno == EINTR) continue;
         break;
@@ -511,7 +389,7 @@ Status Listener::Close() {
     ::mq_unlink(s.name.c_str());
   }
   if (s.record_ours) ::shm_unlink((s.name + ".owner").c_str());
-  SetOpenHere(s.name, false);
+  g_open_here.Set(s.name, false);
   return Ok();
 }
 
@@ -545,7 +423,7 @@ Result<Listener> Listen(const std::string& name, std::size_t max_message_size) {
     } else {
       auto w = shm::PeerWatch::Watch(r->owner);
       if (!w.ok()) return Error{w.error().code, label + ": " + w.error().context};
-      const bool abandoned_here = r->owner.pid == static_cast<uint32_t>(::getpid()) && !OpenHere(name);
+      const bool abandoned_here = r->owner.pid == static_cast<uint32_t>(::getpid()) && !g_open_here.Has(name);
       if (w->Alive() && !abandoned_here) {
         return MakeError(Errc::AlreadyExists, label + ": a live listener owns this name");
       }
@@ -555,7 +433,7 @@ Result<Listener> Listen(const std::string& name, std::size_t max_message_size) {
     ::shm_unlink(rec.c_str());
   }
   s.record_ours = true;
-  SetOpenHere(name, true);
+  g_open_here.Set(name, true);
   unsigned char b[kRecordSize] = {};
   const auto self = shm::Self();
   PutU32(b, kRecordMagic);
@@ -599,34 +477,29 @@ Result<Connection> Connect(const std::string& name, Deadline d, std::size_t max_
     if (errno == ENOENT) return MakeError(Errc::PeerClosed, label + ": no listener");
     return ErrnoError(label + ": mq_open " + name);
   }
-  IPCH_RETURN_IF_ERROR(CheckOwned(lq.q, label + ": the listen queue"));
+  IPCH_RETURN_IF_ERROR(CheckOwned(lq.get(), label + ": the listen queue"));
 
   static std::atomic<uint32_t> counter{0};
   const std::string base =
       name + "." + std::to_string(::getpid()) + "." + std::to_string(counter.fetch_add(1)) + "." + Hex(RandomWord(), 8);
-  auto cs = std::make_unique<Connection::State>(max_message_size);
+  mq_attr data = DataAttr(), token{};
+  token.mq_maxmsg = 1;
+  token.mq_msgsize = 1;
+  auto cs = std::make_unique<PosixQueues>(static_cast<std::size_t>(data.mq_msgsize));
   cs->names = {base + ".up", base + ".dn", base + ".tk"};
-  cs->label = label;
-  cs->peer = std::move(*watch);
   // On any failure below, the names made so far go (the queues close with `cs`).
   auto fail = [&](Error e) -> Result<Connection> {
     for (const auto& n : cs->names) ::mq_unlink(n.c_str());
     return e;
   };
-  mq_attr data = DataAttr(), token{};
-  token.mq_maxmsg = 1;
-  token.mq_msgsize = 1;
   Queue* slots[3] = {&cs->send_q, &cs->recv_q, &cs->token_q};
   for (int i = 0; i < 3; ++i) {
     mq_attr* a = i < 2 ? &data : &token;
     *slots[i] = Queue(::mq_open(cs->names[i].c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600, a));
     if (!slots[i]->valid()) return fail(CreateError(label + ": mq_open " + cs->names[i], a, errno));
   }
-  cs->chunk = static_cast<std::size_t>(data.mq_msgsize);
-  cs->sbuf.resize(cs->chunk);
-  cs->rbuf.resize(cs->chunk);
   const timespec now{0, 0};
-  for (int tries = 0; ::mq_timedsend(cs->token_q.q, "", 0, 0, &now) != 0;) {
+  for (int tries = 0; ::mq_timedsend(cs->token_q.get(), "", 0, 0, &now) != 0;) {
     // A new, empty one-message queue has room: anything but an interruption is an error, and a
     // "full" answer is retried a while (only an injected fault can give it).
     if (errno != EINTR && !((errno == ETIMEDOUT || errno == EAGAIN) && ++tries < kSureTries)) {
@@ -643,16 +516,16 @@ Result<Connection> Connect(const std::string& name, Deadline d, std::size_t max_
   const bool probe = d.expired();
   for (;;) {
     const timespec until = SliceEnd(d);
-    if (::mq_timedsend(lq.q, reinterpret_cast<const char*>(req), sizeof req, 0, &until) == 0) break;
+    if (::mq_timedsend(lq.get(), reinterpret_cast<const char*>(req), sizeof req, 0, &until) == 0) break;
     const int err = errno;
     if (err == EINTR) continue;
     if (err != ETIMEDOUT && err != EAGAIN) return fail(ErrnoError(label + ": mq_timedsend request", err));
-    if (!cs->peer.Alive()) return fail(MakeError(Errc::PeerClosed, label + ": the listener is gone"));
+    if (!watch->Alive()) return fail(MakeError(Errc::PeerClosed, label + ": the listener is gone"));
     if (d.expired()) {
       return fail(MakeError(probe ? Errc::WouldBlock : Errc::Timeout, label + ": the listen queue stayed full"));
     }
   }
-  return Connection(std::move(cs));
+  return Connection(std::move(cs), std::move(*watch), max_message_size, label);
 }
 
 }  // namespace ipch::posix_mq

@@ -32,29 +32,16 @@
 #include <string>
 #include <vector>
 
+#include "../mq/connection.h"
+#include "ipch/closing_ptr.h"
 #include "ipch/transport.h"
 
 namespace ipch::posix_mq {
 
 inline constexpr std::size_t kDefaultMaxMessage = 1u << 20;
 
-class Connection {
- public:
-  struct State;
-  Connection();
-  explicit Connection(std::unique_ptr<State> s);
-  Connection(Connection&&) noexcept;
-  Connection& operator=(Connection&&) noexcept;
-  ~Connection();
-
-  Status Send(ByteView msg, Deadline d);
-  Status Receive(Bytes& out, Deadline d);
-  Status Close();
-  std::size_t max_message_size() const;
-
- private:
-  std::unique_ptr<State> s_;
-};
+// A connection: the message-queue core (transports/mq/connection.h) over three POSIX queues.
+using Connection = mq::Connection;
 
 class Listener {
  public:
@@ -72,7 +59,7 @@ class Listener {
   Status Close();
 
  private:
-  std::unique_ptr<State> s_;
+  ClosingPtr<State> s_;
 };
 
 Result<Listener> Listen(const std::string& name, std::size_t max_message_size = kDefaultMaxMessage);
@@ -81,7 +68,7 @@ Result<Connection> Connect(const std::string& name, Deadline d, std::size_t max_
 struct Adapter {
   static constexpr std::string_view kName = "posix_mq";
   static constexpr Caps kCaps = Cap::CrossProcess | Cap::NamedResource | Cap::PeerDeathDetect | Cap::QueueIo;
-  using Connection = posix_mq::Connection;
+  using Connection = mq::Connection;
   using Listener = posix_mq::Listener;
   static std::string Address(const EndpointSpec& s) { return "/" + s.token; }
   static Result<Listener> Listen(const std::string& a) { return posix_mq::Listen(a); }

@@ -16,7 +16,7 @@
 #include <set>
 #include <thread>
 
-#include "../mq/chunk.h"
+#include "../mq/connection.h"
 #include "../stream/wire.h"
 #include "../shm_ring/liveness.h"
 
@@ -258,244 +258,122 @@ struct Buffer {
 
 }  // namespace
 
-struct Connection::State {
-  int send_q = -1, recv_q = -1;
-  int token_q = -1;
-  std::size_t max = kDefaultMaxMessage;
-  std::string label;
-  shm::PeerWatch peer;
-  bool open = true;
-  std::mutex mu;  // guards sticky (one sender and one receiver thread may run at once)
-  std::optional<Error> sticky;
-  std::atomic<bool> peer_closed{false};
-  // Sender state.
-  mq::Chunker chunker;
-  Buffer sbuf{ChunkLimit()};
-  // Receiver state.
-  mq::Reassembler rx;
-  Buffer rbuf{ChunkLimit()};
-  std::atomic<Clock::rep> last_token_check{0};  // sender and receiver threads both ask
+// ---- connection: the queues of one connection, behind the shared core (mq/connection.h) ----
 
-  State(std::size_t max_message) : max(max_message), rx(max_message) {}
+namespace {
 
-  Status Usable() {
-    if (!open) return MakeError(Errc::Closed, label + ": connection is closed");
-    std::lock_guard<std::mutex> lock(mu);
-    if (sticky) return *sticky;
-    return Ok();
+// One queue per direction and the token queue. A first attempt never blocks: bounding a block
+// costs two timer_settime calls, and in request/response traffic the chunk is often there.
+class SysvQueues final : public mq::Queues {
+ public:
+  SysvQueues(int send_q, int recv_q, int token_q) : send_q_(send_q), recv_q_(recv_q), token_q_(token_q) {}
+
+  std::size_t chunk_size() const override { return ChunkLimit(); }
+  unsigned char* send_buffer() override { return sbuf_.text(); }
+  unsigned char* receive_buffer() override { return rbuf_.text(); }
+  int incoming() const override { return recv_q_; }
+
+  mq::QueueCall Put(std::size_t n, Deadline d, mq::Attempt a) override {
+    sbuf_.type() = kData;
+    return Call(d, a, send_wait_, EAGAIN, "msgsnd",
+                [&](int flags) -> ssize_t { return ::msgsnd(send_q_, sbuf_.raw(), n, flags); });
   }
-  Status Fail(Error e) {
-    std::lock_guard<std::mutex> lock(mu);
-    if (!sticky) sticky = e;
-    return e;
+  mq::QueueCall Take(Deadline d, mq::Attempt a) override {
+    // Data (type 1) before FIN (type 2): msgtyp -2 takes the lowest type first.
+    return Call(d, a, receive_wait_, ENOMSG, "msgrcv",
+                [&](int flags) { return ::msgrcv(recv_q_, rbuf_.raw(), ChunkLimit(), -kFin, flags); });
   }
-  // Whether the peer has not closed: the close token is still in the token queue. A look
-  // (IPC_STAT), so nothing changes hands; a check that fails for another reason asks again later.
-  bool PeerStillOpen() {
-    if (peer_closed) return false;
-    msqid_ds ds{};
-    if (::msgctl(token_q, IPC_STAT, &ds) != 0) {
-      if (!IsGone(errno)) return true;
-      peer_closed = true;
+  // The close token is gone. A look (IPC_STAT), so nothing changes hands; at most every 10 ms,
+  // since the sender and the receiver thread both ask while they wait; a look that fails for
+  // another reason says "not yet" and is asked again later.
+  bool PeerTookToken() override {
+    const Clock::rep now = Clock::now().time_since_epoch().count();
+    if (now - last_token_check_.load() < std::chrono::duration_cast<Clock::duration>(kTokenCheckEvery).count()) {
       return false;
     }
-    if (ds.msg_qnum == 0) peer_closed = true;
-    return !peer_closed;
+    last_token_check_ = now;
+    msqid_ds ds{};
+    if (::msgctl(token_q_, IPC_STAT, &ds) != 0) return IsGone(errno);
+    return ds.msg_qnum == 0;
   }
-  // The slow-path checks while waiting: peer dead or closed?
-  bool PeerGone() {
-    if (!peer.Alive()) return true;
-    const Clock::rep now = Clock::now().time_since_epoch().count();
-    if (now - last_token_check.load() < std::chrono::duration_cast<Clock::duration>(kTokenCheckEvery).count()) {
-      return peer_closed;
-    }
-    last_token_check = now;
-    return !PeerStillOpen();
-  }
-};
-
-Connection::Connection() = default;
-Connection::Connection(std::unique_ptr<State> s) : s_(std::move(s)) {}
-Connection::Connection(Connection&&) noexcept = default;
-Connection& Connection::operator=(Connection&& o) noexcept {
-  if (this != &o) {
-    (void)Close();
-    s_ = std::move(o.s_);
-  }
-  return *this;
-}
-Connection::~Connection() { (void)Close(); }
-std::size_t Connection::max_message_size() const { return s_ ? s_->max : 0; }
-int Connection::queue_id() const { return s_ ? s_->recv_q : -1; }
-
-Status Connection::Send(ByteView msg, Deadline d) {
-  if (!s_) return MakeError(Errc::Closed, "sysv_mq: connection is closed");
-  State& s = *s_;
-  IPCH_RETURN_IF_ERROR(s.Usable());
-  if (msg.size() > s.max) {
-    return MakeError(Errc::MessageTooLarge, s.label + ": " + std::to_string(msg.size()) + " bytes > max_message_size " +
-                                                std::to_string(s.max));
-  }
-  const bool probe = d.expired();
-  const std::size_t room = ChunkLimit() - mq::kChunkHeaderSize;
-  std::size_t off = 0;
-  bool first = true;
-  do {
-    const std::size_t n = s.chunker.Next(msg.size(), off, room, s.sbuf.text());
-    if (n > 0) std::memcpy(s.sbuf.text() + mq::kChunkHeaderSize, msg.data() + off, n);  // an empty message has no data()
-    s.sbuf.type() = kData;
-    Backoff backoff;
-    bool block = false;  // first without waiting; then blocked, a slice at a time
-    for (;;) {
-      ThreadTimer* timer = block ? WakeTimer() : nullptr;
-      int r;
-      if (timer != nullptr) {
-        WakeAfter wake(timer, Slice(d));
-        r = ::msgsnd(s.send_q, s.sbuf.raw(), mq::kChunkHeaderSize + n, 0);
-      } else {
-        r = ::msgsnd(s.send_q, s.sbuf.raw(), mq::kChunkHeaderSize + n, IPC_NOWAIT);
-      }
-      if (r == 0) {
-        s.chunker.Sent();
-        break;
-      }
-      if (errno == EINTR && timer == nullptr) continue;
-      if (errno == EINTR) errno = EAGAIN;  // the slice ended: look at the deadline and the peer
-      if (IsGone(errno)) return s.Fail(MakeError(Errc::PeerClosed, s.label + ": send: the queue was removed"));
-      if (errno != EAGAIN) {
-        Error e = ErrnoError(s.label + ": msgsnd");
-        if (first) return e;
-        return s.Fail(e);  // part of the message is out: the stream cannot be resynchronised
-      }
-      if (s.PeerGone()) return s.Fail(MakeError(Errc::PeerClosed, s.label + ": send: the peer is gone"));
-      if (d.expired()) {
-        if (first) {
-          return MakeError(probe ? Errc::WouldBlock : Errc::Timeout, s.label + ": send: the queue is full");
-        }
-        // The reader holds part of the message; FIN at our Close tells it to drop that part.
-        (void)s.Fail(MakeError(Errc::Closed, s.label + ": a send timed out mid-message; connection closed"));
-        return MakeError(Errc::Timeout, s.label + ": send deadline passed mid-message");
-      }
-      if (block && timer == nullptr) backoff.Wait(d);
-      block = true;
-    }
-    first = false;
-    off += n;
-  } while (off < msg.size());
-  return Ok();
-}
-
-Status Connection::Receive(Bytes& out, Deadline d) {
-  if (!s_) return MakeError(Errc::Closed, "sysv_mq: connection is closed");
-  State& s = *s_;
-  IPCH_RETURN_IF_ERROR(s.Usable());
-  const bool probe = d.expired();
-  const std::size_t limit = ChunkLimit();
-  Backoff backoff;
-  bool last_look = false;  // the peer is gone: drain once more, then PeerClosed
-  bool block = false;      // first without waiting; then blocked, a slice at a time
-  for (;;) {
-    ThreadTimer* timer = block && !last_look ? WakeTimer() : nullptr;
-    ssize_t n;
-    // Data (type 1) before FIN (type 2): msgtyp -2 takes the lowest type first.
-    if (timer != nullptr) {
-      WakeAfter wake(timer, Slice(d));
-      n = ::msgrcv(s.recv_q, s.rbuf.raw(), limit, -kFin, 0);
-    } else {
-      n = ::msgrcv(s.recv_q, s.rbuf.raw(), limit, -kFin, IPC_NOWAIT);
-    }
-    if (n >= 0) {
-      bool done = false, fin = false;
-      Status st = s.rx.Feed(s.rbuf.text(), static_cast<std::size_t>(n), &done, &fin);
-      if (!st.ok()) return s.Fail(MakeError(Errc::Corrupt, s.label + ": " + st.error().context));
-      if (fin) return s.Fail(MakeError(Errc::PeerClosed, s.label + ": the peer closed"));
-      if (done) {
-        out.swap(s.rx.message());
-        return Ok();
-      }
-      backoff = Backoff();
-      block = false;
-      continue;
-    }
-    if (errno == EINTR && timer == nullptr) continue;
-    if (errno == EINTR) errno = ENOMSG;  // the slice ended: look at the deadline and the peer
-    if (errno == E2BIG) {
-      return s.Fail(MakeError(Errc::MessageTooLarge, s.label + ": a queue message exceeds the chunk buffer of " +
-                                                         std::to_string(limit) + " bytes (never truncated)"));
-    }
-    if (IsGone(errno)) return s.Fail(MakeError(Errc::PeerClosed, s.label + ": the queue was removed"));
-    if (errno != ENOMSG) return ErrnoError(s.label + ": msgrcv");
-    if (last_look) {
-      return s.Fail(MakeError(Errc::PeerClosed, s.label + (s.rx.mid_message() ? ": the peer died mid-message"
-                                                                             : ": the peer is gone")));
-    }
-    // The peer is looked at once a wait has lasted a slice (or when polling), not on the first
-    // empty look: in request/response traffic the answer is usually just not there yet.
-    if ((block || d.expired()) && s.PeerGone()) {
-      last_look = true;  // what it sent before going is in the queue already
-      continue;
-    }
-    if (d.expired()) {
-      return MakeError(probe ? Errc::WouldBlock : Errc::Timeout, s.label + ": no message");
-    }
-    if (block && timer == nullptr) backoff.Wait(d);
-    block = true;
-  }
-}
-
-Status Connection::Close() {
-  if (!s_ || !s_->open) return Ok();
-  State& s = *s_;
-  s.open = false;
   // First to close takes the token and leaves removal to the peer; the last (no token left,
   // confirmed by a look, so a spurious ENOMSG cannot decide) or the survivor of a dead peer
   // removes the three queues.
-  bool first = false;
-  if (s.peer.Alive()) {
-    for (int tries = 0; tries < kSureTries; ++tries) {
-      Empty tok{};
-      if (::msgrcv(s.token_q, &tok, 0, kToken, IPC_NOWAIT) >= 0) {
-        first = true;
-        break;
+  void Close(const unsigned char* fin, std::size_t n, const shm::PeerWatch& peer) override {
+    bool first = false;
+    if (peer.Alive()) {
+      for (int tries = 0; tries < kSureTries; ++tries) {
+        Empty tok{};
+        if (::msgrcv(token_q_, &tok, 0, kToken, IPC_NOWAIT) >= 0) {
+          first = true;
+          break;
+        }
+        if (errno == EINTR) continue;
+        if (errno != ENOMSG) break;  // gone already, or unusable: remove what is left
+        msqid_ds ds{};
+        if (::msgctl(token_q_, IPC_STAT, &ds) != 0 || ds.msg_qnum == 0) break;
       }
-      if (errno == EINTR) continue;
-      if (errno != ENOMSG) break;  // gone already, or unusable: remove what is left
-      msqid_ds ds{};
-      if (::msgctl(s.token_q, IPC_STAT, &ds) != 0 || ds.msg_qnum == 0) break;
+    }
+    if (first) {
+      std::memcpy(sbuf_.text(), fin, n);
+      sbuf_.type() = kFin;
+      // Never blocks: if the queue is full, the peer learns from the missing token instead.
+      (void)RetryEintr([&] { return ::msgsnd(send_q_, sbuf_.raw(), n, IPC_NOWAIT); });
+    } else {
+      for (int q : {send_q_, recv_q_, token_q_}) ::msgctl(q, IPC_RMID, nullptr);
     }
   }
-  if (first) {
-    unsigned char fin[mq::kChunkHeaderSize];
-    s.chunker.Fin(fin);
-    std::memcpy(s.sbuf.text(), fin, sizeof fin);
-    s.sbuf.type() = kFin;
-    // Never blocks: if the queue is full, the peer learns from the missing token instead.
-    (void)RetryEintr([&] { return ::msgsnd(s.send_q, s.sbuf.raw(), sizeof fin, IPC_NOWAIT); });
-  } else {
-    for (int q : {s.send_q, s.recv_q, s.token_q}) ::msgctl(q, IPC_RMID, nullptr);
+
+ private:
+  // One msgsnd or msgrcv (`call(flags)`, >= 0 on success; `empty` is its "would block" errno).
+  // kFirst and kTry do not wait; kAgain blocks for a slice bounded by the thread's wake timer,
+  // or, where no timer can be had, waits with the backoff and tries again without blocking.
+  template <class F>
+  static mq::QueueCall Call(Deadline d, mq::Attempt a, Backoff& backoff, int empty, const char* name, F call) {
+    if (a == mq::Attempt::kFirst) backoff = Backoff();
+    const bool block = a == mq::Attempt::kAgain;
+    for (;;) {
+      ThreadTimer* timer = block ? WakeTimer() : nullptr;
+      ssize_t r;
+      if (timer != nullptr) {
+        WakeAfter wake(timer, Slice(d));
+        r = call(0);
+      } else {
+        if (block) backoff.Wait(d);
+        r = call(IPC_NOWAIT);
+      }
+      if (r >= 0) return {mq::QueueCall::kMoved, static_cast<std::size_t>(r)};
+      int err = errno;
+      if (err == EINTR && timer == nullptr) continue;
+      if (err == EINTR) err = empty;  // the slice ended: the core looks at the deadline and the peer
+      if (err == E2BIG) return {mq::QueueCall::kTooBig};
+      if (IsGone(err)) return {mq::QueueCall::kGone};
+      if (err == empty) {
+        mq::QueueCall out{mq::QueueCall::kNotYet};
+        out.waited = block;
+        return out;
+      }
+      mq::QueueCall out{mq::QueueCall::kFailed};
+      out.err = err;
+      out.call = name;
+      return out;
+    }
   }
-  return Ok();
-}
+
+  int send_q_, recv_q_, token_q_;
+  Buffer sbuf_{ChunkLimit()}, rbuf_{ChunkLimit()};
+  Backoff send_wait_, receive_wait_;               // one per direction: a sender and a receiver thread
+  std::atomic<Clock::rep> last_token_check_{0};  // both threads ask
+};
+
+}  // namespace
 
 // ---- listener ----------------------------------------------------------------------------
 
 namespace {
 // Listen queues this process has open. A queue whose last receiver is this process but which no
 // listener here has open was abandoned (its Close could not remove it): Listen reclaims it.
-std::mutex g_open_mu;
-std::set<int> g_open_queues;
-bool OpenHere(int q) {
-  std::lock_guard<std::mutex> lock(g_open_mu);
-  return g_open_queues.count(q) != 0;
-}
-void SetOpenHere(int q, bool open) {
-  std::lock_guard<std::mutex> lock(g_open_mu);
-  if (open) {
-    g_open_queues.insert(q);
-  } else {
-    g_open_queues.erase(q);
-  }
-}
+mq::OpenListeners<int> g_open_here;
 }  // namespace
 
 struct Listener::State {
@@ -504,19 +382,16 @@ struct Listener::State {
   int q = -1;
   std::size_t max = kDefaultMaxMessage;
   bool closed = false;
+
+  Status Close();  // idempotent; the endpoint's ClosingPtr calls it
 };
 
 Listener::Listener() = default;
 Listener::Listener(std::unique_ptr<State> s) : s_(std::move(s)) {}
 Listener::Listener(Listener&&) noexcept = default;
-Listener& Listener::operator=(Listener&& o) noexcept {
-  if (this != &o) {
-    (void)Close();
-    s_ = std::move(o.s_);
-  }
-  return *this;
-}
-Listener::~Listener() { (void)Close(); }
+Listener& Listener::operator=(Listener&&) noexcept = default;
+Listener::~Listener() = default;
+Status Listener::Close() { return s_ ? s_->Close() : Ok(); }
 
 const std::string& Listener::address() const {
   static const std::string kNone;
@@ -536,13 +411,7 @@ Result<Connection> MakeConnection(int send_q, int recv_q, int token_q, const shm
                                   std::size_t max, std::string label) {
   auto watch = shm::PeerWatch::Watch(peer);
   if (!watch.ok()) return Error{watch.error().code, label + ": watching the peer: " + watch.error().context};
-  auto st = std::make_unique<Connection::State>(max);
-  st->send_q = send_q;
-  st->recv_q = recv_q;
-  st->token_q = token_q;
-  st->peer = std::move(*watch);
-  st->label = std::move(label);
-  return Connection(std::move(st));
+  return Connection(std::make_unique<SysvQueues>(send_q, recv_q, token_q), std::move(*watch), max, std::move(label));
 }
 
 struct Request {
@@ -615,9 +484,9 @@ Result<Connection> Listener::Accept(Deadline d) {
   }
 }
 
-Status Listener::Close() {
-  if (!s_ || s_->closed) return Ok();
-  State& s = *s_;
+Status Listener::State::Close() {
+  if (closed) return Ok();
+  State& s = *this;
   s.closed = true;
   if (s.q < 0) return Ok();
   // Requests never accepted: refused as a server end closing (the connector sees PeerClosed).
@@ -634,7 +503,7 @@ Status Listener::Close() {
     if (c.ok()) (void)c->Close();
   }
   ::msgctl(s.q, IPC_RMID, nullptr);
-  SetOpenHere(s.q, false);
+  g_open_here.Set(s.q, false);
   s.q = -1;
   return Ok();
 }
@@ -661,6 +530,17 @@ Result<key_t> ParseAddress(const std::string& address) {
   return static_cast<key_t>(v);
 }
 
+namespace {
+Listener MakeListener(const std::string& address, key_t key, int q, std::size_t max) {
+  auto st = std::make_unique<Listener::State>();
+  st->address = address;
+  st->key = key;
+  st->q = q;
+  st->max = max;
+  return Listener(std::move(st));
+}
+}  // namespace
+
 Result<Listener> Listen(const std::string& address, std::size_t max_message_size) {
   auto key = ParseAddress(address);
   if (!key.ok()) return std::move(key).error();
@@ -679,7 +559,7 @@ Result<Listener> Listen(const std::string& address, std::size_t max_message_size
     const auto who = ListenerOf(ds);
     if (!who.ok()) return Error{who.error().code, label + ": " + who.error().context};
     const uint32_t owner = who->pid;
-    const bool abandoned_here = owner == static_cast<uint32_t>(::getpid()) && !OpenHere(old);
+    const bool abandoned_here = owner == static_cast<uint32_t>(::getpid()) && !g_open_here.Has(old);
     if (owner != 0 && !abandoned_here) {
       return MakeError(Errc::AlreadyExists, label + ": a live listener owns this key");
     }
@@ -688,12 +568,10 @@ Result<Listener> Listen(const std::string& address, std::size_t max_message_size
       return MakeError(Errc::AlreadyExists, label + ": another listener is starting on this key");
     }
     // Its listener is gone: refuse what it never accepted, then remove it.
-    Listener dead(std::make_unique<Listener::State>(Listener::State{address, *key, old, max_message_size, false}));
-    (void)dead.Close();
+    (void)MakeListener(address, *key, old, max_message_size).Close();
   }
-  auto st = std::make_unique<Listener::State>(Listener::State{address, *key, q, max_message_size, false});
-  SetOpenHere(q, true);
-  Listener l(std::move(st));
+  g_open_here.Set(q, true);
+  Listener l = MakeListener(address, *key, q, max_message_size);
   // The beacon: receiving it makes us the queue's last receiver (msg_lrpid), which is how
   // connectors and later Listens know who listens.
   if (SendSure(q, kBeacon) != 0 || ReceiveSure(q, kBeacon) != 0) return ErrnoError(label + ": the beacon");

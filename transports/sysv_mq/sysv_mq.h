@@ -12,14 +12,15 @@
 // is never given MSG_NOERROR, so a queue message larger than the chunk buffer is
 // MessageTooLarge (sticky), never a silent truncation.
 //
-// Deadlines. msgrcv and msgsnd have no timeout. Both run with IPC_NOWAIT and, while the queue
-// is empty (or full), wait with a backoff: about 20 us of yielding, then sleeps doubling from
-// 10 us to 1 ms, checking the deadline and the peer's liveness in between. The cost is up to
-// 1 ms of extra latency for a message that arrives after a long idle period, and wake-ups of
-// the waiting thread (about 1000 per second at the cap); docs/architecture.md has the figures.
+// Deadlines. msgrcv and msgsnd have no timeout. The first call for a chunk uses IPC_NOWAIT;
+// then the call blocks, for 50 ms slices at most, bounded by a per-thread POSIX timer whose
+// signal (SIGRTMAX-3, a handler that does nothing, no SA_RESTART) interrupts it. Between slices
+// the shared core (transports/mq/connection.h) looks at the deadline and the peer. Where the
+// signal is someone else's or blocked, the calls poll with a backoff instead (yielding, then
+// sleeps doubling from 10 us to 1 ms); docs/architecture.md has the figures of both.
 //
 // Peer death. The kernel tells nothing, so each end watches the other's process (pidfd and
-// start time, as the shm transports do): a dead peer is PeerClosed within one backoff cap, after
+// start time, as the shm transports do): a dead peer is PeerClosed within one slice, after
 // everything it sent. Before Accept, the connector watches the listener, whose identity is the
 // listen queue's last receiver (msg_lrpid: only the listener receives there, and Listen
 // receives once at once) checked against msg_rtime, so a recycled pid is not taken for it.
@@ -45,31 +46,17 @@
 #include <string>
 #include <vector>
 
+#include "../mq/connection.h"
+#include "ipch/closing_ptr.h"
 #include "ipch/transport.h"
 
 namespace ipch::sysv_mq {
 
 inline constexpr std::size_t kDefaultMaxMessage = 1u << 20;
 
-class Connection {
- public:
-  struct State;
-  Connection();
-  explicit Connection(std::unique_ptr<State> s);
-  Connection(Connection&&) noexcept;
-  Connection& operator=(Connection&&) noexcept;
-  ~Connection();
-
-  Status Send(ByteView msg, Deadline d);
-  Status Receive(Bytes& out, Deadline d);
-  Status Close();
-  std::size_t max_message_size() const;
-  // The connection queue's id (for tests).
-  int queue_id() const;
-
- private:
-  std::unique_ptr<State> s_;
-};
+// A connection: the message-queue core (transports/mq/connection.h) over three SysV queues;
+// incoming_queue() is the id of the queue it receives from.
+using Connection = mq::Connection;
 
 class Listener {
  public:
@@ -88,7 +75,7 @@ class Listener {
   Status Close();
 
  private:
-  std::unique_ptr<State> s_;
+  ClosingPtr<State> s_;
 };
 
 Result<Listener> Listen(const std::string& address, std::size_t max_message_size = kDefaultMaxMessage);
@@ -101,7 +88,7 @@ Result<key_t> ParseAddress(const std::string& address);
 struct Adapter {
   static constexpr std::string_view kName = "sysv_mq";
   static constexpr Caps kCaps = Cap::CrossProcess | Cap::NamedResource | Cap::PeerDeathDetect | Cap::QueueIo;
-  using Connection = sysv_mq::Connection;
+  using Connection = mq::Connection;
   using Listener = sysv_mq::Listener;
   static std::string Address(const EndpointSpec& s) { return AddressFor(s.token); }
   static Result<Listener> Listen(const std::string& a) { return sysv_mq::Listen(a); }

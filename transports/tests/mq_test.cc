@@ -149,7 +149,7 @@ TEST(SysvMq, AQueueMessageWithoutAChunkHeaderIsCorrupt) {
   std::vector<char> raw(sizeof(long) + 8192, 'x');
   const long type = 1;
   std::memcpy(raw.data(), &type, sizeof type);
-  ASSERT_EQ(::msgsnd(p->s.queue_id(), raw.data(), 8192, IPC_NOWAIT), 0) << std::strerror(errno);
+  ASSERT_EQ(::msgsnd(p->s.incoming_queue(), raw.data(), 8192, IPC_NOWAIT), 0) << std::strerror(errno);
   Bytes got;
   IPCH_EXPECT_ERRC(p->s.Receive(got, Deadline::After(Scaled(Millis(500)))), Corrupt);
 }
@@ -189,7 +189,7 @@ TEST(SysvMq, AForeignChunkIsCorruptAndSticky) {
   } m{1, {}};
   std::memcpy(m.text, h, sizeof h);
   std::memcpy(m.text + sizeof h, "abc", 3);
-  ASSERT_EQ(::msgsnd(p->s.queue_id(), &m, sizeof m.text, IPC_NOWAIT), 0);
+  ASSERT_EQ(::msgsnd(p->s.incoming_queue(), &m, sizeof m.text, IPC_NOWAIT), 0);
   IPCH_EXPECT_ERRC(p->s.Receive(got, Deadline::After(Scaled(Millis(500)))), Corrupt);
   IPCH_EXPECT_ERRC(p->s.Receive(got, Deadline::After(Scaled(Millis(500)))), Corrupt) << "Corrupt must stay";
 }

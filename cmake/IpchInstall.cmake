@@ -12,8 +12,9 @@ endforeach()
 install(TARGETS ${ipch_export_targets} EXPORT ipchTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/harness/include/ipch DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(FILES ${PROJECT_SOURCE_DIR}/harness/conformance/conformance.h
-        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/ipch/conformance)
+# conformance.h is the one include; it pulls in the group headers beside it.
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/harness/conformance/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/ipch/conformance
+        FILES_MATCHING PATTERN "*.h")
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/transports/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/ipch/transports
         FILES_MATCHING PATTERN "*.h" PATTERN "tests" EXCLUDE)
 

@@ -1,0 +1,29 @@
+// Conformance group Fault: the four parts (syscalls, queues, setup, toxics) and the one list that
+// registers their cases; a new Fault case goes into a part and into this list.
+#pragma once
+
+#include <gtest/gtest.h>
+
+// The parts in reading order (as the cases were laid out when they shared one file), not sorted.
+// clang-format off
+#include "fault_syscalls.h"
+#include "fault_queues.h"
+#include "fault_setup.h"
+#include "fault_toxics.h"
+// clang-format on
+
+namespace ipch::conformance {
+
+REGISTER_TYPED_TEST_SUITE_P(Fault, EachAcquiringCallFailingInTurnLeavesNothingBehind,
+                            EachReleasingCallFailingInTurnNeverBlocksTheAddress, SlicedIntoTinySegmentsArrivesIntact, LatencyAndJitterKeepOrder,
+                            BandwidthLimitIsOnlySlower, StallMidFrameTimesOutThenCompletes,
+                            ResetMidFrameIsPeerClosedAfterWholeMessages, CloseMidFrameIsPeerClosedAfterWholeMessages,
+                            FlippedBitOnTheWireIsCorruptNeverDelivered, RandomBitFlipsNeverDeliverAWrongMessage,
+                            EachWriteInTurnFailingIsPeerClosedAndLosesNothingBefore, EintrEverywhereIsInvisible,
+                            ShortWritesAreCompleted, ShortReadsAreAssembled, EagainIsRetried,
+                            AcceptInterruptedIsRetried, ResetOnSendIsPeerClosed, BrokenPipeOnSendIsPeerClosed,
+                            ResetOnReceiveIsPeerClosed, HardReadErrorKeepsItsErrno, ConnectRefusedIsPeerClosed,
+                            EintrOnQueueCallsIsInvisible, QueueFullOrEmptyIsWaitedOut,
+                            QueueSendOutOfMemoryKeepsItsErrnoAndLosesNothing, QueueRemovedUnderReceiveIsPeerClosed);
+
+}  // namespace ipch::conformance

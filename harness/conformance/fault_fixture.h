@@ -1,0 +1,164 @@
+// The Fault group's fixture, shared by its four parts: an echo exchange under a fault plan, plan
+// helpers, the stream toxics proxy between the ends, and IPCH_REQUIRE_PROXY.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <random>
+#include <string>
+#include <utility>
+
+#include "fixture.h"
+#include "hooks.h"
+#include "ipch/fault.h"
+#include "ipch/result.h"
+#include "ipch/testing.h"
+#include "ipch/toxics.h"
+#include "ipch/transport.h"
+
+namespace ipch::conformance {
+
+// fault: syscall faults injected under the transport. Retryable faults must be invisible;
+// fatal ones must surface as the precise error. Armed before the peer forks, so both ends
+// see faults. Each case checks that faults were really injected (no vacuous pass).
+template <class T>
+class Fault : public TransportTest<T> {
+ protected:
+  // Runs an echo exchange of varied sizes (up to 256 KiB, beyond socket buffers) under `plan`.
+  void EchoUnder(const fault::Plan& plan) {
+    auto l = T::Listen(this->address_);
+    IPCH_ASSERT_OK(l);
+    constexpr int kCount = 60;
+    uint64_t injected = 0;
+    {
+      fault::ScopedPlan armed(plan);
+      auto peer = this->StartClient(l->address(), EchoPeer(kCount));
+      IPCH_ASSERT_OK(peer);
+      auto s = l->Accept(Settle());
+      IPCH_ASSERT_OK(s);
+      std::mt19937_64 rng(plan.seed);
+      for (int i = 0; i < kCount; ++i) {
+        std::size_t n = std::min<std::size_t>(i % 5 == 0 ? rng() % (256 * 1024) : rng() % 2000, s->max_message_size());
+        ASSERT_TRUE(RoundTripVia(*s, MakeMessage(i, n, plan.seed))) << "message " << i << "; faults: " << FaultLog();
+      }
+      IPCH_ASSERT_PEER_OK(*peer);
+      injected = fault::InjectedCount();
+    }
+    EXPECT_GT(injected, 0u) << "no fault was injected: the fault engine is not in the call path";
+  }
+
+  static fault::Plan PlanOf(uint32_t ops, fault::Kind kind, int err, double p) {
+    fault::Plan plan;
+    plan.seed = ::ipch::testing::Current().seed;
+    plan.rules.push_back({ops, kind, err, 0, p, 0});
+    return plan;
+  }
+  static fault::Plan NthOf(uint32_t ops, int err, uint32_t nth) {
+    fault::Plan plan;
+    plan.seed = ::ipch::testing::Current().seed;
+    plan.rules.push_back({ops, fault::Kind::kErrno, err, nth, 0.0, 1});
+    return plan;
+  }
+  static std::string FaultLog() {
+    std::string s;
+    for (const auto& e : fault::InjectedLog()) s += e + "; ";
+    return s;
+  }
+
+  // A listener, a stream toxics proxy in front of it, and a client connected through the proxy.
+  struct Proxied {
+    typename TransportTest<T>::Lis listener;
+    std::shared_ptr<toxics::Proxy> proxy;
+    typename TransportTest<T>::Conn client, server;
+    std::string Describe() const {
+      std::string s = "proxy log:";
+      for (const auto& l : proxy->Log()) s += "\n  " + l;
+      return s;
+    }
+  };
+  Result<Proxied> ThroughProxy(const std::string& toxics_text) {
+    toxics::Spec spec;
+    std::string why;
+    if (!toxics::ParseSpec(toxics_text, &spec, &why)) return MakeError(Errc::InvalidArgument, why);
+    spec.seed = this->Seed();
+    auto l = T::Listen(this->address_);
+    if (!l.ok()) return std::move(l).error();
+    auto proxy = toxics::Proxy::Start(toxics::Proxy::FrontFor(l->address()), l->address(), spec);
+    if (!proxy.ok()) return std::move(proxy).error();
+    auto c = T::Connect((*proxy)->address(), Settle());
+    if (!c.ok()) return std::move(c).error();
+    auto s = l->Accept(Settle());
+    if (!s.ok()) return std::move(s).error();
+    last_proxy_ = std::move(*proxy);
+    return Proxied{std::move(*l), last_proxy_, std::move(*c), std::move(*s)};
+  }
+  // With IPCH_PRINT_FAULTS set, prints what the test's proxy did, one "[ipch fault]" line per
+  // event: running a case's REPLAY line twice gives the same lines (the self-test checks it).
+  void TearDown() override {
+    if (!last_proxy_) return;
+    if (std::getenv("IPCH_PRINT_FAULTS")) {
+      for (const auto& line : last_proxy_->Log()) std::printf("[ipch fault] %s\n", line.c_str());
+      std::fflush(stdout);
+    }
+    last_proxy_->Stop();
+    last_proxy_.reset();
+  }
+  std::shared_ptr<toxics::Proxy> last_proxy_;
+  // `count` messages each way through `toxics_text`, sizes up to `max_size`: all intact, in order.
+  void ExchangeThrough(const std::string& toxics_text, int count, std::size_t max_size) {
+    SCOPED_TRACE("toxics " + toxics_text);
+    auto p = ThroughProxy(toxics_text);
+    IPCH_ASSERT_OK(p);
+    std::mt19937_64 rng(this->Seed());
+    for (int i = 0; i < count; ++i) {
+      const std::size_t n = std::min<std::size_t>(rng() % (max_size + 1), Max(p->client));
+      const Bytes msg = MakeMessage(static_cast<uint64_t>(i), n, this->Seed());
+      ASSERT_TRUE(RoundTrip(p->client, p->server, msg)) << "message " << i << " up; " << p->Describe();
+      ASSERT_TRUE(RoundTrip(p->server, p->client, msg)) << "message " << i << " down; " << p->Describe();
+    }
+    const auto st = p->proxy->stats();
+    EXPECT_GT(st.forwarded[0], 0u);
+    EXPECT_GT(st.forwarded[1], 0u);
+  }
+  // The connection is cut by `toxic` (reset_after / close_after) `into` bytes into the third frame:
+  // the two before it arrive intact, then PeerClosed, and it stays so; the sender learns too.
+  void CutInThirdFrame(const std::string& toxic, const std::size_t (&sizes)[3], uint64_t into,
+                       uint64_t toxics::Stats::*counter) {
+    Bytes msgs[3];
+    uint64_t cut = into;
+    for (int i = 0; i < 3; ++i) {
+      msgs[i] = MakeMessage(static_cast<uint64_t>(i), sizes[i], this->Seed());
+      if (i < 2) cut += FrameOverhead<T>() + sizes[i];
+    }
+    auto p = this->ThroughProxy("up:" + toxic + "=" + std::to_string(cut));
+    IPCH_ASSERT_OK(p);
+    Bytes got;
+    for (int i = 0; i < 3; ++i) IPCH_ASSERT_OK(p->client.Send(msgs[i], Settle()));
+    for (int i = 0; i < 2; ++i) {
+      IPCH_ASSERT_OK(p->server.Receive(got, Settle())) << p->Describe();
+      EXPECT_EQ(got, msgs[i]) << "message " << i;
+    }
+    got.clear();
+    IPCH_EXPECT_ERRC(p->server.Receive(got, Settle()), PeerClosed) << p->Describe();
+    EXPECT_TRUE(got.empty()) << "a torn frame reached the caller";
+    IPCH_EXPECT_ERRC(p->server.Receive(got, Settle()), PeerClosed) << "PeerClosed must stay";
+    IPCH_EXPECT_ERRC(p->client.Receive(got, Settle()), PeerClosed) << "the sender's side is cut too";
+    EXPECT_EQ(p->proxy->stats().*counter, 1u) << p->Describe();
+  }
+  using TransportTest<T>::Max;
+};
+TYPED_TEST_SUITE_P(Fault);
+
+#define IPCH_REQUIRE_PROXY()                                                             \
+  do {                                                                                   \
+    IPCH_REQUIRE_CAP(Stream);                                                            \
+    IPCH_REQUIRE_HOOK(kHasSocketAddress<TypeParam>, "kSocketAddress (stream toxics proxy)"); \
+  } while (0)
+
+}  // namespace ipch::conformance

@@ -1,0 +1,170 @@
+// What every conformance group builds on: the time bounds, the typed fixture TransportTest,
+// the generic macros and the helpers the cases share.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <utility>
+
+#include "ipch/child_process.h"
+#include "ipch/deadline.h"
+#include "ipch/peer.h"
+#include "ipch/result.h"
+#include "ipch/testing.h"
+#include "ipch/transport.h"
+
+namespace ipch::conformance {
+
+using ::ipch::testing::Check;
+using ::ipch::testing::MakeMessage;
+using ::ipch::testing::Peer;
+using ::ipch::testing::VerifyMessage;
+
+// Bounds: generous for what must succeed, short for what must time out. All scale under
+// sanitizers (SlowdownFactor), so no case depends on the machine's speed.
+// IPCH_SETTLE_MS overrides the success bound (the self-test shortens it for broken transports).
+inline Clock::duration SettleBound() {
+  static const Clock::duration bound = [] {
+    const char* env = std::getenv("IPCH_SETTLE_MS");
+    long ms = env ? std::atol(env) : 0;
+    return ms > 0 ? Clock::duration(Millis(ms)) : Clock::duration(std::chrono::seconds(10));
+  }();
+  return bound;
+}
+inline Deadline Settle() { return Deadline::After(Scaled(SettleBound())); }
+inline Clock::duration ShortWait() { return Scaled(Millis(100)); }
+inline Clock::duration DeathBound() { return Scaled(std::chrono::seconds(2)); }
+
+struct NameOf {
+  template <class T>
+  static std::string GetName(int) {
+    return std::string(T::kName);
+  }
+};
+
+template <class T>
+class TransportTest : public ::testing::Test {
+ protected:
+  using Conn = typename T::Connection;
+  using Lis = typename T::Listener;
+
+  struct Pair {
+    Lis listener;
+    Conn client;
+    Conn server;
+  };
+
+  void SetUp() override { address_ = T::Address(Spec()); }
+
+  static EndpointSpec Spec(std::string token = "") {
+    const auto& ctx = ::ipch::testing::Current();
+    return {token.empty() ? ctx.token : token, ctx.scratch_dir};
+  }
+  static bool Has(Cap c) { return T::kCaps.Has(c); }
+  static bool CrossProcess() { return Has(Cap::CrossProcess); }
+  static uint64_t Seed() { return ::ipch::testing::Current().seed; }
+  static std::size_t Max(const Conn& c) { return c.max_message_size(); }
+
+  // Listen (on this test's address unless told otherwise), connect and accept, all in this process.
+  Result<Pair> Connected(const std::string& address = "") {
+    auto l = T::Listen(address.empty() ? address_ : address);
+    if (!l.ok()) return std::move(l).error();
+    auto c = T::Connect(l->address(), Settle());
+    if (!c.ok()) return std::move(c).error();
+    auto s = l->Accept(Settle());
+    if (!s.ok()) return std::move(s).error();
+    return Pair{std::move(*l), std::move(*c), std::move(*s)};
+  }
+
+  // A peer (child process or thread) that connects to `address` and runs `body`.
+  template <class F>
+  Result<Peer> StartClient(const std::string& address, F body) {
+    return Peer::Start(CrossProcess(), [address, body](ControlChannel& ch) -> Status {
+      auto c = T::Connect(address, Settle());
+      if (!c.ok()) return std::move(c).error();
+      return body(*c, ch);
+    });
+  }
+
+  std::string address_;
+};
+
+#define IPCH_REQUIRE_CAP(cap)                                                           \
+  do {                                                                                  \
+    if (!TypeParam::kCaps.Has(::ipch::Cap::cap)) {                                      \
+      GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << " lacks capability " #cap; \
+    }                                                                                   \
+  } while (0)
+
+#define IPCH_CONNECTED(var)         \
+  auto var##_r = this->Connected(); \
+  IPCH_ASSERT_OK(var##_r);          \
+  auto& var = *var##_r
+
+#define IPCH_ASSERT_PEER_OK(peer) IPCH_ASSERT_OK((peer).Join(Settle()))
+
+// Sends `msg` from a to b and checks it arrives intact.
+template <class C>
+::testing::AssertionResult RoundTrip(C& a, C& b, const Bytes& msg) {
+  Status s = a.Send(msg, Settle());
+  if (!s.ok()) return ::testing::AssertionFailure() << "send " << msg.size() << " bytes: " << s.error().ToString();
+  Bytes got;
+  s = b.Receive(got, Settle());
+  if (!s.ok()) return ::testing::AssertionFailure() << "receive " << msg.size() << " bytes: " << s.error().ToString();
+  if (got != msg)
+    return ::testing::AssertionFailure() << "message of " << msg.size() << " bytes arrived as " << got.size()
+                                         << " different bytes";
+  return ::testing::AssertionSuccess();
+}
+
+// A peer body that echoes `count` messages back.
+inline auto EchoPeer(int count) {
+  return [count](auto& c, ControlChannel&) -> Status {
+    Bytes m;
+    for (int i = 0; i < count; ++i) {
+      IPCH_RETURN_IF_ERROR(c.Receive(m, Settle()));
+      IPCH_RETURN_IF_ERROR(c.Send(m, Settle()));
+    }
+    return Ok();
+  };
+}
+
+// A peer body that connects, signals, and then stays parked (connection open) until killed.
+inline auto ParkedPeer() {
+  return [](auto&, ControlChannel& ch) -> Status {
+    IPCH_RETURN_IF_ERROR(ch.Signal());
+    return ch.WaitSignal(Deadline::Never());
+  };
+}
+
+// One write of hostile bytes on a raw connection: send(MSG_NOSIGNAL) on a socket, write on a
+// pipe (whose reader, the listener, is alive while these tests write).
+inline ssize_t RawWrite(int fd, const void* data, std::size_t n) {
+  ssize_t w = ::send(fd, data, n, MSG_NOSIGNAL);
+  if (w < 0 && errno == ENOTSOCK) w = ::write(fd, data, n);
+  return w;
+}
+
+// Sends `msg` to an echoing peer and checks the echo.
+template <class C>
+::testing::AssertionResult RoundTripVia(C& c, const Bytes& msg) {
+  Status s = c.Send(msg, Settle());
+  if (!s.ok()) return ::testing::AssertionFailure() << "send: " << s.error().ToString();
+  Bytes got;
+  s = c.Receive(got, Settle());
+  if (!s.ok()) return ::testing::AssertionFailure() << "receive echo: " << s.error().ToString();
+  if (got != msg)
+    return ::testing::AssertionFailure() << "echo of " << msg.size() << " bytes came back as " << got.size()
+                                         << " different bytes";
+  return ::testing::AssertionSuccess();
+}
+
+}  // namespace ipch::conformance

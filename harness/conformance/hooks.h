@@ -1,0 +1,123 @@
+// Optional adapter hooks (raw connect, frame header, socket address, queue depth, shared bytes,
+// impostors), detected at compile time: a case whose hook is missing says UNSUPPORTED, not pass.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <utility>
+
+#include "fixture.h"
+#include "ipch/deadline.h"
+#include "ipch/result.h"
+#include "ipch/transport.h"
+#include "ipch/unique_fd.h"
+
+namespace ipch::conformance {
+
+// A plain byte connection to `address`, for adapters with Cap::RawPeer (they provide
+// static Result<UniqueFd> ConnectRaw(address, Deadline)); others never reach this.
+template <class T>
+Result<UniqueFd> ConnectRaw(const std::string& address, Deadline d) {
+  if constexpr (requires { T::ConnectRaw(address, d); }) {
+    return T::ConnectRaw(address, d);
+  } else {
+    return MakeError(Errc::InvalidArgument, std::string(T::kName) + " has no ConnectRaw");
+  }
+}
+
+// Adapters with Cap::RawPeer also say how their frames look, so hostile-peer cases can write
+// well-formed headers announcing any length: static Bytes FrameHeader(uint32_t length, ByteView payload).
+template <class T>
+constexpr bool kHasFrameHeader = requires(ByteView p) {
+  { T::FrameHeader(uint32_t{0}, p) } -> std::same_as<Bytes>;
+};
+// Bytes a frame adds to its payload on the wire (0 without the hook).
+template <class T>
+std::size_t FrameOverhead() {
+  if constexpr (kHasFrameHeader<T>) {
+    return T::FrameHeader(0, {}).size();
+  } else {
+    return 0;
+  }
+}
+// Adapters whose addresses are socket addresses (HOST:PORT or a unix socket path) that Connect
+// accepts get the stream-toxics cases: static constexpr bool kSocketAddress = true.
+template <class T>
+constexpr bool kHasSocketAddress = requires {
+  requires T::kSocketAddress;
+};
+
+// How many small messages can wait unread in one direction: unbounded (by count) unless the
+// adapter says otherwise with static std::size_t UnreadMessages() (a POSIX queue holds
+// mq_maxmsg messages whatever their size).
+template <class T>
+uint64_t UnreadMessages() {
+  if constexpr (requires { T::UnreadMessages(); }) {
+    return T::UnreadMessages();
+  } else {
+    return UINT64_MAX;
+  }
+}
+
+// Optional adapter hooks for the shared-memory and named-object cases. An adapter without a
+// hook gets those cases reported UNSUPPORTED with the hook's name, never a silent pass.
+template <class T>
+constexpr bool kHasMidPublishHook = requires {
+  T::SetMidPublishHook(std::function<void()>());
+};
+template <class T>
+constexpr bool kHasSharedBytes = requires(const typename T::Connection& c) {
+  { T::SharedBytes(c) } -> std::convertible_to<std::span<std::byte>>;
+};
+template <class T>
+constexpr bool kHasImpostors = requires(const std::string& a) {
+  { T::PlantImpostor(a, Impostor::WrongSize) } -> std::same_as<Status>;
+  T::RemoveImpostor(a);
+};
+
+#define IPCH_REQUIRE_HOOK(flag, hook)                                                            \
+  do {                                                                                           \
+    if (!(flag)) GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << " has no " hook " hook"; \
+  } while (0)
+
+// Plants an impostor object at an address and removes it again when it goes out of scope.
+template <class T>
+class PlantedImpostor {
+ public:
+  PlantedImpostor(std::string address, Impostor kind) : address_(std::move(address)) {
+    if constexpr (kHasImpostors<T>) status_ = T::PlantImpostor(address_, kind);
+  }
+  ~PlantedImpostor() {
+    if constexpr (kHasImpostors<T>) T::RemoveImpostor(address_);
+  }
+  const Status& status() const { return status_; }
+
+ private:
+  std::string address_;
+  Status status_;
+};
+
+// Plants `kind` at `address` and checks that Listen refuses it with `on_listen`, Connect with
+// `on_connect`, and that the refusals left it in place (a second Listen is refused the same way).
+template <class T>
+::testing::AssertionResult ImpostorIsRefused(const std::string& address, Impostor kind, Errc on_listen,
+                                             Errc on_connect) {
+  PlantedImpostor<T> planted(address, kind);
+  if (!planted.status().ok()) return ::testing::AssertionFailure() << "plant: " << planted.status().error().ToString();
+  auto expect = [](const auto& r, Errc want, const char* what) -> ::testing::AssertionResult {
+    if (r.Is(want)) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << what << ": expected " << make_error_code(want).message() << ", got "
+                                         << (r.ok() ? std::string("OK") : r.error().ToString());
+  };
+  if (auto a = expect(T::Listen(address), on_listen, "listen"); !a) return a;
+  if (auto a = expect(T::Connect(address, Settle()), on_connect, "connect"); !a) return a;
+  return expect(T::Listen(address), on_listen, "listen again (the refusal must not remove the object)");
+}
+
+}  // namespace ipch::conformance

@@ -1,0 +1,287 @@
+// Conformance group PeerDeath: clean exit, SIGKILL at chosen points, SIGSTOP; the survivor gets
+// PeerClosed within a bound, never a hang, a crash (SIGPIPE) or a truncated message.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <utility>
+
+#include "fixture.h"
+#include "hooks.h"
+#include "ipch/child_process.h"
+#include "ipch/deadline.h"
+#include "ipch/result.h"
+#include "ipch/testing.h"
+#include "ipch/transport.h"
+
+namespace ipch::conformance {
+
+template <class T>
+class PeerDeath : public TransportTest<T> {
+ protected:
+  // Waits for a Receive on `c` to report PeerClosed; fails on a message, another error or a hang.
+  template <class C>
+  static ::testing::AssertionResult SeesPeerClosed(C& c) {
+    Bytes got;
+    auto t0 = Clock::now();
+    Status st = c.Receive(got, Deadline::After(DeathBound()));
+    if (st.ok())
+      return ::testing::AssertionFailure() << "received a " << got.size() << "-byte message from a dead peer";
+    if (!st.Is(Errc::PeerClosed))
+      return ::testing::AssertionFailure() << "expected PeerClosed, got " << st.error().ToString();
+    if (Clock::now() - t0 > DeathBound()) return ::testing::AssertionFailure() << "PeerClosed came too late";
+    return ::testing::AssertionSuccess();
+  }
+  // A child process that listens on this test's address, sends the listener's address over
+  // the control channel, and stays parked until killed.
+  Result<Peer> ListenerInChild() {
+    return Peer::Start(true, [want = this->address_](ControlChannel& ch) -> Status {
+      auto l = T::Listen(want);
+      if (!l.ok()) return std::move(l).error();
+      IPCH_RETURN_IF_ERROR(ch.SendString(l->address()));
+      return ch.WaitSignal(Deadline::Never());
+    });
+  }
+};
+TYPED_TEST_SUITE_P(PeerDeath);
+
+TYPED_TEST_P(PeerDeath, PeerExitsCleanlyAfterSending) {
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  const uint64_t salt = this->Seed();
+  // The peer sends and returns without Close(): its exit (or destruction) must do the close.
+  auto peer = this->StartClient(l->address(), [salt](auto& c, ControlChannel&) -> Status {
+    for (uint64_t i = 0; i < 10; ++i) IPCH_RETURN_IF_ERROR(c.Send(MakeMessage(i, 100, salt), Settle()));
+    return Ok();
+  });
+  IPCH_ASSERT_OK(peer);
+  auto s = l->Accept(Settle());
+  IPCH_ASSERT_OK(s);
+  IPCH_ASSERT_PEER_OK(*peer);
+  Bytes got;
+  for (uint64_t i = 0; i < 10; ++i) {
+    IPCH_ASSERT_OK(s->Receive(got, Settle()));
+    EXPECT_TRUE(VerifyMessage(got, i, 100, salt));
+  }
+  EXPECT_TRUE(this->SeesPeerClosed(*s));
+}
+
+TYPED_TEST_P(PeerDeath, PeerThatExitedBeforeAcceptIsStillHeard) {
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  const uint64_t salt = this->Seed();
+  auto peer = this->StartClient(l->address(), [salt](auto& c, ControlChannel&) -> Status {
+    for (uint64_t i = 0; i < 3; ++i) IPCH_RETURN_IF_ERROR(c.Send(MakeMessage(i, 300, salt), Settle()));
+    return Ok();
+  });
+  IPCH_ASSERT_OK(peer);
+  // Gone (and its objects released) before we accept: like a socket in the backlog, what it
+  // sent must still be delivered, then PeerClosed.
+  IPCH_ASSERT_PEER_OK(*peer);
+  auto s = l->Accept(Settle());
+  IPCH_ASSERT_OK(s);
+  Bytes got;
+  for (uint64_t i = 0; i < 3; ++i) {
+    IPCH_ASSERT_OK(s->Receive(got, Settle()));
+    EXPECT_TRUE(VerifyMessage(got, i, 300, salt));
+  }
+  EXPECT_TRUE(this->SeesPeerClosed(*s));
+}
+
+TYPED_TEST_P(PeerDeath, PeerKilledAfterConnect) {
+  IPCH_REQUIRE_CAP(CrossProcess);
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  auto peer = this->StartClient(l->address(), ParkedPeer());
+  IPCH_ASSERT_OK(peer);
+  auto s = l->Accept(Settle());
+  IPCH_ASSERT_OK(s);
+  IPCH_ASSERT_OK(peer->control().WaitSignal(Settle()));
+  peer->Kill();
+  EXPECT_TRUE(this->SeesPeerClosed(*s));
+}
+
+TYPED_TEST_P(PeerDeath, PeerKilledBeforeAccept) {
+  IPCH_REQUIRE_CAP(CrossProcess);
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  auto peer = this->StartClient(l->address(), ParkedPeer());
+  IPCH_ASSERT_OK(peer);
+  IPCH_ASSERT_OK(peer->control().WaitSignal(Settle()));
+  peer->Kill();
+  // Either the dead connection is still accepted and reports PeerClosed, or accept says so.
+  auto s = l->Accept(Settle());
+  if (s.ok()) {
+    EXPECT_TRUE(this->SeesPeerClosed(*s));
+  } else {
+    IPCH_EXPECT_ERRC(s, PeerClosed);
+  }
+}
+
+TYPED_TEST_P(PeerDeath, ListenerKilledThenConnectIsPeerClosed) {
+  IPCH_REQUIRE_CAP(CrossProcess);
+  auto peer = this->ListenerInChild();
+  IPCH_ASSERT_OK(peer);
+  auto addr = peer->control().ReceiveString(Settle());
+  IPCH_ASSERT_OK(addr);
+  peer->Kill();
+  IPCH_EXPECT_ERRC(TypeParam::Connect(*addr, Settle()), PeerClosed);
+  // Create-again-works after a crash: the dead listener's name is reclaimed.
+  auto again = this->Connected(*addr);
+  IPCH_ASSERT_OK(again);
+  EXPECT_TRUE(RoundTrip(again->client, again->server, MakeMessage(1, 10, this->Seed())));
+}
+
+TYPED_TEST_P(PeerDeath, PeerKilledMidMessage) {
+  IPCH_REQUIRE_CAP(CrossProcess);
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  auto peer = this->StartClient(l->address(), [](auto& c, ControlChannel& ch) -> Status {
+    Bytes big(c.max_message_size(), std::byte{0x42});
+    IPCH_RETURN_IF_ERROR(ch.Signal());
+    IPCH_RETURN_IF_ERROR(c.Send(big, Deadline::Never()));  // blocks mid-message: nobody reads yet
+    IPCH_RETURN_IF_ERROR(ch.Signal('S'));                  // only reached if the buffers held the whole message
+    return ch.WaitSignal(Deadline::Never());
+  });
+  IPCH_ASSERT_OK(peer);
+  auto s = l->Accept(Settle());
+  IPCH_ASSERT_OK(s);
+  IPCH_ASSERT_OK(peer->control().WaitSignal(Settle()));
+  // Kill it once it blocks: inside the send when the message exceeds the kernel's buffering.
+  (void)WaitUntilSleeping(peer->pid(), Settle());
+  peer->Kill();
+  const bool send_completed = peer->control().WaitSignal(Deadline::Expired(), 'S').ok();
+  if (send_completed) {
+    // The transport buffered the whole message before the kill: it must arrive intact.
+    Bytes got;
+    IPCH_ASSERT_OK(s->Receive(got, Settle()));
+    EXPECT_EQ(got, Bytes(s->max_message_size(), std::byte{0x42}));
+  }
+  EXPECT_TRUE(this->SeesPeerClosed(*s)) << (send_completed ? "after the completed message"
+                                                           : "a torn message must never be delivered");
+}
+
+TYPED_TEST_P(PeerDeath, PeerKilledWhileWeSend) {
+  IPCH_REQUIRE_CAP(CrossProcess);
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  auto peer = this->StartClient(l->address(), [](auto& c, ControlChannel& ch) -> Status {
+    IPCH_RETURN_IF_ERROR(ch.Signal());
+    Bytes m;
+    return c.Receive(m, Deadline::Never());  // blocked in receive until killed
+  });
+  IPCH_ASSERT_OK(peer);
+  auto s = l->Accept(Settle());
+  IPCH_ASSERT_OK(s);
+  IPCH_ASSERT_OK(peer->control().WaitSignal(Settle()));
+  peer->Kill();
+  // Sending to a dead peer must report PeerClosed, not kill us with SIGPIPE.
+  Status st;
+  auto until = Deadline::After(DeathBound());
+  while (st.ok() && !until.expired()) st = s->Send(MakeMessage(0, 4096, this->Seed()), Settle());
+  IPCH_EXPECT_ERRC(st, PeerClosed);
+}
+
+TYPED_TEST_P(PeerDeath, StoppedPeerLosesNothing) {
+  IPCH_REQUIRE_CAP(CrossProcess);
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  const uint64_t salt = this->Seed();
+  auto peer = this->StartClient(l->address(), [salt](auto& c, ControlChannel& ch) -> Status {
+    IPCH_RETURN_IF_ERROR(c.Send(MakeMessage(0, 100, salt), Settle()));
+    IPCH_RETURN_IF_ERROR(ch.Signal());
+    IPCH_RETURN_IF_ERROR(ch.WaitSignal(Settle()));
+    return c.Send(MakeMessage(1, 100, salt), Settle());
+  });
+  IPCH_ASSERT_OK(peer);
+  auto s = l->Accept(Settle());
+  IPCH_ASSERT_OK(s);
+  IPCH_ASSERT_OK(peer->control().WaitSignal(Settle()));
+  IPCH_ASSERT_OK(peer->process()->Stop());
+  Bytes got;
+  IPCH_ASSERT_OK(s->Receive(got, Settle()));
+  EXPECT_TRUE(VerifyMessage(got, 0, 100, salt));
+  // A stopped peer is not a dead one: we time out, and nothing is lost when it resumes.
+  IPCH_EXPECT_ERRC(s->Receive(got, Deadline::After(ShortWait())), Timeout);
+  IPCH_ASSERT_OK(peer->control().Signal());
+  IPCH_ASSERT_OK(peer->process()->Continue());
+  IPCH_ASSERT_OK(s->Receive(got, Settle()));
+  EXPECT_TRUE(VerifyMessage(got, 1, 100, salt));
+  IPCH_ASSERT_PEER_OK(*peer);
+}
+
+TYPED_TEST_P(PeerDeath, ListenerServesNewPeerAfterOneIsKilled) {
+  IPCH_REQUIRE_CAP(CrossProcess);
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  auto doomed = this->StartClient(l->address(), ParkedPeer());
+  IPCH_ASSERT_OK(doomed);
+  auto s1 = l->Accept(Settle());
+  IPCH_ASSERT_OK(s1);
+  IPCH_ASSERT_OK(doomed->control().WaitSignal(Settle()));
+  doomed->Kill();
+  EXPECT_TRUE(this->SeesPeerClosed(*s1));
+  auto next = this->StartClient(l->address(), EchoPeer(1));
+  IPCH_ASSERT_OK(next);
+  auto s2 = l->Accept(Settle());
+  IPCH_ASSERT_OK(s2);
+  EXPECT_TRUE(RoundTripVia(*s2, MakeMessage(2, 20, this->Seed())));
+  IPCH_ASSERT_PEER_OK(*next);
+}
+
+TYPED_TEST_P(PeerDeath, PeerKilledMidPublish) {
+  IPCH_REQUIRE_CAP(CrossProcess);
+  IPCH_REQUIRE_HOOK(kHasMidPublishHook<TypeParam>, "SetMidPublishHook");
+  if constexpr (kHasMidPublishHook<TypeParam>) {
+    auto l = TypeParam::Listen(this->address_);
+    IPCH_ASSERT_OK(l);
+    const uint64_t salt = this->Seed();
+    auto peer = this->StartClient(l->address(), [salt](auto& c, ControlChannel& ch) -> Status {
+      IPCH_RETURN_IF_ERROR(c.Send(MakeMessage(0, 100, salt), Settle()));
+      // The second send stops after copying its record and before publishing it, and is killed there.
+      TypeParam::SetMidPublishHook([&ch] {
+        (void)ch.Signal('P');
+        for (;;) ::pause();
+      });
+      return c.Send(MakeMessage(1, 5000, salt), Settle());
+    });
+    IPCH_ASSERT_OK(peer);
+    auto s = l->Accept(Settle());
+    IPCH_ASSERT_OK(s);
+    IPCH_ASSERT_OK(peer->control().WaitSignal(Settle(), 'P'));
+    peer->Kill();
+    Bytes got;
+    IPCH_ASSERT_OK(s->Receive(got, Settle()));
+    EXPECT_TRUE(VerifyMessage(got, 0, 100, salt)) << "the message published before the kill must arrive intact";
+    EXPECT_TRUE(this->SeesPeerClosed(*s)) << "a record killed mid-publish must never be delivered";
+  }
+}
+
+TYPED_TEST_P(PeerDeath, OrphanedListenerIsReportedAndReclaimed) {
+  IPCH_REQUIRE_CAP(CrossProcess);
+  auto peer = this->ListenerInChild();
+  IPCH_ASSERT_OK(peer);
+  auto addr = peer->control().ReceiveString(Settle());
+  IPCH_ASSERT_OK(addr);
+  // A connection waiting to be accepted when its listener is killed learns of it.
+  auto pending = TypeParam::Connect(*addr, Settle());
+  IPCH_ASSERT_OK(pending);
+  IPCH_ASSERT_OK(pending->Send(MakeMessage(0, 64, this->Seed()), Settle()));
+  peer->Kill();
+  EXPECT_TRUE(this->SeesPeerClosed(*pending));
+  IPCH_ASSERT_OK(pending->Close());
+  // The killed creator's objects are reclaimed by the next Listen; the audit checks none is left.
+  auto again = this->Connected(*addr);
+  IPCH_ASSERT_OK(again);
+  EXPECT_TRUE(RoundTrip(again->client, again->server, MakeMessage(1, 10, this->Seed())));
+}
+
+REGISTER_TYPED_TEST_SUITE_P(PeerDeath, PeerThatExitedBeforeAcceptIsStillHeard, PeerKilledMidPublish,
+                            OrphanedListenerIsReportedAndReclaimed, PeerExitsCleanlyAfterSending,
+                            PeerKilledAfterConnect, PeerKilledBeforeAccept, ListenerKilledThenConnectIsPeerClosed,
+                            PeerKilledMidMessage, PeerKilledWhileWeSend, StoppedPeerLosesNothing,
+                            ListenerServesNewPeerAfterOneIsKilled);
+
+}  // namespace ipch::conformance

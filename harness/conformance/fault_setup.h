@@ -48,11 +48,6 @@ std::string SetUpAndTearDown(const std::string& address, const Bytes& msg, Statu
   return "";
 }
 
-// Every call that acquires a resource while a connection is set up and torn down (socket, bind,
-// listen, connect, accept, open, mmap, ftruncate, shm_open, shmget, shmat, ...) fails in turn
-// with ENOMEM. The step it hits reports ENOMEM itself, or the transport recovers and the
-// connection works; either way nothing is left behind: no descriptor, /dev/shm entry, SysV
-// object or socket file, checked after each turn.
 // Enumerate(ops, err) over SetUpAndTearDown: after each turn, with faults paused, calls
 // check(n, failed_step, status, leaks) and then removes whatever the turn left behind.
 template <class T, class Check>

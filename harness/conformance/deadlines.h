@@ -72,9 +72,10 @@ TYPED_TEST_P(Deadlines, SendTimesOutWhenPeerStopsReading) {
   IPCH_ASSERT_ERRC(st, Timeout);
   IPCH_ASSERT_OK(p.client.Close());
   // Every message whose send succeeded arrives whole and in order; then the close.
+  const auto sent_by = Clock::now();
   Bytes got;
   for (uint64_t i = 0; i < sent; ++i) {
-    IPCH_ASSERT_OK(p.server.Receive(got, Settle()));
+    ASSERT_TRUE(ReceiveWaiting(p.server, got, sent_by)) << "message " << i << " of " << sent;
     ASSERT_TRUE(VerifyMessage(got, i, size, salt));
   }
   IPCH_EXPECT_ERRC(p.server.Receive(got, Settle()), PeerClosed);
@@ -85,7 +86,9 @@ TYPED_TEST_P(Deadlines, BlockedReceiveWakesForLateMessage) {
   IPCH_ASSERT_OK(l);
   auto peer = this->StartClient(l->address(), [](auto& c, ControlChannel& ch) -> Status {
     IPCH_RETURN_IF_ERROR(ch.WaitSignal(Settle()));  // send only once we are told to
-    return c.Send(AsBytes("late"), Settle());
+    IPCH_RETURN_IF_ERROR(c.Send(AsBytes("late"), Settle()));
+    // When the send was done, on the clock every process of this machine shares.
+    return ch.SendString(std::to_string(Clock::now().time_since_epoch().count()));
   });
   IPCH_ASSERT_OK(peer);
   auto s = l->Accept(Settle());
@@ -94,7 +97,14 @@ TYPED_TEST_P(Deadlines, BlockedReceiveWakesForLateMessage) {
   IPCH_ASSERT_ERRC(s->Receive(got, Deadline::After(ShortWait())), Timeout);
   IPCH_ASSERT_OK(peer->control().Signal());
   IPCH_ASSERT_OK(s->Receive(got, Settle()));
+  const auto woke = Clock::now();
   EXPECT_EQ(got, Bytes(AsBytes("late").begin(), AsBytes("late").end()));
+  auto sent = peer->control().ReceiveString(Settle());
+  IPCH_ASSERT_OK(sent);
+  const auto late = woke - Clock::time_point(Clock::duration(std::stoll(*sent)));
+  EXPECT_LE(late, PromptBound()) << "the blocked receive returned " << Seconds(late)
+                                 << " s after the message was sent: a lost wake-up? (bound " << Seconds(PromptBound())
+                                 << " s)";
   IPCH_ASSERT_PEER_OK(*peer);
 }
 

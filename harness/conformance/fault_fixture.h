@@ -119,8 +119,9 @@ class Fault : public TransportTest<T> {
     for (int i = 0; i < count; ++i) {
       const std::size_t n = std::min<std::size_t>(rng() % (max_size + 1), Max(p->client));
       const Bytes msg = MakeMessage(static_cast<uint64_t>(i), n, this->Seed());
-      ASSERT_TRUE(RoundTrip(p->client, p->server, msg)) << "message " << i << " up; " << p->Describe();
-      ASSERT_TRUE(RoundTrip(p->server, p->client, msg)) << "message " << i << " down; " << p->Describe();
+      ASSERT_TRUE(RoundTrip(p->client, p->server, msg, Path::kRelayed)) << "message " << i << " up; " << p->Describe();
+      ASSERT_TRUE(RoundTrip(p->server, p->client, msg, Path::kRelayed))
+          << "message " << i << " down; " << p->Describe();
     }
     const auto st = p->proxy->stats();
     EXPECT_GT(st.forwarded[0], 0u);

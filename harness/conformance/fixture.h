@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
@@ -42,6 +43,13 @@ inline Clock::duration SettleBound() {
 inline Deadline Settle() { return Deadline::After(Scaled(SettleBound())); }
 inline Clock::duration ShortWait() { return Scaled(Millis(100)); }
 inline Clock::duration DeathBound() { return Scaled(std::chrono::seconds(2)); }
+// What the battery knows can complete at once (a message sent before the receive began) must
+// also be prompt: far above any honest cost, so that only a lost wake-up exceeds it — a receiver
+// that notices a waiting message on some later timer instead of when it came.
+inline Clock::duration PromptBound() {
+  return std::min<Clock::duration>(Scaled(std::chrono::seconds(1)), Scaled(SettleBound()) / 2);
+}
+inline double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
 struct NameOf {
   template <class T>
@@ -111,14 +119,37 @@ class TransportTest : public ::testing::Test {
 
 #define IPCH_ASSERT_PEER_OK(peer) IPCH_ASSERT_OK((peer).Join(Settle()))
 
+// Receives on `c` a message that was sent (completely, by `sent`) before this call: it must
+// arrive, and promptly (PromptBound).
+template <class C>
+::testing::AssertionResult ReceiveWaiting(C& c, Bytes& got, Clock::time_point sent) {
+  const auto begin = Clock::now();
+  Status s = c.Receive(got, Settle());
+  const auto end = Clock::now();
+  if (!s.ok()) return ::testing::AssertionFailure() << "receive: " << s.error().ToString();
+  if (end - begin > PromptBound()) {
+    return ::testing::AssertionFailure() << "receive took " << Seconds(end - begin) << " s although the message was sent "
+                                         << Seconds(end - sent) << " s earlier: a lost wake-up? (bound "
+                                         << Seconds(PromptBound()) << " s)";
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// Where a message goes: straight to the other end, where it waits once Send returns (so the
+// receive must be prompt), or through a relay that may still hold it (the toxics proxy).
+enum class Path { kDirect, kRelayed };
+
 // Sends `msg` from a to b and checks it arrives intact.
 template <class C>
-::testing::AssertionResult RoundTrip(C& a, C& b, const Bytes& msg) {
+::testing::AssertionResult RoundTrip(C& a, C& b, const Bytes& msg, Path path = Path::kDirect) {
   Status s = a.Send(msg, Settle());
   if (!s.ok()) return ::testing::AssertionFailure() << "send " << msg.size() << " bytes: " << s.error().ToString();
   Bytes got;
-  s = b.Receive(got, Settle());
-  if (!s.ok()) return ::testing::AssertionFailure() << "receive " << msg.size() << " bytes: " << s.error().ToString();
+  if (path == Path::kDirect) {
+    if (auto r = ReceiveWaiting(b, got, Clock::now()); !r) return r << " (" << msg.size() << " bytes)";
+  } else if (s = b.Receive(got, Settle()); !s.ok()) {
+    return ::testing::AssertionFailure() << "receive " << msg.size() << " bytes: " << s.error().ToString();
+  }
   if (got != msg)
     return ::testing::AssertionFailure() << "message of " << msg.size() << " bytes arrived as " << got.size()
                                          << " different bytes";

@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <optional>
 
@@ -28,6 +30,7 @@ enum class Bug {
   kCorruptsPayload,     // flips one bit in every 7th non-empty message after checksumming it
   kIgnoresChecksum,     // frames carry checksums, but the receiver never verifies them
   kDropsPartialFrame,   // a receive that times out throws away the part of a frame it has read
+  kLosesWakeup,         // waits on the socket before looking at frames it has buffered already
 };
 
 template <Bug B>
@@ -75,6 +78,11 @@ class NaiveConnection {
     if (!fd_) return MakeError(Errc::Closed, "naive: closed");
     if (sticky_) return *sticky_;
     const bool probe = d.expired();
+    if (B == Bug::kLosesWakeup && !in_.empty()) {
+      // The planted bug: a frame that came with the previous read is noticed only when a wait
+      // for more bytes ends (2 s, scaled), as if woken by a timer instead of by its arrival.
+      (void)Wait(POLLIN, Deadline::After(std::min<Clock::duration>(d.remaining(), Scaled(std::chrono::seconds(2)))));
+    }
     for (;;) {
       constexpr std::size_t kH = StreamConnection::kHeaderSize;
       if (in_.size() >= kH) {
@@ -208,5 +216,6 @@ inline constexpr char kEagainFatal[] = "eagain_is_fatal";
 inline constexpr char kCorrupts[] = "corrupts_payload";
 inline constexpr char kIgnoresChecksum[] = "ignores_checksum";
 inline constexpr char kDropsPartial[] = "drops_partial_frame";
+inline constexpr char kLosesWakeup[] = "loses_wakeup";
 
 }  // namespace ipch::selftest

@@ -103,6 +103,10 @@ TEST(SelfTest, DroppingAPartialFrameOnTimeoutIsCaught) {
                {"Fault.StallMidFrameTimesOutThenCompletes", "Security.FrameDeliveredOneByteAtATime"});
 }
 
+TEST(SelfTest, LosingAWakeupIsCaught) {
+  ExpectCaught("loses_wakeup", {"Basic.BurstOfSmallMessagesThenDrain"}, "a lost wake-up?");
+}
+
 // The REPLAY line of a case reruns it with the same faults: the wire bit flips (positions and
 // bits, drawn from the seed) come out identical, and a different seed gives different ones.
 std::string FaultLines(const std::string& seed) {

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -63,22 +64,30 @@ TYPED_TEST_P(Concurrency, ParallelConnectionsFromThreads) {
   constexpr int kThreads = 4, kCount = 300;
   std::vector<typename TypeParam::Connection> servers;
   std::vector<std::thread> clients;
-  std::atomic<int> failures{0};
+  // Every thread's failure counts; the first one seen is reported, with its connection.
+  std::mutex mu;
+  int failures = 0;
+  std::string first;
+  auto fail = [&](std::string what) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (failures++ == 0) first = std::move(what);
+  };
   const std::string addr = l->address();
   const uint64_t salt = this->Seed();
   for (int t = 0; t < kThreads; ++t) {
     clients.emplace_back([&, t] {
+      const std::string who = "client " + std::to_string(t);
       auto c = TypeParam::Connect(addr, Settle());
-      if (!c.ok()) {
-        ++failures;
-        return;
-      }
+      if (!c.ok()) return fail(who + ": connect: " + c.error().ToString());
       Bytes m;
       for (int i = 0; i < kCount; ++i) {
+        const std::string at = who + ", message " + std::to_string(i) + ": ";
         Bytes out = MakeMessage(i, 32 + t, salt ^ t);
-        if (!c->Send(out, Settle()).ok() || !c->Receive(m, Settle()).ok() || m != out) {
-          ++failures;
-          return;
+        if (Status st = c->Send(out, Settle()); !st.ok()) return fail(at + "send: " + st.error().ToString());
+        if (Status st = c->Receive(m, Settle()); !st.ok()) return fail(at + "receive: " + st.error().ToString());
+        if (m != out) {
+          return fail(at + "the echo of " + std::to_string(out.size()) + " bytes came back as " +
+                      std::to_string(m.size()) + " different bytes");
         }
       }
     });
@@ -87,18 +96,28 @@ TYPED_TEST_P(Concurrency, ParallelConnectionsFromThreads) {
   for (int t = 0; t < kThreads; ++t) {
     auto s = l->Accept(Settle());
     if (!s.ok()) {
-      ADD_FAILURE() << s.error().ToString();
+      ADD_FAILURE() << "accept " << t << ": " << s.error().ToString();
       break;
     }
-    echoes.emplace_back([conn = std::move(*s)]() mutable {
+    echoes.emplace_back([&, t, conn = std::move(*s)]() mutable {
+      const std::string who = "echo of accepted connection " + std::to_string(t);
       Bytes m;
-      while (conn.Receive(m, Settle()).ok() && conn.Send(m, Settle()).ok()) {
+      for (int i = 0; i < kCount; ++i) {
+        const std::string at = who + ", message " + std::to_string(i) + ": ";
+        if (Status st = conn.Receive(m, Settle()); !st.ok()) return fail(at + "receive: " + st.error().ToString());
+        if (Status st = conn.Send(m, Settle()); !st.ok()) return fail(at + "send: " + st.error().ToString());
+      }
+      // Then its client closes: that, and nothing else, is what comes next.
+      if (Status st = conn.Receive(m, Settle()); !st.Is(Errc::PeerClosed)) {
+        fail(who + ": after the last message expected PeerClosed, got " +
+             (st.ok() ? "a " + std::to_string(m.size()) + "-byte message" : st.error().ToString()));
       }
     });
   }
   for (auto& c : clients) c.join();
   for (auto& e : echoes) e.join();
-  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(failures, 0) << failures << " of " << 2 * kThreads << " threads (" << kThreads << " clients, " << kThreads
+                         << " echoes) failed; the first: " << first;
 }
 
 REGISTER_TYPED_TEST_SUITE_P(Concurrency, SenderAndReceiverThreadsShareAConnection, ParallelConnectionsFromThreads);

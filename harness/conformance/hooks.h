@@ -11,6 +11,7 @@
 #include <span>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "fixture.h"
 #include "ipch/deadline.h"
@@ -81,9 +82,56 @@ constexpr bool kHasImpostors = requires(const std::string& a) {
   T::RemoveImpostor(a);
 };
 
+// Adapters over message queues (Cap::QueueIo) let hostile-queue cases act as the peer:
+//   static Status PutQueueMessage(const Connection& to, ByteView message, QueueMessageType t)
+//     puts one queue message, laid out as the transport lays out its chunks, into the queue
+//     that `to` receives from, without waiting (a full queue is an error);
+//   static std::vector<Bytes> QueueMessages(const Connection& to, const std::vector<Bytes>& messages)
+//     the queue messages a well-behaved peer of `to` would put for `messages`, sent first on a
+//     fresh connection, limits unchecked (a case can announce more than max_message_size).
+template <class T>
+constexpr bool kHasRawQueue = requires(const typename T::Connection& c, ByteView m, const std::vector<Bytes>& ms) {
+  { T::PutQueueMessage(c, m, QueueMessageType::Peer) } -> std::same_as<Status>;
+  { T::QueueMessages(c, ms) } -> std::same_as<std::vector<Bytes>>;
+};
+
+template <class T>
+constexpr bool kHasRequestImpostors = requires(const typename T::Listener& l) {
+  { T::PlantRequestImpostor(l, RequestImpostor::Symlink) } -> std::same_as<Status>;
+  T::RemoveRequestImpostors(l);
+};
+template <class T>
+std::string RequestImpostorDoesNotApply(RequestImpostor kind) {
+  if constexpr (requires { T::RequestImpostorDoesNotApply(kind); }) {
+    return std::string(T::RequestImpostorDoesNotApply(kind));
+  } else {
+    return {};
+  }
+}
+
+// Why an adapter's mechanism cannot hold an impostor of `kind` (empty: it can).
+template <class T>
+std::string ImpostorDoesNotApply(Impostor kind) {
+  if constexpr (requires { T::ImpostorDoesNotApply(kind); }) {
+    return std::string(T::ImpostorDoesNotApply(kind));
+  } else {
+    return {};
+  }
+}
+
 #define IPCH_REQUIRE_HOOK(flag, hook)                                                            \
   do {                                                                                           \
     if (!(flag)) GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << " has no " hook " hook"; \
+  } while (0)
+
+// Impostor cases need a named object to impersonate, the adapter's hook, and a kind its
+// mechanism can hold.
+#define IPCH_REQUIRE_IMPOSTOR(kind)                                                            \
+  do {                                                                                         \
+    IPCH_REQUIRE_CAP(NamedResource);                                                           \
+    IPCH_REQUIRE_HOOK(kHasImpostors<TypeParam>, "PlantImpostor");                              \
+    if (const std::string why = ImpostorDoesNotApply<TypeParam>(Impostor::kind); !why.empty()) \
+      GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << ": " << why;                      \
   } while (0)
 
 // Plants an impostor object at an address and removes it again when it goes out of scope.

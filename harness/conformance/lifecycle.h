@@ -177,7 +177,7 @@ TYPED_TEST_P(Lifecycle, DestroyingListenerWithQueuedClients) {
 }
 
 TYPED_TEST_P(Lifecycle, UninitialisedObjectAtAddressIsOrphanedResource) {
-  IPCH_REQUIRE_HOOK(kHasImpostors<TypeParam>, "PlantImpostor");
+  IPCH_REQUIRE_IMPOSTOR(Uninitialised);
   // What a creator killed between creating and initialising leaves: not ours to guess about.
   EXPECT_TRUE(
       ImpostorIsRefused<TypeParam>(this->address_, Impostor::Uninitialised, Errc::OrphanedResource, Errc::Corrupt));

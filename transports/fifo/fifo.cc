@@ -15,6 +15,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <system_error>
 #include <thread>
@@ -117,11 +118,18 @@ Result<PipePair> Handshake(const std::string& dir, Deadline d, const std::string
     if (errno == ENXIO || errno == ENOENT || errno == ENOTDIR) {
       return MakeError(Errc::PeerClosed, label + ": no listener at " + dir + " (" + std::strerror(errno) + ")");
     }
+    if (errno == ELOOP)
+      return MakeError(Errc::PermissionDenied, label + ": " + listen_path + " is a symlink; not followed");
     return ErrnoError(label + ": open " + listen_path);
   }
   struct stat st {};
   if (::fstat(lfd.get(), &st) != 0) return ErrnoError(label + ": fstat " + listen_path);
-  if (!S_ISFIFO(st.st_mode)) return MakeError(Errc::InvalidArgument, label + ": " + listen_path + " is not a FIFO");
+  if (!S_ISFIFO(st.st_mode)) return MakeError(Errc::Corrupt, label + ": " + listen_path + " is not a FIFO");
+  // Our requests name our FIFOs: never hand them to a listener running as someone else.
+  if (st.st_uid != ::geteuid()) {
+    return MakeError(Errc::PermissionDenied,
+                     label + ": " + listen_path + " is owned by uid " + std::to_string(st.st_uid) + ", not us");
+  }
 
   static std::atomic<uint32_t> counter{0};
   const std::string name =
@@ -176,8 +184,7 @@ Result<PipePair> Handshake(const std::string& dir, Deadline d, const std::string
       return MakeError(Errc::PeerClosed, label + ": the listener died before taking the connection");
     }
     if (r == 0 && d.expired()) {
-      return MakeError(probe ? Errc::WouldBlock : Errc::Timeout,
-                       label + ": no answer from the listener");
+      return MakeError(probe ? Errc::WouldBlock : Errc::Timeout, label + ": no answer from the listener");
     }
   }
   // Write-only from now on, so that our exit is the server's EOF; the server's descriptor keeps
@@ -437,7 +444,8 @@ Result<Listener> Listen(const std::string& dir, std::size_t max_message_size) {
         return MakeError(Errc::AlreadyExists, label + ": `listen` exists and is not a FIFO; refusing to remove it");
       }
       if (probe) return MakeError(Errc::AlreadyExists, label + ": a live listener owns this directory");
-      if (err == ELOOP) return MakeError(Errc::AlreadyExists, label + ": `listen` is a symlink; refusing to touch it");
+      if (err == ELOOP)
+        return MakeError(Errc::PermissionDenied, label + ": `listen` is a symlink; refusing to touch it");
       return ErrnoError(label + ": probe " + listen_path, err);
     }
     struct stat st {};
@@ -471,6 +479,143 @@ Result<StreamConnection> Connect(const std::string& dir, Deadline d, std::size_t
   auto p = Handshake(dir, d, label);
   if (!p.ok()) return std::move(p).error();
   return StreamConnection(std::move(p->from_server), std::move(p->to_server), max_message_size, false, label);
+}
+
+namespace {
+
+// What a planted impostor holds open (a live reader makes a FIFO look served), by address.
+std::mutex g_impostors_mu;
+std::map<std::string, std::vector<UniqueFd>> g_impostors;
+
+}  // namespace
+
+std::string_view Adapter::ImpostorDoesNotApply(Impostor kind) {
+  if (kind == Impostor::Uninitialised) {
+    return "the rendezvous FIFO is made under a private name and linked into place whole, so a creator killed "
+           "early leaves no half-made `listen` to refuse (its privately named leftovers are swept by Listen)";
+  }
+  return {};
+}
+
+Status Adapter::PlantImpostor(const std::string& dir, Impostor kind) {
+  const std::string listen_path = dir + "/" + kListenName, target = dir + ".target";
+  if (::mkdir(dir.c_str(), 0700) != 0) return ErrnoError("plant: mkdir " + dir);
+  std::vector<UniqueFd> held;
+  switch (kind) {
+    case Impostor::OtherOwner: {
+      constexpr uid_t kNobody = 65534;
+      if (::mkfifo(listen_path.c_str(), 0600) != 0) return ErrnoError("plant: mkfifo " + listen_path);
+      held.emplace_back(::open(listen_path.c_str(), O_RDWR | kOpenFlags));
+      if (::chown(listen_path.c_str(), kNobody, kNobody) != 0 || ::chown(dir.c_str(), kNobody, kNobody) != 0) {
+        return ErrnoError("plant: chown " + dir);
+      }
+      break;
+    }
+    case Impostor::WrongSize: {
+      UniqueFd f(::open(listen_path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600));
+      if (!f) return ErrnoError("plant: create " + listen_path);
+      break;
+    }
+    case Impostor::Symlink:
+      if (::mkfifo(target.c_str(), 0600) != 0) return ErrnoError("plant: mkfifo " + target);
+      held.emplace_back(::open(target.c_str(), O_RDWR | kOpenFlags));
+      if (::symlink(target.c_str(), listen_path.c_str()) != 0) return ErrnoError("plant: symlink " + listen_path);
+      break;
+    case Impostor::Uninitialised:
+      return MakeError(Errc::InvalidArgument, "plant: " + std::string(ImpostorDoesNotApply(kind)));
+  }
+  std::lock_guard<std::mutex> lock(g_impostors_mu);
+  g_impostors[dir] = std::move(held);
+  return Ok();
+}
+
+void Adapter::RemoveImpostor(const std::string& dir) {
+  {
+    std::lock_guard<std::mutex> lock(g_impostors_mu);
+    g_impostors.erase(dir);
+  }
+  ::unlink((dir + "/" + kListenName).c_str());
+  ::unlink((dir + ".target").c_str());
+  ::rmdir(dir.c_str());
+}
+
+namespace {
+
+struct PlantedRequest {
+  std::vector<UniqueFd> held;  // live ends, so that a listener that opens them would succeed
+  std::vector<std::string> paths;
+};
+std::map<std::string, std::vector<PlantedRequest>> g_requests;  // by listener directory
+
+// A FIFO at `path` with both ends held open by `p`.
+Status LiveFifo(const std::string& path, PlantedRequest& p) {
+  if (::mkfifo(path.c_str(), 0600) != 0) return ErrnoError("plant: mkfifo " + path);
+  p.paths.push_back(path);
+  UniqueFd fd(::open(path.c_str(), O_RDWR | kOpenFlags));
+  if (!fd) return ErrnoError("plant: open " + path);
+  p.held.push_back(std::move(fd));
+  return Ok();
+}
+
+Status PlantPair(const std::string& dir, const std::string& name, RequestImpostor kind, PlantedRequest& p) {
+  for (const char* end : {".up", ".dn"}) {
+    const std::string path = dir + "/" + name + end;
+    switch (kind) {
+      case RequestImpostor::Symlink: {
+        const std::string target = dir + ".link-target" + end;
+        IPCH_RETURN_IF_ERROR(LiveFifo(target, p));
+        if (::symlink(target.c_str(), path.c_str()) != 0) return ErrnoError("plant: symlink " + path);
+        p.paths.push_back(path);
+        break;
+      }
+      case RequestImpostor::RegularFile: {
+        UniqueFd f(::open(path.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600));
+        if (!f) return ErrnoError("plant: create " + path);
+        p.paths.push_back(path);
+        break;
+      }
+      case RequestImpostor::OtherOwner:
+        IPCH_RETURN_IF_ERROR(LiveFifo(path, p));
+        if (::chown(path.c_str(), 65534, 65534) != 0) return ErrnoError("plant: chown " + path);
+        break;
+      case RequestImpostor::Outside:
+        IPCH_RETURN_IF_ERROR(LiveFifo(path, p));  // `dir` is the directory's parent here
+        break;
+    }
+  }
+  return Ok();
+}
+
+}  // namespace
+
+Status Adapter::PlantRequestImpostor(const Listener& l, RequestImpostor kind) {
+  const std::string& dir = l.address();
+  static std::atomic<uint32_t> counter{0};
+  const std::string name = "c-1-" + std::to_string(counter.fetch_add(1)) + "-impostor";
+  std::lock_guard<std::mutex> lock(g_impostors_mu);
+  PlantedRequest& p = g_requests[dir].emplace_back();
+  // The outside pair sits beside the directory; the request reaches it by "../".
+  const std::string parent = std::filesystem::path(dir).parent_path().string();
+  IPCH_RETURN_IF_ERROR(PlantPair(kind == RequestImpostor::Outside ? parent : dir, name, kind, p));
+  const std::string named = kind == RequestImpostor::Outside ? "../" + name : name;
+  unsigned char req[kRequestSize];
+  std::memset(req, 0, sizeof req);
+  EncodeRequest(static_cast<uint32_t>(::getpid()), named, req);
+  UniqueFd lfd(::open((dir + "/" + kListenName).c_str(), O_WRONLY | kOpenFlags));
+  if (!lfd) return ErrnoError("plant: open the rendezvous of " + dir);
+  if (::write(lfd.get(), req, sizeof req) != static_cast<ssize_t>(sizeof req))
+    return ErrnoError("plant: write request");
+  return Ok();
+}
+
+void Adapter::RemoveRequestImpostors(const Listener& l) {
+  std::lock_guard<std::mutex> lock(g_impostors_mu);
+  auto it = g_requests.find(l.address());
+  if (it == g_requests.end()) return;
+  for (const PlantedRequest& p : it->second) {
+    for (const std::string& path : p.paths) ::unlink(path.c_str());
+  }
+  g_requests.erase(it);
 }
 
 Result<UniqueFd> Adapter::ConnectRaw(const std::string& a, Deadline d) {

@@ -93,6 +93,15 @@ struct Adapter {
   // hostile-peer tests; the server's replies find no reader (EPIPE, PeerClosed).
   static Result<UniqueFd> ConnectRaw(const std::string& a, Deadline d);
   static Bytes FrameHeader(uint32_t length, ByteView payload) { return StreamConnection::FrameHeader(length, payload); }
+  // Impostors at the rendezvous, for the security group: a directory and live `listen` of
+  // another uid, a regular file as `listen`, `listen` as a link to a live FIFO elsewhere.
+  static Status PlantImpostor(const std::string& dir, Impostor kind);
+  static void RemoveImpostor(const std::string& dir);
+  static std::string_view ImpostorDoesNotApply(Impostor kind);
+  // A request in the listener's rendezvous naming a FIFO pair that is a pair of links to live
+  // FIFOs, regular files, another uid's live FIFOs, or live FIFOs outside the directory.
+  static Status PlantRequestImpostor(const Listener& l, RequestImpostor kind);
+  static void RemoveRequestImpostors(const Listener& l);
 };
 
 }  // namespace ipch::fifo

@@ -1,8 +1,9 @@
 #include "chunk.h"
-#include "../stream/wire.h"
 
 #include <algorithm>
 #include <cstring>
+
+#include "../stream/wire.h"
 
 namespace ipch::mq {
 namespace {
@@ -33,10 +34,31 @@ std::size_t Chunker::Next(std::size_t msg_size, std::size_t offset, std::size_t 
 
 void Chunker::Fin(unsigned char out[kChunkHeaderSize]) { EncodeChunkHeader({ChunkKind::kFin, seq_, 0, 0}, out); }
 
+std::vector<Bytes> EncodeMessages(const std::vector<Bytes>& messages, std::size_t chunk_size) {
+  std::vector<Bytes> chunks;
+  Chunker chunker;
+  const std::size_t room = chunk_size - kChunkHeaderSize;
+  for (const Bytes& m : messages) {
+    std::size_t off = 0;
+    do {
+      unsigned char header[kChunkHeaderSize];
+      const std::size_t n = chunker.Next(m.size(), off, room, header);
+      Bytes& c = chunks.emplace_back(reinterpret_cast<const std::byte*>(header),
+                                     reinterpret_cast<const std::byte*>(header) + kChunkHeaderSize);
+      c.insert(c.end(), m.begin() + static_cast<std::ptrdiff_t>(off), m.begin() + static_cast<std::ptrdiff_t>(off + n));
+      chunker.Sent();
+      off += n;
+    } while (off < m.size());
+  }
+  return chunks;
+}
+
 Status Reassembler::Feed(const unsigned char* c, std::size_t n, bool* done, bool* fin) {
   *done = *fin = false;
-  if (n < kChunkHeaderSize) return MakeError(Errc::Corrupt, "queue message of " + std::to_string(n) + " bytes: no chunk header");
-  if ((c[0] | c[1] << 8) != kMagic || c[3] != 0) return MakeError(Errc::Corrupt, "queue message without the chunk magic");
+  if (n < kChunkHeaderSize)
+    return MakeError(Errc::Corrupt, "queue message of " + std::to_string(n) + " bytes: no chunk header");
+  if ((c[0] | c[1] << 8) != kMagic || c[3] != 0)
+    return MakeError(Errc::Corrupt, "queue message without the chunk magic");
   const uint32_t seq = GetU32(c + 4), length = GetU32(c + 8), offset = GetU32(c + 12);
   if (seq != seq_) {
     return MakeError(Errc::Corrupt, "chunk " + std::to_string(seq) + " where " + std::to_string(seq_) +
@@ -57,8 +79,8 @@ Status Reassembler::Feed(const unsigned char* c, std::size_t n, bool* done, bool
       return MakeError(Errc::Corrupt, "unknown chunk kind " + std::to_string(c[2]));
   }
   if (length > max_) {
-    return MakeError(Errc::Corrupt, "peer announced " + std::to_string(length) + " bytes > max_message_size " +
-                                        std::to_string(max_));
+    return MakeError(Errc::Corrupt,
+                     "peer announced " + std::to_string(length) + " bytes > max_message_size " + std::to_string(max_));
   }
   if (!in_message_) {
     if (offset != 0) return MakeError(Errc::Corrupt, "a message starts at offset " + std::to_string(offset));

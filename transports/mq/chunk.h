@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "ipch/transport.h"
 
@@ -38,13 +39,18 @@ class Chunker {
   // The header for the chunk of `msg_size` bytes starting at `offset` (payload up to
   // `max_payload` bytes); returns that chunk's payload length. The sequence number moves on
   // only with Sent(): a chunk the queue refused is encoded again with the same number.
-  std::size_t Next(std::size_t msg_size, std::size_t offset, std::size_t max_payload, unsigned char out[kChunkHeaderSize]);
+  std::size_t Next(std::size_t msg_size, std::size_t offset, std::size_t max_payload,
+                   unsigned char out[kChunkHeaderSize]);
   void Fin(unsigned char out[kChunkHeaderSize]);
   void Sent() { ++seq_; }
 
  private:
   uint32_t seq_ = 0;
 };
+
+// The chunks (header and payload, at most `chunk_size` bytes each) a fresh sender puts for
+// `messages`, in order, sizes unchecked. Hostile-peer tests start from these.
+std::vector<Bytes> EncodeMessages(const std::vector<Bytes>& messages, std::size_t chunk_size);
 
 // Puts incoming chunks back together. Feed returns Ok with `done` set when a message is
 // complete (it is then in `message()`), Ok with `fin` set on the peer's FIN, or Corrupt.

@@ -131,11 +131,14 @@ Status Connection::Receive(Bytes& out, Deadline d) {
                                                          std::to_string(s.q->chunk_size()) +
                                                          " bytes (never truncated)"));
     }
+    if (r.outcome == QueueCall::kForeign) {
+      return s.Fail(MakeError(Errc::Corrupt, s.label + ": a queue message of a type or priority the peer never sends"));
+    }
     if (r.outcome == QueueCall::kGone) return s.Fail(MakeError(Errc::PeerClosed, s.label + ": the queue was removed"));
     if (r.outcome != QueueCall::kNotYet) return ErrnoError(s.label + ": " + r.call, r.err);
     if (last_look) {
-      return s.Fail(MakeError(Errc::PeerClosed, s.label + (s.rx.mid_message() ? ": the peer died mid-message"
-                                                                             : ": the peer is gone")));
+      return s.Fail(MakeError(Errc::PeerClosed,
+                              s.label + (s.rx.mid_message() ? ": the peer died mid-message" : ": the peer is gone")));
     }
     // The peer is looked at once a call has waited (or for a probe), not after a first look
     // that did not wait: in request/response traffic the answer is usually just not there yet.

@@ -35,11 +35,12 @@ enum class Attempt {
 // What one queue call did.
 struct QueueCall {
   enum Outcome {
-    kMoved,   // the chunk was put, or one was taken (`size` bytes in the receive buffer)
-    kNotYet,  // the queue stayed full (or empty) for as long as this call could wait
-    kGone,    // the queue was removed: the peer is gone
-    kTooBig,  // a queue message larger than the receive buffer (never truncated)
-    kFailed,  // another error: `err`, from `call`
+    kMoved,    // the chunk was put, or one was taken (`size` bytes in the receive buffer)
+    kNotYet,   // the queue stayed full (or empty) for as long as this call could wait
+    kGone,     // the queue was removed: the peer is gone
+    kTooBig,   // a queue message larger than the receive buffer (never truncated)
+    kForeign,  // a queue message of a type or priority the peer never sends: not ours to read
+    kFailed,   // another error: `err`, from `call`
   };
   Outcome outcome = kFailed;
   std::size_t size = 0;
@@ -81,7 +82,7 @@ class Connection {
   Connection(std::unique_ptr<Queues> queues, shm::PeerWatch peer, std::size_t max_message_size, std::string label);
   Connection(Connection&&) noexcept;
   Connection& operator=(Connection&&) noexcept;  // closes this end first
-  ~Connection();                                  // closes
+  ~Connection();                                 // closes
 
   Status Send(ByteView msg, Deadline d);
   Status Receive(Bytes& out, Deadline d);

@@ -16,14 +16,14 @@
 #include <fstream>
 
 #include "../mq/connection.h"
-#include "../stream/wire.h"
 #include "../shm_ring/liveness.h"
+#include "../stream/wire.h"
 
 namespace ipch::posix_mq {
 namespace {
 
-constexpr uint32_t kRecordMagic = 0x50435049;  // "IPCP"
-constexpr std::size_t kRecordSize = 32;        // u32 magic | u32 version | u32 pid | u32 0 | u64 start time
+constexpr uint32_t kRecordMagic = 0x50435049;   // "IPCP"
+constexpr std::size_t kRecordSize = 32;         // u32 magic | u32 version | u32 pid | u32 0 | u64 start time
 constexpr uint32_t kRequestMagic = 0x51504d51;  // "QMPQ"
 // A request: u32 magic | u32 pid | u64 start time | the connection's base name, NUL-padded.
 constexpr std::size_t kRequestSize = 256;
@@ -60,7 +60,8 @@ Error CreateError(const std::string& what, const mq_attr* a, int err) {
           " (limits: /proc/sys/fs/mqueue/msg_max " + std::to_string(ProcLimit("/proc/sys/fs/mqueue/msg_max", -1)) +
           ", /proc/sys/fs/mqueue/msgsize_max " + std::to_string(ProcLimit("/proc/sys/fs/mqueue/msgsize_max", -1)) + ")";
   } else if (err == EMFILE) {
-    why = "; RLIMIT_MSGQUEUE (ulimit -q) caps the bytes of all this user's queues, or the process is out of descriptors";
+    why =
+        "; RLIMIT_MSGQUEUE (ulimit -q) caps the bytes of all this user's queues, or the process is out of descriptors";
   } else if (err == ENOSPC) {
     why = "; /proc/sys/fs/mqueue/queues_max queues exist already";
   }
@@ -74,7 +75,8 @@ timespec RealtimeAfter(Clock::duration d) {
   ::clock_gettime(CLOCK_REALTIME, &now);
   const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
   long long total = static_cast<long long>(now.tv_nsec) + ns % 1000000000;
-  timespec t{now.tv_sec + static_cast<time_t>(ns / 1000000000 + total / 1000000000), static_cast<long>(total % 1000000000)};
+  timespec t{now.tv_sec + static_cast<time_t>(ns / 1000000000 + total / 1000000000),
+             static_cast<long>(total % 1000000000)};
   return t;
 }
 // The end of the next wait: the deadline or a slice, whichever is first (in the past for an
@@ -132,8 +134,8 @@ Result<Record> ReadRecord(const std::string& name, const std::string& label) {
   r.ctime = st.st_ctime;
   if (st.st_size == 0) return r;  // a Listen between create and write, or killed there
   if (st.st_size != static_cast<off_t>(kRecordSize)) {
-    return MakeError(Errc::AlreadyExists, label + ": " + rec + " is not an owner record of ours (size " +
-                                              std::to_string(st.st_size) + ")");
+    return MakeError(Errc::AlreadyExists,
+                     label + ": " + rec + " is not an owner record of ours (size " + std::to_string(st.st_size) + ")");
   }
   unsigned char b[kRecordSize];
   if (::pread(fd.get(), b, sizeof b, 0) != static_cast<ssize_t>(sizeof b)) return ErrnoError(label + ": read " + rec);
@@ -173,6 +175,23 @@ using Queue = UniqueFd;
 
 std::size_t Adapter::UnreadMessages() { return static_cast<std::size_t>(DataAttr().mq_maxmsg); }
 
+// Data goes at priority 0; a foreign writer's message at a higher one overtakes it.
+Status Adapter::PutQueueMessage(const Connection& to, ByteView message, QueueMessageType t) {
+  const timespec now{0, 0};  // long past: never wait
+  const unsigned prio = t == QueueMessageType::Peer ? 0 : 7;
+  if (::mq_timedsend(to.incoming_queue(), reinterpret_cast<const char*>(message.data()), message.size(), prio, &now) !=
+      0) {
+    return ErrnoError("posix_mq: put a queue message of " + std::to_string(message.size()) + " bytes");
+  }
+  return Ok();
+}
+
+std::vector<Bytes> Adapter::QueueMessages(const Connection& to, const std::vector<Bytes>& messages) {
+  mq_attr a{};
+  if (::mq_getattr(to.incoming_queue(), &a) != 0) return {};
+  return mq::EncodeMessages(messages, static_cast<std::size_t>(a.mq_msgsize));
+}
+
 // ---- connection: the queues of one connection, behind the shared core (mq/connection.h) ----
 
 namespace {
@@ -203,9 +222,11 @@ class PosixQueues final : public mq::Queues {
   mq::QueueCall Take(Deadline d, mq::Attempt a) override {
     for (;;) {
       const timespec until = Until(d, a);
+      unsigned prio = 0;
       const ssize_t n =
-          ::mq_timedreceive(recv_q.get(), reinterpret_cast<char*>(rbuf_.data()), rbuf_.size(), nullptr, &until);
-      if (n >= 0) return {mq::QueueCall::kMoved, static_cast<std::size_t>(n)};
+          ::mq_timedreceive(recv_q.get(), reinterpret_cast<char*>(rbuf_.data()), rbuf_.size(), &prio, &until);
+      // The peer sends everything at priority 0; anything else was written by someone else.
+      if (n >= 0) return {prio == 0 ? mq::QueueCall::kMoved : mq::QueueCall::kForeign, static_cast<std::size_t>(n)};
       if (errno == EMSGSIZE) return {mq::QueueCall::kTooBig};
       if (errno != EINTR) return Failed(errno, "mq_timedreceive", until);
     }

@@ -75,6 +75,10 @@ struct Adapter {
   static Result<Connection> Connect(const std::string& a, Deadline d) { return posix_mq::Connect(a, d); }
   // A queue holds mq_maxmsg messages, whatever their size: that many can wait unread.
   static std::size_t UnreadMessages();
+  // Hostile-queue hooks (harness/conformance/hooks.h): a queue message put straight into the
+  // queue `to` receives from, and the chunks a well-behaved peer would put.
+  static Status PutQueueMessage(const Connection& to, ByteView message, QueueMessageType t);
+  static std::vector<Bytes> QueueMessages(const Connection& to, const std::vector<Bytes>& messages);
 };
 
 }  // namespace ipch::posix_mq

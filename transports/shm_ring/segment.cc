@@ -103,6 +103,9 @@ Status StatSegment(SegmentName& name, SegmentInfo* info) {
     UniqueFd fd(::shm_open(name.posix.c_str(), O_RDONLY | O_CLOEXEC, 0));
     if (!fd) {
       if (errno == ENOENT) return MakeError(Errc::PeerClosed, "posix_shm " + name.posix + ": does not exist");
+      // glibc opens with O_NOFOLLOW: a link where the segment belongs is never ours.
+      if (errno == ELOOP)
+        return MakeError(Errc::PermissionDenied, "posix_shm " + name.posix + ": a symlink; not followed");
       return SysError(name, "shm_open");
     }
     struct stat st {};
@@ -152,6 +155,9 @@ Result<MappedRegion> MapSegment(SegmentName& name, std::size_t size) {
     UniqueFd fd(::shm_open(name.posix.c_str(), O_RDWR | O_CLOEXEC, 0));
     if (!fd) {
       if (errno == ENOENT) return MakeError(Errc::PeerClosed, "posix_shm " + name.posix + ": does not exist");
+      // glibc opens with O_NOFOLLOW: a link where the segment belongs is never ours.
+      if (errno == ELOOP)
+        return MakeError(Errc::PermissionDenied, "posix_shm " + name.posix + ": a symlink; not followed");
       return SysError(name, "shm_open");
     }
     // Re-check on the descriptor we map: the name may have been replaced since it was looked up.

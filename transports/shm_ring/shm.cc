@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <mutex>
 
 #include "liveness.h"
@@ -773,9 +774,26 @@ Result<Connection> Connect(Backing b, const std::string& address, Deadline d, Op
 }
 
 // ---------------------------------------------------------------------------------------------
+namespace {
+std::mutex g_linked_mu;
+std::map<std::string, Listener> g_linked;  // the live listeners planted links point to
+}  // namespace
+
 Status PlantImpostor(Backing b, const std::string& address, Impostor kind) {
   auto parsed = ParseAddress(b, address);
   if (!parsed.ok()) return std::move(parsed).error();
+  if (kind == Impostor::Symlink) {
+    if (b != Backing::Posix) return MakeError(Errc::InvalidArgument, "plant: SysV segments have no paths to link");
+    auto target = Listen(b, address + "-target");
+    if (!target.ok()) return std::move(target).error();
+    const std::string path = "/dev/shm" + parsed->posix;
+    if (::symlink(("/dev/shm" + parsed->posix + "-target").c_str(), path.c_str()) != 0) {
+      return ErrnoError("plant: symlink " + path);
+    }
+    std::lock_guard<std::mutex> lock(g_linked_mu);
+    g_linked[address] = std::move(*target);
+    return Ok();
+  }
   const std::size_t size = kind == Impostor::WrongSize ? kRendezvousSize / 2 : kRendezvousSize;
   auto created = CreateSegment(*parsed, size);
   if (!created.ok()) return std::move(created).error();
@@ -796,6 +814,10 @@ Status PlantImpostor(Backing b, const std::string& address, Impostor kind) {
 void RemoveImpostor(Backing b, const std::string& address) {
   auto parsed = ParseAddress(b, address);
   if (!parsed.ok()) return;
+  {
+    std::lock_guard<std::mutex> lock(g_linked_mu);
+    g_linked.erase(address);  // closes the listener a link pointed to
+  }
   if (b == Backing::Posix) {
     ::shm_unlink(parsed->posix.c_str());
     return;

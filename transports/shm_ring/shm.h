@@ -103,7 +103,8 @@ std::size_t ConnectionSize(uint32_t ring_capacity);
 // ring and before it is published (a peer can be killed exactly mid-publish). One-shot.
 void SetMidPublishHook(std::function<void()> f);
 
-// Creates the impostor (OtherOwner needs root to chown); RemoveImpostor deletes it again.
+// Creates the impostor (OtherOwner needs root to chown; Symlink, POSIX only, links the name to
+// a live listener's segment elsewhere); RemoveImpostor deletes it again.
 Status PlantImpostor(Backing b, const std::string& address, Impostor kind);
 void RemoveImpostor(Backing b, const std::string& address);
 
@@ -123,6 +124,11 @@ struct Adapter {
   static void SetMidPublishHook(std::function<void()> f) { shm::SetMidPublishHook(std::move(f)); }
   static Status PlantImpostor(const std::string& a, Impostor k) { return shm::PlantImpostor(B, a, k); }
   static void RemoveImpostor(const std::string& a) { shm::RemoveImpostor(B, a); }
+  static std::string_view ImpostorDoesNotApply(Impostor k) {
+    if (B == Backing::Sysv && k == Impostor::Symlink)
+      return "a SysV segment is named by a key, not a path: nothing can be linked";
+    return {};
+  }
 };
 
 }  // namespace ipch::shm

@@ -2,9 +2,9 @@
 
 #include <sched.h>
 #include <signal.h>
-#include <time.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -17,8 +17,8 @@
 #include <thread>
 
 #include "../mq/connection.h"
-#include "../stream/wire.h"
 #include "../shm_ring/liveness.h"
+#include "../stream/wire.h"
 
 namespace ipch::sysv_mq {
 namespace {
@@ -184,9 +184,7 @@ class WakeAfter {
 };
 
 // How long one blocked call may last before we look at the deadline and the peer again.
-Clock::duration Slice(Deadline d) {
-  return std::min<Clock::duration>(d.remaining(), std::chrono::milliseconds(50));
-}
+Clock::duration Slice(Deadline d) { return std::min<Clock::duration>(d.remaining(), std::chrono::milliseconds(50)); }
 
 // Boot time in seconds since the epoch (for comparing process start times with msg_rtime).
 long BootTime() {
@@ -257,6 +255,21 @@ struct Buffer {
 };
 
 }  // namespace
+
+// Data goes as type kData; a foreign writer's type is one no connection queue carries.
+Status Adapter::PutQueueMessage(const Connection& to, ByteView message, QueueMessageType t) {
+  Buffer b(message.size());
+  b.type() = t == QueueMessageType::Peer ? kData : 9;
+  if (!message.empty()) std::memcpy(b.text(), message.data(), message.size());
+  if (::msgsnd(to.incoming_queue(), b.raw(), message.size(), IPC_NOWAIT) != 0) {
+    return ErrnoError("sysv_mq: put a queue message of " + std::to_string(message.size()) + " bytes");
+  }
+  return Ok();
+}
+
+std::vector<Bytes> Adapter::QueueMessages(const Connection&, const std::vector<Bytes>& messages) {
+  return mq::EncodeMessages(messages, ChunkLimit());
+}
 
 // ---- connection: the queues of one connection, behind the shared core (mq/connection.h) ----
 
@@ -362,7 +375,7 @@ class SysvQueues final : public mq::Queues {
 
   int send_q_, recv_q_, token_q_;
   Buffer sbuf_{ChunkLimit()}, rbuf_{ChunkLimit()};
-  Backoff send_wait_, receive_wait_;               // one per direction: a sender and a receiver thread
+  Backoff send_wait_, receive_wait_;             // one per direction: a sender and a receiver thread
   std::atomic<Clock::rep> last_token_check_{0};  // both threads ask
 };
 

@@ -93,6 +93,10 @@ struct Adapter {
   static std::string Address(const EndpointSpec& s) { return AddressFor(s.token); }
   static Result<Listener> Listen(const std::string& a) { return sysv_mq::Listen(a); }
   static Result<Connection> Connect(const std::string& a, Deadline d) { return sysv_mq::Connect(a, d); }
+  // Hostile-queue hooks (harness/conformance/hooks.h): a queue message put straight into the
+  // queue `to` receives from, and the chunks a well-behaved peer would put.
+  static Status PutQueueMessage(const Connection& to, ByteView message, QueueMessageType t);
+  static std::vector<Bytes> QueueMessages(const Connection& to, const std::vector<Bytes>& messages);
 };
 
 }  // namespace ipch::sysv_mq

@@ -153,7 +153,7 @@ TEST(Fifo, RefusesToRemoveAListenEntryThatIsNotAFifo) {
   std::string content;
   in >> content;
   EXPECT_EQ(content, "precious");
-  IPCH_EXPECT_ERRC(Connect(dir, Deadline::After(Scaled(Millis(500)))), InvalidArgument);
+  IPCH_EXPECT_ERRC(Connect(dir, Deadline::After(Scaled(Millis(500)))), Corrupt);
   std::filesystem::remove_all(dir);
 }
 

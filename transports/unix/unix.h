@@ -1,7 +1,9 @@
 // Unix-domain stream sockets. The socket file lives in a private directory (created 0700 if
 // absent, refused if group/other can enter it); the file itself is 0600. A stale socket file
 // left by a dead listener is detected (connect is refused) and reclaimed; a live listener or a
-// non-socket file at the path is never touched (AlreadyExists).
+// non-socket file at the path is never touched (AlreadyExists), nor is a socket file of another
+// uid (PermissionDenied). Connect looks at the path first: a link is not followed and a file of
+// another uid is not connected to (PermissionDenied); a path that is no socket is Corrupt.
 #pragma once
 
 #include <sys/types.h>
@@ -59,6 +61,14 @@ struct Adapter {
   static Bytes FrameHeader(uint32_t length, ByteView payload) { return StreamConnection::FrameHeader(length, payload); }
   // The address is a socket address the stream toxics proxy can stand in front of.
   static constexpr bool kSocketAddress = true;
+  // Impostors at the path, for the security group: a live socket whose file belongs to another
+  // uid, a regular file, a link to a live socket of ours elsewhere.
+  static Status PlantImpostor(const std::string& path, Impostor kind);
+  static void RemoveImpostor(const std::string& path);
+  static std::string_view ImpostorDoesNotApply(Impostor kind);
+  static std::string_view RequestImpostorDoesNotApply(RequestImpostor) {
+    return "a connection is made by connect(2) on the socket file: no request names an object";
+  }
 };
 
 }  // namespace ipch::unix_sock

@@ -64,11 +64,33 @@ struct ResourceOwner {
 };
 
 // What the security group plants at an address before Listen/Connect, through an adapter's
-// optional static PlantImpostor(address, Impostor) / RemoveImpostor(address).
+// optional static PlantImpostor(address, Impostor) / RemoveImpostor(address). A kind the
+// mechanism cannot hold is declined with a reason by an optional
+// static std::string_view ImpostorDoesNotApply(Impostor) (empty when it applies).
 enum class Impostor {
   OtherOwner,     // the right kind of object, owned by another uid (needs root to plant)
-  WrongSize,      // owned by us but of a size the transport never creates
+  WrongSize,      // owned by us but not what the transport creates: the wrong size, or a
+                  // regular file where a socket or FIFO belongs
   Uninitialised,  // the right size, all zeros: a creator killed before initialising it
+  Symlink,        // a symbolic link where the object belongs, to a live one of ours elsewhere
+};
+
+// What the security group plants in a listener's rendezvous: a connection request naming
+// objects that a connector of ours never names, through an adapter's optional static
+// PlantRequestImpostor(const Listener&, RequestImpostor) / RemoveRequestImpostors(const Listener&)
+// (and static std::string_view RequestImpostorDoesNotApply(RequestImpostor), as for Impostor).
+enum class RequestImpostor {
+  Symlink,      // the named objects are links to live objects of ours elsewhere
+  RegularFile,  // the named objects are regular files
+  OtherOwner,   // the named objects belong to another uid (needs root to plant)
+  Outside,      // the name leads out of the listener's private place ("../", "/")
+};
+
+// How a hostile-queue case puts a queue message, through an adapter's optional static
+// PutQueueMessage(const Connection& to, ByteView message, QueueMessageType) (Cap::QueueIo).
+enum class QueueMessageType {
+  Peer,     // the type (SysV mtype) or priority (POSIX) the connection's peer sends data with
+  Foreign,  // one the peer never uses: another program writing into the queue
 };
 
 // A connected endpoint. Message semantics: whole messages, in order, no loss, no

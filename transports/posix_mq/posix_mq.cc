@@ -14,6 +14,8 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <map>
+#include <mutex>
 
 #include "../mq/connection.h"
 #include "../shm_ring/liveness.h"
@@ -122,10 +124,21 @@ struct Record {
   time_t ctime = 0;
 };
 
+void EncodeRecord(const shm::ProcessIdentity& owner, unsigned char (&b)[kRecordSize]) {
+  std::memset(b, 0, sizeof b);
+  PutU32(b, kRecordMagic);
+  PutU32(b + 4, 1);
+  PutU32(b + 8, owner.pid);
+  PutU32(b + 16, static_cast<uint32_t>(owner.start_time));
+  PutU32(b + 20, static_cast<uint32_t>(owner.start_time >> 32));
+}
+
 // Reads the owner record of `name`. ENOENT keeps its errno (the caller decides what it means).
 Result<Record> ReadRecord(const std::string& name, const std::string& label) {
   const std::string rec = name + ".owner";
   UniqueFd fd(::shm_open(rec.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0));
+  if (!fd && errno == ELOOP)
+    return MakeError(Errc::PermissionDenied, label + ": " + rec + " is a symlink; not followed");
   if (!fd) return ErrnoError(label + ": shm_open " + rec);
   IPCH_RETURN_IF_ERROR(CheckOwned(fd.get(), label + ": the owner record " + rec));
   struct stat st {};
@@ -134,13 +147,13 @@ Result<Record> ReadRecord(const std::string& name, const std::string& label) {
   r.ctime = st.st_ctime;
   if (st.st_size == 0) return r;  // a Listen between create and write, or killed there
   if (st.st_size != static_cast<off_t>(kRecordSize)) {
-    return MakeError(Errc::AlreadyExists,
+    return MakeError(Errc::Corrupt,
                      label + ": " + rec + " is not an owner record of ours (size " + std::to_string(st.st_size) + ")");
   }
   unsigned char b[kRecordSize];
   if (::pread(fd.get(), b, sizeof b, 0) != static_cast<ssize_t>(sizeof b)) return ErrnoError(label + ": read " + rec);
   if (GetU32(b) != kRecordMagic || GetU32(b + 4) != 1) {
-    return MakeError(Errc::AlreadyExists, label + ": " + rec + " is not an owner record of ours");
+    return MakeError(Errc::Corrupt, label + ": " + rec + " is not an owner record of ours");
   }
   r.initialised = true;
   r.owner.pid = GetU32(b + 8);
@@ -174,6 +187,61 @@ using Queue = UniqueFd;
 }  // namespace
 
 std::size_t Adapter::UnreadMessages() { return static_cast<std::size_t>(DataAttr().mq_maxmsg); }
+
+namespace {
+std::mutex g_impostors_mu;
+std::map<std::string, Listener> g_linked;  // the live listeners planted links point to
+}  // namespace
+
+std::string_view Adapter::ImpostorDoesNotApply(Impostor kind) {
+  if (kind == Impostor::Uninitialised) {
+    return "an owner record created but never written is a listener starting (AlreadyExists) for 2 s and "
+           "reclaimed after that (posix_mq.h): it is never refused as orphaned";
+  }
+  return {};
+}
+
+// Another uid's live record and queue; a record of the wrong size; the record's name linked to
+// a live listener's record elsewhere (queue names cannot be links: /dev/mqueue holds none).
+Status Adapter::PlantImpostor(const std::string& name, Impostor kind) {
+  const std::string rec = name + ".owner";
+  if (kind == Impostor::Symlink) {
+    auto target = posix_mq::Listen(name + "-target");
+    if (!target.ok()) return std::move(target).error();
+    const std::string link = "/dev/shm" + rec, to = "/dev/shm" + name + "-target.owner";
+    if (::symlink(to.c_str(), link.c_str()) != 0) return ErrnoError("plant: symlink " + link);
+    std::lock_guard<std::mutex> lock(g_impostors_mu);
+    g_linked[name] = std::move(*target);
+    return Ok();
+  }
+  if (kind == Impostor::Uninitialised) return MakeError(Errc::InvalidArgument, std::string(ImpostorDoesNotApply(kind)));
+  UniqueFd fd(::shm_open(rec.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!fd) return ErrnoError("plant: shm_open " + rec);
+  unsigned char b[kRecordSize];
+  EncodeRecord(shm::Self(), b);
+  const std::size_t n = kind == Impostor::WrongSize ? kRecordSize / 2 : kRecordSize;
+  if (::pwrite(fd.get(), b, n, 0) != static_cast<ssize_t>(n)) return ErrnoError("plant: write " + rec);
+  if (kind == Impostor::OtherOwner) {
+    mq_attr attr{};
+    attr.mq_maxmsg = 1;
+    attr.mq_msgsize = kRequestSize;
+    Queue q(::mq_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600, &attr));
+    if (!q.valid()) return ErrnoError("plant: mq_open " + name);
+    if (::fchown(fd.get(), 65534, 65534) != 0 || ::fchown(q.get(), 65534, 65534) != 0) {
+      return ErrnoError("plant: chown " + name);
+    }
+  }
+  return Ok();
+}
+
+void Adapter::RemoveImpostor(const std::string& name) {
+  {
+    std::lock_guard<std::mutex> lock(g_impostors_mu);
+    g_linked.erase(name);  // closes the listener a link pointed to
+  }
+  ::shm_unlink((name + ".owner").c_str());
+  ::mq_unlink(name.c_str());
+}
 
 // Data goes at priority 0; a foreign writer's message at a higher one overtakes it.
 Status Adapter::PutQueueMessage(const Connection& to, ByteView message, QueueMessageType t) {
@@ -435,6 +503,8 @@ Result<Listener> Listen(const std::string& name, std::size_t max_message_size) {
     auto r = ReadRecord(name, label);
     if (!r.ok()) {
       if (r.error().code == std::error_code(ENOENT, std::system_category())) continue;  // gone meanwhile
+      // Not a record of ours: a foreign object holds the name, and it is not ours to remove.
+      if (r.error().Is(Errc::Corrupt)) return MakeError(Errc::AlreadyExists, r.error().context);
       return std::move(r).error();
     }
     if (!r->initialised) {
@@ -455,13 +525,8 @@ Result<Listener> Listen(const std::string& name, std::size_t max_message_size) {
   }
   s.record_ours = true;
   g_open_here.Set(name, true);
-  unsigned char b[kRecordSize] = {};
-  const auto self = shm::Self();
-  PutU32(b, kRecordMagic);
-  PutU32(b + 4, 1);
-  PutU32(b + 8, self.pid);
-  PutU32(b + 16, static_cast<uint32_t>(self.start_time));
-  PutU32(b + 20, static_cast<uint32_t>(self.start_time >> 32));
+  unsigned char b[kRecordSize];
+  EncodeRecord(shm::Self(), b);
   if (RetryEintr([&] { return ::pwrite(fd.get(), b, sizeof b, 0); }) != static_cast<ssize_t>(sizeof b)) {
     return ErrnoError(label + ": write " + rec);
   }

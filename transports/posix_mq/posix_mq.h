@@ -79,6 +79,10 @@ struct Adapter {
   // queue `to` receives from, and the chunks a well-behaved peer would put.
   static Status PutQueueMessage(const Connection& to, ByteView message, QueueMessageType t);
   static std::vector<Bytes> QueueMessages(const Connection& to, const std::vector<Bytes>& messages);
+  // Impostors at the name, for the security group (posix_mq.cc says which).
+  static Status PlantImpostor(const std::string& name, Impostor kind);
+  static void RemoveImpostor(const std::string& name);
+  static std::string_view ImpostorDoesNotApply(Impostor kind);
 };
 
 }  // namespace ipch::posix_mq

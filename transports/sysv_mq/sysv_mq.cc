@@ -256,6 +256,42 @@ struct Buffer {
 
 }  // namespace
 
+std::string_view Adapter::ImpostorDoesNotApply(Impostor kind) {
+  switch (kind) {
+    case Impostor::WrongSize:
+      return "a SysV queue has no size or kind to get wrong: whatever queue is at the key is a queue, and its "
+             "owner, creator and mode are what is checked";
+    case Impostor::Uninitialised:
+      return "a queue whose listener never took its beacon is a listener starting (AlreadyExists) for 2 s and "
+             "reclaimed after that (sysv_mq.h): it is never refused as orphaned";
+    case Impostor::Symlink:
+      return "a SysV queue is named by a key, not a path: nothing can be linked";
+    case Impostor::OtherOwner:
+      break;
+  }
+  return {};
+}
+
+Status Adapter::PlantImpostor(const std::string& address, Impostor kind) {
+  if (kind != Impostor::OtherOwner) return MakeError(Errc::InvalidArgument, std::string(ImpostorDoesNotApply(kind)));
+  auto key = ParseAddress(address);
+  if (!key.ok()) return std::move(key).error();
+  const int q = ::msgget(*key, IPC_CREAT | IPC_EXCL | 0600);
+  if (q < 0) return ErrnoError("plant: msgget");
+  msqid_ds ds{};
+  if (::msgctl(q, IPC_STAT, &ds) != 0) return ErrnoError("plant: msgctl(IPC_STAT)");
+  ds.msg_perm.uid = 65534;
+  if (::msgctl(q, IPC_SET, &ds) != 0) return ErrnoError("plant: msgctl(IPC_SET)");
+  return Ok();
+}
+
+void Adapter::RemoveImpostor(const std::string& address) {
+  auto key = ParseAddress(address);
+  if (!key.ok()) return;
+  const int q = ::msgget(*key, 0);
+  if (q >= 0) ::msgctl(q, IPC_RMID, nullptr);
+}
+
 // Data goes as type kData; a foreign writer's type is one no connection queue carries.
 Status Adapter::PutQueueMessage(const Connection& to, ByteView message, QueueMessageType t) {
   Buffer b(message.size());

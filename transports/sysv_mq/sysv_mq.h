@@ -97,6 +97,10 @@ struct Adapter {
   // queue `to` receives from, and the chunks a well-behaved peer would put.
   static Status PutQueueMessage(const Connection& to, ByteView message, QueueMessageType t);
   static std::vector<Bytes> QueueMessages(const Connection& to, const std::vector<Bytes>& messages);
+  // Impostors at the key, for the security group: a live listen queue of another uid.
+  static Status PlantImpostor(const std::string& address, Impostor kind);
+  static void RemoveImpostor(const std::string& address);
+  static std::string_view ImpostorDoesNotApply(Impostor kind);
 };
 
 }  // namespace ipch::sysv_mq

@@ -72,7 +72,7 @@ TEST(PosixMq, ARecordThatIsNotOursIsRefusedAndKept) {
   const std::string name = Name();
   WriteRecord(name, 1, 1, 20);  // a size we never write
   IPCH_EXPECT_ERRC(Listen(name), AlreadyExists);
-  IPCH_EXPECT_ERRC(Connect(name, Deadline::After(Scaled(Millis(200)))), AlreadyExists);
+  IPCH_EXPECT_ERRC(Connect(name, Deadline::After(Scaled(Millis(200)))), Corrupt);  // the contract's word for a malformed object at the address
   struct stat st {};
   EXPECT_EQ(::stat(("/dev/shm" + name + ".owner").c_str(), &st), 0) << "the refused record was removed";
   ::shm_unlink((name + ".owner").c_str());

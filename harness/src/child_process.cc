@@ -15,35 +15,17 @@
 #include <sstream>
 #include <thread>
 
+#include "ipch/raw_io.h"
+
 namespace ipch {
 namespace {
 
-// Raw syscalls: the fault engine interposes the libc symbols, and the harness's own
-// coordination must never see injected faults.
+// Raw syscalls (ipch/raw_io.h): the harness's own coordination must never see injected faults.
+// The control channel is a socket: sendto with MSG_NOSIGNAL, so a dead peer is EPIPE, not a signal.
 ssize_t RawWrite(int fd, const void* buf, size_t n) {
   for (;;) {
     long r = ::syscall(SYS_sendto, fd, buf, n, MSG_NOSIGNAL, nullptr, 0);
     if (r >= 0 || errno != EINTR) return r;
-  }
-}
-ssize_t RawRead(int fd, void* buf, size_t n) {
-  for (;;) {
-    long r = ::syscall(SYS_read, fd, buf, n);
-    if (r >= 0 || errno != EINTR) return r;
-  }
-}
-int RawPoll(pollfd* fds, nfds_t n, Deadline d) {
-  for (;;) {
-    struct timespec ts;
-    struct timespec* tsp = nullptr;
-    if (!d.never()) {
-      auto rem = std::chrono::duration_cast<std::chrono::nanoseconds>(d.remaining()).count();
-      ts.tv_sec = rem / 1000000000;
-      ts.tv_nsec = rem % 1000000000;
-      tsp = &ts;
-    }
-    long r = ::syscall(SYS_ppoll, fds, n, tsp, nullptr, 0);
-    if (r >= 0 || errno != EINTR) return static_cast<int>(r);
   }
 }
 

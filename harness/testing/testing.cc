@@ -2,16 +2,17 @@
 
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
-#include <map>
 #include <sstream>
 #include <vector>
 
+#include "case_record.h"
 #include "ipch/audit.h"
 #include "ipch/temp_dir.h"
+#include "shared.h"
+#include "verdicts.h"
 
 namespace ipch::testing {
 namespace {
@@ -32,6 +33,14 @@ uint64_t Mix(uint64_t x) {
   return x ^ (x >> 31);
 }
 
+uint64_t TestSeed(const std::string& full_name) { return Mix(BaseSeed() ^ Fnv1a(full_name)); }
+
+std::string SelfExe() {
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "<test binary>";
+}
+
 std::string FullName(const ::testing::TestInfo& t) { return std::string(t.test_suite_name()) + "." + t.name(); }
 
 std::string TokenPrefix() { return "ipch-" + std::to_string(::getpid()) + "-"; }
@@ -43,7 +52,7 @@ class AuditListener : public ::testing::EmptyTestEventListener {
  public:
   void OnTestStart(const ::testing::TestInfo& t) override {
     g_ctx.token = NewToken();
-    g_ctx.seed = Mix(BaseSeed() ^ Fnv1a(FullName(t)));
+    g_ctx.seed = TestSeed(FullName(t));
     auto dir = TempDir::Create(g_ctx.token + "-");
     if (dir.ok()) {
       scratch_ = std::move(*dir);
@@ -70,101 +79,36 @@ class AuditListener : public ::testing::EmptyTestEventListener {
     audit::CleanUp(before_, after);
     scratch_ = TempDir();
     if (t.result()->Failed()) {
-      std::fprintf(stdout, "[  REPLAY  ] IPCH_SEED=%llu %s --gtest_filter='%s'  (test seed %llu)\n",
-                   static_cast<unsigned long long>(BaseSeed()), SelfExe().c_str(), FullName(t).c_str(),
-                   static_cast<unsigned long long>(g_ctx.seed));
+      std::fputs(ReplayLine(FullName(t)).c_str(), stdout);
       std::fflush(stdout);
     }
   }
 
  private:
-  static std::string SelfExe() {
-    char buf[4096];
-    ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "<test binary>";
-  }
   TempDir scratch_;
   audit::Snapshot before_;
 };
 
-// Transport × group verdicts for typed conformance suites named Prefix/Group/transport.
+Outcome OutcomeOf(const ::testing::TestResult& r) {
+  return r.Skipped() ? Outcome::kSkip : r.Failed() ? Outcome::kFail : Outcome::kPass;
+}
+
+// Progress lines and the transport × group verdicts of a direct run (VerdictMatrix).
 class MatrixListener : public ::testing::EmptyTestEventListener {
  public:
-  void OnTestEnd(const ::testing::TestInfo& t) override {
-    std::string suite = t.test_suite_name();
-    auto s1 = suite.find('/'), s2 = suite.rfind('/');
-    if (s1 == std::string::npos || s1 == s2) return;
-    std::string group = suite.substr(s1 + 1, s2 - s1 - 1), transport = suite.substr(s2 + 1);
-    if (!groups_index_.count(group)) {
-      groups_index_[group] = groups_.size();
-      groups_.push_back(group);
-    }
-    if (!cells_.count(transport)) order_.push_back(transport);
-    Cell& c = cells_[transport][group];
-    if (t.result()->Skipped()) {
-      ++c.skipped;
-    } else if (t.result()->Failed()) {
-      ++c.failed;
-    } else {
-      ++c.passed;
-    }
-  }
+  void OnTestEnd(const ::testing::TestInfo& t) override { matrix_.Add(t.test_suite_name(), OutcomeOf(*t.result())); }
 
-  // Progress: one line per finished group x transport.
   void OnTestSuiteEnd(const ::testing::TestSuite& suite) override {
-    std::string name = suite.name();
-    if (std::count(name.begin(), name.end(), '/') != 2) return;
-    std::fprintf(stderr, "[ipch] %-40s %3d passed %3d failed %3d unsupported  %6lld ms\n", name.c_str(),
-                 suite.successful_test_count(), suite.failed_test_count(), suite.skipped_test_count(),
-                 static_cast<long long>(suite.elapsed_time()));
+    std::fputs(ProgressLine(suite.name(), suite.successful_test_count(), suite.failed_test_count(),
+                            suite.skipped_test_count(), static_cast<long long>(suite.elapsed_time()))
+                   .c_str(),
+               stderr);
   }
 
-  void OnTestProgramEnd(const ::testing::UnitTest&) override {
-    if (order_.empty()) return;
-    const int w = 15;
-    std::ostringstream out;
-    out << "\nipch verdicts (PASS n = all n cases passed; FAIL f/n; UNSUPPORTED = every case skipped)\n";
-    out << Pad("transport", 10);
-    for (const auto& g : groups_) out << Pad(g, w);
-    out << Pad("verdict", 8) << "\n";
-    for (const auto& tr : order_) {
-      out << Pad(tr, 10);
-      bool any_fail = false;
-      for (const auto& g : groups_) {
-        auto it = cells_[tr].find(g);
-        std::string cell = "-";
-        if (it != cells_[tr].end()) {
-          const Cell& c = it->second;
-          int ran = c.passed + c.failed;
-          if (c.failed > 0) {
-            cell = "FAIL " + std::to_string(c.failed) + "/" + std::to_string(ran);
-            any_fail = true;
-          } else if (ran == 0) {
-            cell = "UNSUPPORTED";
-          } else {
-            cell = "PASS " + std::to_string(c.passed);
-            if (c.skipped) cell += " +" + std::to_string(c.skipped) + "u";
-          }
-        }
-        out << Pad(cell, w);
-      }
-      out << (any_fail ? "FAIL" : "PASS") << "\n";
-    }
-    out << "(+Nu: N cases UNSUPPORTED: a capability or adapter hook the case needs is missing; each skip names it)\n";
-    std::cout << out.str() << std::flush;
-  }
+  void OnTestProgramEnd(const ::testing::UnitTest&) override { std::cout << matrix_.Render() << std::flush; }
 
  private:
-  struct Cell {
-    int passed = 0, failed = 0, skipped = 0;
-  };
-  static std::string Pad(const std::string& s, size_t w) {
-    return s.size() >= w ? s + " " : s + std::string(w - s.size(), ' ');
-  }
-  std::vector<std::string> groups_;
-  std::map<std::string, size_t> groups_index_;
-  std::vector<std::string> order_;
-  std::map<std::string, std::map<std::string, Cell>> cells_;
+  VerdictMatrix matrix_;
 };
 
 }  // namespace
@@ -183,17 +127,32 @@ uint64_t BaseSeed() {
 
 std::mt19937_64 Rng() { return std::mt19937_64(g_ctx.seed); }
 
+std::string ReplayLine(const std::string& full_name) {
+  char line[8192];
+  std::snprintf(line, sizeof line, "[  REPLAY  ] IPCH_SEED=%llu %s --gtest_filter='%s'  (test seed %llu)\n",
+                static_cast<unsigned long long>(BaseSeed()), SelfExe().c_str(), full_name.c_str(),
+                static_cast<unsigned long long>(TestSeed(full_name)));
+  return line;
+}
+
 void InstallListeners() {
+  const ChildRole& role = ThisChildRole();
   std::string why = audit::EnsureMqueueMounted();
-  if (!why.empty()) std::fprintf(stderr, "ipch: %s\n", why.c_str());
-  for (const auto& r : audit::SweepDeadOwners()) {
-    std::fprintf(stderr, "ipch: removed %s, left by a test process that died\n", r.c_str());
-  }
+  // A supervised child leaves the mqueue note and the sweep to its supervisor, which does both
+  // once and attributes what a crashed case left to that case.
+  if (!why.empty() && !role.supervised) std::fprintf(stderr, "ipch: %s\n", why.c_str());
+  if (!role.supervised) PrintSweep(audit::SweepDeadOwners());
   auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
   // gtest calls OnTestEnd in reverse order of appending: the audit (last) runs first, so its
-  // failure is part of the result that the matrix and the default printer then report.
-  listeners.Append(new MatrixListener);
+  // failure is part of the result that the matrix (or the supervisor's record) and the default
+  // printer then report. The supervisor prints progress and the matrix for its children.
+  if (role.result_fd >= 0) listeners.Append(NewResultReporter(role.result_fd));
+  if (!role.supervised) listeners.Append(new MatrixListener);
   listeners.Append(new AuditListener);
+}
+
+void PrintSweep(const std::vector<std::string>& removed) {
+  for (const auto& r : removed) std::fprintf(stderr, "ipch: removed %s, left by a test process that died\n", r.c_str());
 }
 
 Bytes MakeMessage(uint64_t seq, std::size_t size, uint64_t salt) {

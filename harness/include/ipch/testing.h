@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <random>
 #include <string>
 
@@ -30,6 +31,14 @@ std::mt19937_64 Rng();
 
 // Registers the audit, replay-line and matrix listeners. Call after InitGoogleTest.
 void InstallListeners();
+
+// Crash isolation (docs/architecture.md): with --ipch_isolate or IPCH_ISOLATE=1, this process
+// becomes a supervisor that runs each selected case in its own child (--ipch_jobs=N at a time,
+// each killed after --ipch_case_timeout=SECONDS times SlowdownFactor(); --ipch_serial=PATTERNS
+// names cases that must not run two at once). Removes the --ipch_* flags from argv. Returns the
+// supervised run's exit status, or nullopt when this process runs the tests itself. Call
+// before InitGoogleTest.
+std::optional<int> RunIsolatedIfRequested(int& argc, char** argv);
 
 // Returns a message of `size` bytes whose content encodes `seq` and a checksum; a receiver
 // can check it with VerifyMessage without knowing anything else.

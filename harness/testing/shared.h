@@ -1,0 +1,15 @@
+// What a direct run prints that the isolating supervisor prints too, for a case whose process
+// died before it could.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace ipch::testing {
+
+// "[  REPLAY  ] IPCH_SEED=<base> <this binary> --gtest_filter='<name>'  (test seed <s>)\n"
+std::string ReplayLine(const std::string& full_name);
+// "ipch: removed X, left by a test process that died" on stderr, one line per object.
+void PrintSweep(const std::vector<std::string>& removed);
+
+}  // namespace ipch::testing

@@ -1,0 +1,545 @@
+#include "supervisor.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+
+#include "case_process.h"
+#include "case_record.h"
+#include "ipch/audit.h"
+#include "ipch/deadline.h"
+#include "ipch/raw_io.h"
+#include "ipch/testing.h"
+#include "junit.h"
+#include "shared.h"
+#include "verdicts.h"
+
+extern char** environ;
+
+namespace ipch::testing {
+namespace {
+
+using WallClock = std::chrono::system_clock;
+
+constexpr size_t kTailLines = 20;
+
+bool StartsWith(const std::string& s, const char* p) { return s.rfind(p, 0) == 0; }
+bool EndsWith(const std::string& s, const char* p) {
+  const size_t n = std::strlen(p);
+  return s.size() >= n && s.compare(s.size() - n, n, p) == 0;
+}
+
+long long MsSince(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
+}
+
+// ---- Stop signals: the handler only writes the signal number into a pipe the loop polls.
+
+int g_stop_write_fd = -1;
+
+void OnStopSignal(int sig) {
+  const int saved = errno;
+  const unsigned char b = static_cast<unsigned char>(sig);
+  (void)!::syscall(SYS_write, g_stop_write_fd, &b, 1);
+  errno = saved;
+}
+
+class StopSignals {
+ public:
+  static constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP};
+
+  Status Install() {
+    int fds[2];
+    if (::syscall(SYS_pipe2, fds, O_CLOEXEC | O_NONBLOCK) != 0) return ErrnoError("pipe2 for signals");
+    read_ = UniqueFd(fds[0]);
+    write_ = UniqueFd(fds[1]);
+    g_stop_write_fd = write_.get();
+    struct sigaction sa {};
+    sa.sa_handler = OnStopSignal;
+    sa.sa_flags = SA_RESTART;  // a write to stdout must not fail half-way; ppoll returns anyway
+    ::sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < std::size(kSignals); ++i) ::sigaction(kSignals[i], &sa, &previous_[i]);
+    return Ok();
+  }
+  ~StopSignals() {
+    if (!write_) return;
+    for (size_t i = 0; i < std::size(kSignals); ++i) ::sigaction(kSignals[i], &previous_[i], nullptr);
+    g_stop_write_fd = -1;
+  }
+  int fd() const { return read_.get(); }
+  // The signal that arrived, or 0.
+  int Take() {
+    unsigned char b = 0;
+    return RawRead(read_.get(), &b, 1) == 1 ? b : 0;
+  }
+
+ private:
+  UniqueFd read_, write_;
+  struct sigaction previous_[std::size(kSignals)]{};
+};
+
+// ---- Text.
+
+std::string SignalName(int sig) {
+  const char* abbrev = ::sigabbrev_np(sig);
+  return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
+}
+
+std::string DeathText(int status) {
+  if (!WIFSIGNALED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+  const int sig = WTERMSIG(status);
+  if (sig == SIGABRT) return "aborted (SIGABRT)";
+  return "killed by signal " + std::to_string(sig) + " (" + SignalName(sig) + ")";
+}
+
+// What each child prints around its one test (banner, counts, the list of failures): the
+// supervisor prints its own summary once instead. Per-test lines end with the time.
+bool IsGtestFraming(const std::string& line) {
+  static const char* const kPrefixes[] = {"[==========]",
+                                          "[----------]",
+                                          "[  PASSED  ]",
+                                          "Note: Google Test filter = ",
+                                          "Note: This is test shard ",
+                                          "Note: Randomizing tests' orders with a seed of ",
+                                          "Repeating all tests (iteration "};
+  for (const char* p : kPrefixes) {
+    if (StartsWith(line, p)) return true;
+  }
+  if ((StartsWith(line, "[  FAILED  ]") || StartsWith(line, "[  SKIPPED ]")) && !EndsWith(line, " ms)")) return true;
+  if (StartsWith(line, "  YOU HAVE ") && line.find(" DISABLED TEST") != std::string::npos) return true;
+  const auto digits = line.find_first_not_of(' ');
+  const auto word = line.find(" FAILED TEST");
+  return digits != std::string::npos && word != std::string::npos && word > digits &&
+         line.find_first_not_of("0123456789", digits) == word && (EndsWith(line, " TEST") || EndsWith(line, " TESTS"));
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+// The child's output without the framing and without trailing blank lines; every line ends
+// with a newline (a crash can cut the last one).
+std::string WithoutFraming(const std::string& output) {
+  std::string kept;
+  for (const auto& line : Lines(output)) {
+    if (!IsGtestFraming(line)) kept += line + "\n";
+  }
+  while (EndsWith(kept, "\n\n")) kept.pop_back();
+  if (kept == "\n") kept.clear();
+  return kept;
+}
+
+std::string LastLines(const std::string& text, size_t n) {
+  const auto lines = Lines(text);
+  std::string out;
+  for (size_t i = lines.size() > n ? lines.size() - n : 0; i < lines.size(); ++i) out += lines[i] + "\n";
+  return out;
+}
+
+std::string Indented(const std::string& text) {
+  std::string out;
+  for (const auto& line : Lines(text)) out += "  " + line + "\n";
+  return out;
+}
+
+std::string Join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+std::string Count(size_t n, const char* what) { return std::to_string(n) + " " + what + (n == 1 ? "" : "s"); }
+
+// ", where TypeParam = T" as gtest prints it after a test's name.
+std::string ParamComment(const ListedCase& c) {
+  std::string s;
+  if (!c.type_param.empty()) s += ", where TypeParam = " + c.type_param;
+  if (!c.value_param.empty()) s += std::string(s.empty() ? ", where " : " and ") + "GetParam() = " + c.value_param;
+  return s;
+}
+
+// ---- Verdicts from the child's records and how its process ended.
+
+Outcome OutcomeOfRecords(const std::vector<CaseRecord>& records) {
+  bool passed = false;
+  for (const auto& r : records) {
+    if (r.outcome == Outcome::kFail) return Outcome::kFail;
+    passed = passed || r.outcome == Outcome::kPass;
+  }
+  return passed || records.empty() ? Outcome::kPass : Outcome::kSkip;
+}
+
+const char* Done(Outcome o) { return o == Outcome::kPass ? "passed" : o == Outcome::kSkip ? "was skipped" : "failed"; }
+
+// Why the process, not gtest, decides the verdict; "" when the records stand.
+std::string ProcessCause(const std::vector<CaseRecord>& records, int status, bool timed_out, long long timeout_s) {
+  const std::string after = records.empty() ? "" : std::string(Done(OutcomeOfRecords(records))) + ", then ";
+  if (timed_out) {
+    return records.empty() ? "hung: no result after " + std::to_string(timeout_s) + " s, killed"
+                           : after + "hung: still running " + std::to_string(timeout_s) + " s after it started, killed";
+  }
+  if (records.empty()) return DeathText(status) + (WIFSIGNALED(status) ? "" : " without a result");
+  if (WIFSIGNALED(status)) return after + DeathText(status);
+  const int code = WEXITSTATUS(status);
+  if (code == 0 || (code == 1 && OutcomeOfRecords(records) == Outcome::kFail)) return "";
+  return after + DeathText(status);  // a sanitizer's exit code after the test, say
+}
+
+// What the dead case left: objects named with its pid are its own; others (another run's) are
+// only reported, as a test binary's start-up sweep reports them.
+std::vector<std::string> SweepAfterDeath(pid_t pid) {
+  const std::string mark = "ipch-" + std::to_string(pid) + "-";
+  std::vector<std::string> own, others;
+  for (auto& r : audit::SweepDeadOwners()) (r.find(mark) != std::string::npos ? own : others).push_back(r);
+  PrintSweep(others);
+  return own;
+}
+
+// ---- The supervisor.
+
+struct Slot {
+  size_t index;  // into the selected cases
+  CaseProcess proc;
+  Deadline deadline = Deadline::Never();
+  Clock::time_point started;
+  WallClock::time_point started_wall;
+  bool timed_out = false;
+};
+
+struct SuiteProgress {
+  int total = 0, done = 0, passed = 0, failed = 0, skipped = 0;
+  Clock::time_point first = Clock::time_point::max(), last = Clock::time_point::min();
+};
+
+class Supervisor {
+ public:
+  Supervisor(const IsolateOptions& o, const Invocation& inv)
+      : opt_(o), inv_(inv), timeout_s_(static_cast<long long>(o.case_timeout_s) * SlowdownFactor()) {}
+  int Run();
+
+ private:
+  Result<std::vector<ListedCase>> ListCases();
+  std::vector<ListedCase> Select(std::vector<ListedCase> all) const;
+  std::vector<std::string> ChildEnv(bool with_results) const;
+  bool CanStart(size_t index) const;
+  void StartWhatFits();
+  int WaitForEvents();
+  void FinishReaped();
+  void Conclude(Slot& s);
+  void Record(const CaseReport& r, const std::string& cause, Clock::time_point started);
+  int Interrupt(int sig);
+  int Summarize();
+
+  IsolateOptions opt_;
+  Invocation inv_;
+  long long timeout_s_;
+  StopSignals stop_;
+  int stopped_by_ = 0;  // a stop signal that came while listing
+  std::vector<std::string> case_env_;
+  std::vector<ListedCase> cases_;
+  size_t next_ = 0;
+  std::vector<std::unique_ptr<Slot>> running_;
+  std::vector<CaseReport> reports_;
+  std::vector<std::string> failed_;  // "name", or "name: cause" when the process decided
+  int passed_ = 0, skipped_ = 0;
+  VerdictMatrix matrix_;
+  std::map<std::string, SuiteProgress> suites_;
+  Clock::time_point started_ = Clock::now();
+  WallClock::time_point started_wall_ = WallClock::now();
+};
+
+std::vector<std::string> Supervisor::ChildEnv(bool with_results) const {
+  static const std::set<std::string> kDropped = {
+      "IPCH_ISOLATE",    "GTEST_OUTPUT", "GTEST_TOTAL_SHARDS", "GTEST_SHARD_INDEX", "GTEST_SHARD_STATUS_FILE",
+      kIsolatedChildEnv, kResultFdEnv};
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string kv = *e;
+    if (!kDropped.count(kv.substr(0, kv.find('=')))) env.push_back(kv);
+  }
+  env.push_back(std::string(kIsolatedChildEnv) + "=1");
+  if (with_results) env.push_back(std::string(kResultFdEnv) + "=" + std::to_string(kResultFd));
+  return env;
+}
+
+Result<std::vector<ListedCase>> Supervisor::ListCases() {
+  SpawnSpec spec{{inv_.argv0}, ChildEnv(false), /*capture_stderr=*/false, /*result_pipe=*/false};
+  spec.argv.insert(spec.argv.end(), inv_.pass_through.begin(), inv_.pass_through.end());
+  if (!inv_.filter.empty()) spec.argv.push_back("--gtest_filter=" + inv_.filter);
+  spec.argv.push_back("--gtest_list_tests");
+  auto p = CaseProcess::Start(spec);
+  if (!p.ok()) return std::move(p).error();
+  const Deadline d = Deadline::After(std::chrono::seconds(timeout_s_));
+  while (!p->reaped()) {
+    pollfd fds[] = {{stop_.fd(), POLLIN, 0}, {p->output_fd(), POLLIN, 0}, {p->pid_fd(), POLLIN, 0}};
+    const int n = RawPoll(fds, 3, d);
+    if (n < 0) return ErrnoError("poll");
+    if (n == 0) return MakeError(Errc::Timeout, "listing the tests took over " + std::to_string(timeout_s_) + " s");
+    if (fds[0].revents && (stopped_by_ = stop_.Take()) != 0) {
+      return MakeError(Errc::Closed, "stopped by " + SignalName(stopped_by_) + " while listing the tests");
+    }
+    if (fds[1].revents) p->ReadOutput();
+    if (fds[2].revents) p->TryReap();
+  }
+  p->Drain();
+  if (p->wait_status() != 0) {
+    return MakeError(Errc::InvalidArgument,
+                     "--gtest_list_tests " + DeathText(p->wait_status()) + ":\n" + LastLines(p->output(), kTailLines));
+  }
+  return ParseListing(p->output());
+}
+
+// Disabled cases are listed but not run; shards are chosen here, since the children (one case
+// each) must not apply GTEST_SHARD_INDEX again.
+std::vector<ListedCase> Supervisor::Select(std::vector<ListedCase> all) const {
+  std::vector<ListedCase> out;
+  const char* total_env = std::getenv("GTEST_TOTAL_SHARDS");
+  const char* index_env = std::getenv("GTEST_SHARD_INDEX");
+  const long total = total_env ? std::atol(total_env) : 1, index = index_env ? std::atol(index_env) : 0;
+  const bool sharded = total > 1 && index >= 0 && index < total;
+  if (const char* status = std::getenv("GTEST_SHARD_STATUS_FILE"); sharded && status) std::ofstream{status};
+  long runnable = 0;
+  for (auto& c : all) {
+    if (!inv_.also_run_disabled && IsDisabled(c)) continue;
+    if (!sharded || runnable++ % total == index) out.push_back(std::move(c));
+  }
+  return out;
+}
+
+bool Supervisor::CanStart(size_t index) const {
+  if (running_.size() >= static_cast<size_t>(opt_.jobs)) return false;
+  if (opt_.serial.empty() || !MatchesPatterns(cases_[index].full_name(), opt_.serial)) return true;
+  for (const auto& s : running_) {
+    if (MatchesPatterns(cases_[s->index].full_name(), opt_.serial)) return false;
+  }
+  return true;
+}
+
+void Supervisor::StartWhatFits() {
+  while (next_ < cases_.size() && CanStart(next_)) {
+    const ListedCase& c = cases_[next_];
+    SpawnSpec spec{{inv_.argv0}, case_env_, /*capture_stderr=*/true, /*result_pipe=*/true};
+    spec.argv.insert(spec.argv.end(), inv_.pass_through.begin(), inv_.pass_through.end());
+    spec.argv.push_back("--gtest_filter=" + ExactFilter(c.full_name()));
+    auto slot = std::make_unique<Slot>();
+    slot->index = next_++;
+    slot->started = Clock::now();
+    slot->started_wall = WallClock::now();
+    slot->deadline = Deadline::After(std::chrono::seconds(timeout_s_));
+    auto p = CaseProcess::Start(spec);
+    if (!p.ok()) {
+      const std::string why = "could not start its process: " + p.error().ToString();
+      CaseReport r{c.suite,        c.name, c.type_param,       c.value_param,
+                   Outcome::kFail, 0,      slot->started_wall, {{false, "", why}}};
+      std::printf("%s: %s\n[  FAILED  ] %s%s (0 ms)\n", c.full_name().c_str(), why.c_str(), c.full_name().c_str(),
+                  ParamComment(c).c_str());
+      Record(r, why, slot->started);
+      continue;
+    }
+    slot->proc = std::move(*p);
+    running_.push_back(std::move(slot));
+  }
+}
+
+// Polls every running child's output, results and exit, and the stop signals, until one of
+// them has news or the first case deadline passes. Returns the stop signal, 0, or -1 when
+// poll itself failed.
+int Supervisor::WaitForEvents() {
+  std::vector<pollfd> fds{{stop_.fd(), POLLIN, 0}};
+  Deadline first = Deadline::Never();
+  for (const auto& s : running_) {
+    fds.push_back({s->proc.output_fd(), POLLIN, 0});
+    fds.push_back({s->proc.result_fd(), POLLIN, 0});
+    fds.push_back({s->proc.pid_fd(), POLLIN, 0});
+    if (s->deadline.at() < first.at()) first = s->deadline;
+  }
+  if (RawPoll(fds.data(), fds.size(), first) < 0) {
+    std::perror("ipch isolate: poll");
+    return -1;
+  }
+  if (fds[0].revents != 0) {
+    if (const int sig = stop_.Take()) return sig;
+  }
+  for (size_t i = 0; i < running_.size(); ++i) {
+    Slot& s = *running_[i];
+    const pollfd* f = &fds[1 + 3 * i];
+    if (f[0].revents != 0) s.proc.ReadOutput();
+    if (f[1].revents != 0) s.proc.ReadResults();
+    if (f[2].revents != 0) s.proc.TryReap();
+    if (!s.proc.reaped() && s.deadline.expired()) {
+      s.timed_out = true;
+      s.proc.KillAndReap();
+    }
+  }
+  return 0;
+}
+
+void Supervisor::FinishReaped() {
+  for (size_t i = 0; i < running_.size();) {
+    if (!running_[i]->proc.reaped()) {
+      ++i;
+      continue;
+    }
+    running_[i]->proc.Drain();
+    Conclude(*running_[i]);
+    running_.erase(running_.begin() + static_cast<long>(i));
+  }
+}
+
+// Decides the case's verdict, prints its block of output, records it.
+void Supervisor::Conclude(Slot& s) {
+  const ListedCase& c = cases_[s.index];
+  const std::string name = c.full_name();
+  const long long ms = MsSince(s.started);
+  auto records = TakeRecords(s.proc.result_text());
+  CaseReport r{c.suite, c.name, c.type_param, c.value_param, OutcomeOfRecords(records), ms, s.started_wall, {}};
+  for (auto& rec : records) r.parts.insert(r.parts.end(), rec.parts.begin(), rec.parts.end());
+  const std::string output = WithoutFraming(s.proc.output());
+  std::string block = output;
+  const std::string cause = ProcessCause(records, s.proc.wait_status(), s.timed_out, timeout_s_);
+  if (!cause.empty()) {
+    const auto removed = SweepAfterDeath(s.proc.pid());
+    std::string text =
+        cause + "\nlast output:\n" + (output.empty() ? "  (none)\n" : Indented(LastLines(output, kTailLines)));
+    if (!removed.empty()) text += "left behind and removed: " + Join(removed) + "\n";
+    text += ReplayLine(name);
+    r.outcome = Outcome::kFail;
+    r.parts.push_back({false, "", text});
+    block += name + ": " + cause + "\n";
+    if (!removed.empty()) block += "  left behind and removed: " + Join(removed) + "\n";
+    block += ReplayLine(name) + "[  FAILED  ] " + name + ParamComment(c) + " (" + std::to_string(ms) + " ms)\n";
+  }
+  std::fwrite(block.data(), 1, block.size(), stdout);
+  std::fflush(stdout);
+  Record(r, cause, s.started);
+}
+
+void Supervisor::Record(const CaseReport& r, const std::string& cause, Clock::time_point started) {
+  const std::string name = r.suite + "." + r.name;
+  if (r.outcome == Outcome::kFail) failed_.push_back(cause.empty() ? name : name + ": " + cause);
+  passed_ += r.outcome == Outcome::kPass;
+  skipped_ += r.outcome == Outcome::kSkip;
+  matrix_.Add(r.suite, r.outcome);
+  SuiteProgress& p = suites_[r.suite];
+  ++p.done;
+  p.passed += r.outcome == Outcome::kPass;
+  p.failed += r.outcome == Outcome::kFail;
+  p.skipped += r.outcome == Outcome::kSkip;
+  p.first = std::min(p.first, started);
+  p.last = std::max(p.last, Clock::now());
+  if (p.done == p.total) {
+    const long long span = std::chrono::duration_cast<std::chrono::milliseconds>(p.last - p.first).count();
+    std::fputs(ProgressLine(r.suite, p.passed, p.failed, p.skipped, span).c_str(), stderr);
+  }
+  reports_.push_back(r);
+}
+
+// `sig` is the stop signal, or -1 when the supervisor cannot go on (poll failed).
+int Supervisor::Interrupt(int sig) {
+  const size_t killed = running_.size();
+  for (auto& s : running_) s->proc.KillAndReap();
+  running_.clear();
+  PrintSweep(audit::SweepDeadOwners());
+  std::fflush(stdout);
+  std::fprintf(stderr,
+               "[ipch] stopped by %s: killed %zu running case(s) with their process groups; %zu of %zu finished\n",
+               sig > 0 ? SignalName(sig).c_str() : "an error", killed, reports_.size(), cases_.size());
+  return sig > 0 ? 128 + sig : 1;
+}
+
+int Supervisor::Summarize() {
+  const long long total_ms = MsSince(started_);
+  std::string s = "[==========] " + Count(reports_.size(), "test") + " from " + Count(suites_.size(), "test suite") +
+                  " ran, each in its own process. (" + std::to_string(total_ms) + " ms total)\n";
+  s += "[  PASSED  ] " + Count(static_cast<size_t>(passed_), "test") + ".\n";
+  if (skipped_ > 0) s += "[  SKIPPED ] " + Count(static_cast<size_t>(skipped_), "test") + ".\n";
+  if (!failed_.empty()) {
+    s += "[  FAILED  ] " + Count(failed_.size(), "test") + ", listed below:\n";
+    for (const auto& f : failed_) s += "[  FAILED  ] " + f + "\n";
+    s += "\n" + std::to_string(failed_.size()) + " FAILED " + (failed_.size() == 1 ? "TEST" : "TESTS") + "\n";
+  }
+  s += matrix_.Render();
+  std::fwrite(s.data(), 1, s.size(), stdout);
+  std::fflush(stdout);
+  std::string other;
+  const std::string xml = XmlReportPath(inv_, &other);
+  if (!other.empty())
+    std::fprintf(stderr, "ipch isolate: only xml reports are written; --gtest_output=%s ignored\n", other.c_str());
+  if (!xml.empty()) {
+    // Sorted back into listing order: jobs finish out of order.
+    std::map<std::string, size_t> order;
+    for (size_t i = 0; i < cases_.size(); ++i) order[cases_[i].full_name()] = i;
+    std::stable_sort(reports_.begin(), reports_.end(), [&](const CaseReport& a, const CaseReport& b) {
+      return order[a.suite + "." + a.name] < order[b.suite + "." + b.name];
+    });
+    if (auto st = WriteJUnit(xml, reports_, started_wall_, total_ms); !st.ok()) {
+      std::fprintf(stderr, "ipch isolate: the XML report was not written: %s\n", st.error().ToString().c_str());
+    }
+  }
+  return failed_.empty() ? 0 : 1;
+}
+
+int Supervisor::Run() {
+  if (auto st = stop_.Install(); !st.ok()) {
+    std::fprintf(stderr, "ipch isolate: %s\n", st.error().ToString().c_str());
+    return 1;
+  }
+  if (std::string why = audit::EnsureMqueueMounted(); !why.empty()) std::fprintf(stderr, "ipch: %s\n", why.c_str());
+  PrintSweep(audit::SweepDeadOwners());
+  auto listed = ListCases();
+  if (!listed.ok()) {
+    std::fprintf(stderr, "ipch isolate: %s\n", listed.error().ToString().c_str());
+    return stopped_by_ != 0 ? 128 + stopped_by_ : 1;
+  }
+  cases_ = Select(std::move(*listed));
+  case_env_ = ChildEnv(true);
+  for (const auto& c : cases_) ++suites_[c.suite].total;
+  if (!inv_.brief) {
+    std::printf("[==========] Running %s from %s, each in its own process (%d at a time, %lld s each at most).\n",
+                Count(cases_.size(), "test").c_str(), Count(suites_.size(), "test suite").c_str(), opt_.jobs,
+                timeout_s_);
+    std::fflush(stdout);
+  }
+  started_ = Clock::now();
+  while (next_ < cases_.size() || !running_.empty()) {
+    StartWhatFits();
+    if (running_.empty()) continue;  // every start failed; those are reported
+    if (const int sig = WaitForEvents()) return Interrupt(sig);
+    FinishReaped();
+  }
+  return Summarize();
+}
+
+}  // namespace
+
+int RunIsolated(const IsolateOptions& options, const Invocation& invocation) {
+  return Supervisor(options, invocation).Run();
+}
+
+std::optional<int> RunIsolatedIfRequested(int& argc, char** argv) {
+  auto options = TakeIsolateFlags(argc, argv);
+  if (!options.ok()) {
+    std::fprintf(stderr, "%s: %s\n", argc > 0 ? argv[0] : "test", options.error().context.c_str());
+    return 2;
+  }
+  const Invocation invocation = ParseInvocation(argc, argv);
+  if (!options->enabled || ThisChildRole().supervised || invocation.runs_no_tests) return std::nullopt;
+  return RunIsolated(*options, invocation);
+}
+
+}  // namespace ipch::testing

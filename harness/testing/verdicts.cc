@@ -1,0 +1,73 @@
+#include "verdicts.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <sstream>
+
+namespace ipch::testing {
+namespace {
+
+std::string Pad(const std::string& s, size_t w) { return s.size() >= w ? s + " " : s + std::string(w - s.size(), ' '); }
+
+// Prefix/Group/transport: what the progress line is printed for.
+bool IsConformanceSuite(const std::string& suite) { return std::count(suite.begin(), suite.end(), '/') == 2; }
+
+}  // namespace
+
+void VerdictMatrix::Add(const std::string& suite, Outcome outcome) {
+  const auto s1 = suite.find('/'), s2 = suite.rfind('/');
+  if (s1 == std::string::npos || s1 == s2) return;
+  const std::string group = suite.substr(s1 + 1, s2 - s1 - 1), transport = suite.substr(s2 + 1);
+  if (std::find(groups_.begin(), groups_.end(), group) == groups_.end()) groups_.push_back(group);
+  if (!cells_.count(transport)) transports_.push_back(transport);
+  Cell& c = cells_[transport][group];
+  if (outcome == Outcome::kSkip) {
+    ++c.skipped;
+  } else if (outcome == Outcome::kFail) {
+    ++c.failed;
+  } else {
+    ++c.passed;
+  }
+}
+
+std::string VerdictMatrix::CellText(const Cell& c) {
+  const int ran = c.passed + c.failed;
+  if (c.failed > 0) return "FAIL " + std::to_string(c.failed) + "/" + std::to_string(ran);
+  if (ran == 0) return "UNSUPPORTED";
+  std::string cell = "PASS " + std::to_string(c.passed);
+  if (c.skipped) cell += " +" + std::to_string(c.skipped) + "u";
+  return cell;
+}
+
+std::string VerdictMatrix::Render() const {
+  if (transports_.empty()) return "";
+  const int w = 15;
+  std::ostringstream out;
+  out << "\nipch verdicts (PASS n = all n cases passed; FAIL f/n; UNSUPPORTED = every case skipped)\n";
+  out << Pad("transport", 10);
+  for (const auto& g : groups_) out << Pad(g, w);
+  out << Pad("verdict", 8) << "\n";
+  for (const auto& tr : transports_) {
+    out << Pad(tr, 10);
+    bool any_fail = false;
+    const auto& row = cells_.at(tr);
+    for (const auto& g : groups_) {
+      auto it = row.find(g);
+      out << Pad(it == row.end() ? "-" : CellText(it->second), w);
+      any_fail = any_fail || (it != row.end() && it->second.failed > 0);
+    }
+    out << (any_fail ? "FAIL" : "PASS") << "\n";
+  }
+  out << "(+Nu: N cases UNSUPPORTED: a capability or adapter hook the case needs is missing; each skip names it)\n";
+  return out.str();
+}
+
+std::string ProgressLine(const std::string& suite, int passed, int failed, int skipped, long long ms) {
+  if (!IsConformanceSuite(suite)) return "";
+  char line[512];
+  std::snprintf(line, sizeof line, "[ipch] %-40s %3d passed %3d failed %3d unsupported  %6lld ms\n", suite.c_str(),
+                passed, failed, skipped, ms);
+  return line;
+}
+
+}  // namespace ipch::testing

@@ -1,0 +1,34 @@
+// The transport x group verdict matrix and the per-group progress line. Both are fed one
+// finished case at a time, so a gtest listener (direct run) and the isolating supervisor
+// (one process per case) print the same text.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace ipch::testing {
+
+enum class Outcome { kPass, kFail, kSkip };
+
+// Verdicts of typed conformance suites named Prefix/Group/transport; other suites are ignored.
+class VerdictMatrix {
+ public:
+  void Add(const std::string& suite, Outcome outcome);
+  // The table, or "" when no conformance suite was seen.
+  std::string Render() const;
+
+ private:
+  struct Cell {
+    int passed = 0, failed = 0, skipped = 0;
+  };
+  static std::string CellText(const Cell& c);
+  std::vector<std::string> groups_;                           // in the order they first finished
+  std::vector<std::string> transports_;                       // likewise
+  std::map<std::string, std::map<std::string, Cell>> cells_;  // transport -> group -> counts
+};
+
+// "[ipch] Conformance/Basic/tcp   12 passed ..." for a Prefix/Group/transport suite, "" otherwise.
+std::string ProgressLine(const std::string& suite, int passed, int failed, int skipped, long long ms);
+
+}  // namespace ipch::testing

@@ -2,7 +2,8 @@
 // a suite that passes these would be a suite that cannot fail.
 //
 // NaiveConnection<Bug::kNone> is a small, correct implementation of the stream frame format
-// (stream_connection.h) over a unix socket (the control: it must pass). Each other Bug value plants one classic mistake in it.
+// (stream_connection.h) over a unix socket (the control: it must pass). Each other Bug value plants one classic mistake
+// in it.
 #pragma once
 
 #include <poll.h>
@@ -22,15 +23,16 @@
 namespace ipch::selftest {
 
 enum class Bug {
-  kNone,                // control
-  kIgnoresShortWrites,  // assumes one send() writes the whole frame
-  kNoEintrRetry,        // treats EINTR as a fatal error
-  kSwallowsErrors,      // reports a dead peer as success (empty message / sent)
-  kEagainIsFatal,       // treats EAGAIN as a fatal error instead of waiting
-  kCorruptsPayload,     // flips one bit in every 7th non-empty message after checksumming it
-  kIgnoresChecksum,     // frames carry checksums, but the receiver never verifies them
-  kDropsPartialFrame,   // a receive that times out throws away the part of a frame it has read
-  kLosesWakeup,         // waits on the socket before looking at frames it has buffered already
+  kNone,                   // control
+  kIgnoresShortWrites,     // assumes one send() writes the whole frame
+  kNoEintrRetry,           // treats EINTR as a fatal error
+  kSwallowsErrors,         // reports a dead peer as success (empty message / sent)
+  kEagainIsFatal,          // treats EAGAIN as a fatal error instead of waiting
+  kCorruptsPayload,        // flips one bit in every 7th non-empty message after checksumming it
+  kIgnoresChecksum,        // frames carry checksums, but the receiver never verifies them
+  kDropsPartialFrame,      // a receive that times out throws away the part of a frame it has read
+  kLosesWakeup,            // waits on the socket before looking at frames it has buffered already
+  kCrashesOnHostileBytes,  // trusts the announced length and copies that much (a SIGSEGV on a huge one)
 };
 
 template <Bug B>
@@ -92,6 +94,11 @@ class NaiveConnection {
           uint32_t check = 0;
           for (int i = 0; i < 4; ++i) check |= static_cast<uint32_t>(in_[8 + i]) << (8 * i);
           if (check != Crc32c(in_.data(), 8)) return Stick(MakeError(Errc::Corrupt, "naive: header checksum"));
+        }
+        if (B == Bug::kCrashesOnHostileBytes && n > max_) {
+          // The planted bug: the length is trusted, and the copy runs off the end of the buffer.
+          Bytes whole(max_);
+          std::memcpy(whole.data(), in_.data() + kH, n);
         }
         if (n > max_) return Stick(MakeError(Errc::Corrupt, "naive: length above max"));
         if (in_.size() >= kH + n) {
@@ -217,5 +224,6 @@ inline constexpr char kCorrupts[] = "corrupts_payload";
 inline constexpr char kIgnoresChecksum[] = "ignores_checksum";
 inline constexpr char kDropsPartial[] = "drops_partial_frame";
 inline constexpr char kLosesWakeup[] = "loses_wakeup";
+inline constexpr char kCrashesOnHostileBytes[] = "crashes_on_hostile_bytes";
 
 }  // namespace ipch::selftest

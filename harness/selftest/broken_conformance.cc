@@ -12,7 +12,9 @@ IPCH_INSTANTIATE_CONFORMANCE(Broken, ist::NaiveAdapter<ist::Bug::kNone, ist::kCo
                              ist::NaiveAdapter<ist::Bug::kCorruptsPayload, ist::kCorrupts>,
                              ist::NaiveAdapter<ist::Bug::kIgnoresChecksum, ist::kIgnoresChecksum>,
                              ist::NaiveAdapter<ist::Bug::kDropsPartialFrame, ist::kDropsPartial>,
-                             ist::NaiveAdapter<ist::Bug::kLosesWakeup, ist::kLosesWakeup>, ist::LeaksFdAdapter);
+                             ist::NaiveAdapter<ist::Bug::kLosesWakeup, ist::kLosesWakeup>,
+                             ist::NaiveAdapter<ist::Bug::kCrashesOnHostileBytes, ist::kCrashesOnHostileBytes>,
+                             ist::LeaksFdAdapter);
 
 // Tests that leak on purpose, one kind of object each: the self-test asserts that the audit
 // fails each one, names the object, and removes it.

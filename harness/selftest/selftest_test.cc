@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -18,11 +20,11 @@ struct RunResult {
   std::string output;
 };
 
-RunResult RunBattery(const std::string& filter) {
+RunResult RunBattery(const std::string& filter, const std::string& flags = "", const std::string& env = "") {
   // A short bound for "expected to succeed" steps: the broken transports hang where a correct
   // one would not, and the self-test only needs them to fail, not to wait the full bound.
-  std::string cmd = std::string("IPCH_SETTLE_MS=3000 '") + IPCH_BROKEN_BIN + "' --gtest_color=no --gtest_filter='" +
-                    filter + "' 2>&1";
+  std::string cmd = env + " IPCH_SETTLE_MS=3000 '" + IPCH_BROKEN_BIN + "' " + flags +
+                    " --gtest_color=no --gtest_filter='" + filter + "' 2>&1";
   RunResult r;
   FILE* p = ::popen(cmd.c_str(), "r");
   if (!p) return r;
@@ -76,11 +78,11 @@ TEST(SelfTest, IgnoringShortWritesIsCaught) {
 TEST(SelfTest, NotRetryingEintrIsCaught) { ExpectCaught("no_eintr_retry", {"Fault.EintrEverywhereIsInvisible"}); }
 
 TEST(SelfTest, SwallowingErrorsIsCaught) {
-  ExpectCaught("swallows_errors",
-               {"Lifecycle.ClientCloseIsSeenAsPeerClosed", "PeerDeath.PeerKilledAfterConnect",
-                "Fault.ResetOnSendIsPeerClosed", "Fault.EachWriteInTurnFailingIsPeerClosedAndLosesNothingBefore",
-                "Fault.ResetMidFrameIsPeerClosedAfterWholeMessages",
-                "Fault.CloseMidFrameIsPeerClosedAfterWholeMessages"});
+  ExpectCaught(
+      "swallows_errors",
+      {"Lifecycle.ClientCloseIsSeenAsPeerClosed", "PeerDeath.PeerKilledAfterConnect", "Fault.ResetOnSendIsPeerClosed",
+       "Fault.EachWriteInTurnFailingIsPeerClosedAndLosesNothingBefore",
+       "Fault.ResetMidFrameIsPeerClosedAfterWholeMessages", "Fault.CloseMidFrameIsPeerClosedAfterWholeMessages"});
 }
 
 TEST(SelfTest, TreatingEagainAsFatalIsCaught) {
@@ -105,6 +107,36 @@ TEST(SelfTest, DroppingAPartialFrameOnTimeoutIsCaught) {
 
 TEST(SelfTest, LosingAWakeupIsCaught) {
   ExpectCaught("loses_wakeup", {"Basic.BurstOfSmallMessagesThenDrain"}, "a lost wake-up?");
+}
+
+// A receiver that trusts a hostile length crashes the process. Run isolated (as the main job
+// runs the battery), that is one FAIL naming the signal, and the cases after it still run and
+// reach the verdict table; run directly, the binary dies there.
+TEST(SelfTest, CrashingOnHostileBytesIsOneFail) {
+  const std::string filter =
+      "Broken/Security/crashes_on_hostile_bytes.HugeLengthPrefixIsCorrupt:Broken/Basic/crashes_on_hostile_bytes.*";
+  RunResult r = RunBattery(filter, "--ipch_isolate");
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  // SIGSEGV; under ASan its report and abort; under TSan its report and exit status.
+  const bool crashed = r.output.find("killed by signal 11 (SIGSEGV)") != std::string::npos ||
+                       r.output.find("aborted (SIGABRT)") != std::string::npos ||
+                       r.output.find("without a result") != std::string::npos;
+  EXPECT_TRUE(crashed) << "the crash is not named:\n" << r.output;
+  EXPECT_NE(r.output.find("[  FAILED  ] Broken/Security/crashes_on_hostile_bytes.HugeLengthPrefixIsCorrupt"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("[       OK ] Broken/Basic/crashes_on_hostile_bytes.RoundTripMaxSize"), std::string::npos)
+      << "the cases after the crash did not run:\n"
+      << r.output;
+  EXPECT_NE(r.output.find("ipch verdicts"), std::string::npos) << "no verdict table:\n" << r.output;
+  // The crashed direct run leaves its scratch directory (no supervisor sweeps it): give it one
+  // of ours to leave it in, and remove that.
+  char tmp[] = "/tmp/ipch-selftest-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmp), nullptr);
+  RunResult direct = RunBattery(filter, "", std::string("TMPDIR=") + tmp);
+  std::filesystem::remove_all(tmp);
+  EXPECT_EQ(direct.output.find("ipch verdicts"), std::string::npos) << "the direct run survived the crash?\n"
+                                                                    << direct.output;
 }
 
 // The REPLAY line of a case reruns it with the same faults: the wire bit flips (positions and

@@ -1,5 +1,5 @@
-// Optional adapter hooks (raw connect, frame header, socket address, queue depth, shared bytes,
-// impostors), detected at compile time: a case whose hook is missing says UNSUPPORTED, not pass.
+// Optional adapter hooks (raw connect, frame header, socket address, HTTP wire, queue depth,
+// shared bytes, impostors), detected at compile time: a case whose hook is missing says UNSUPPORTED, not pass.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -10,11 +10,13 @@
 #include <functional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "fixture.h"
 #include "ipch/deadline.h"
+#include "ipch/http_wire.h"
 #include "ipch/result.h"
 #include "ipch/transport.h"
 #include "ipch/unique_fd.h"
@@ -52,6 +54,23 @@ std::size_t FrameOverhead() {
 template <class T>
 constexpr bool kHasSocketAddress = requires {
   requires T::kSocketAddress;
+};
+
+// Adapters whose wire is HTTP/1.1 (with kSocketAddress: the interposer stands at a socket
+// address in front of the listener) get the hostile-HTTP cases:
+//   static constexpr bool kHttpWire = true;
+//   static HttpCall HttpCallOf(std::string_view method, std::string_view target)
+//     which call makes a request like this;
+//   static HttpWireRequest HttpSendRequest(const Connection& client, uint64_t n, ByteView body)
+//     the request `client` makes to send `body` as its n-th message (1 for the first);
+//   static HttpWireAnswer HttpReceiveAnswer(uint64_t n, ByteView body)
+//     a genuine server's answer to the receive that fetches message n.
+template <class T>
+constexpr bool kHasHttpWire = requires(const typename T::Connection& c, ByteView b, std::string_view s) {
+  requires T::kHttpWire;
+  { T::HttpCallOf(s, s) } -> std::same_as<HttpCall>;
+  { T::HttpSendRequest(c, uint64_t{1}, b) } -> std::same_as<HttpWireRequest>;
+  { T::HttpReceiveAnswer(uint64_t{1}, b) } -> std::same_as<HttpWireAnswer>;
 };
 
 // How many small messages can wait unread in one direction: unbounded (by count) unless the

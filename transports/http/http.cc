@@ -1,9 +1,9 @@
 #include "http.h"
 
-#include <curl/curl.h>
-#include <httplib.h>
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <dirent.h>
+#include <httplib.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -52,7 +52,8 @@ bool ParseU64(std::string_view s, uint64_t* out) {
 }
 
 bool IsSessionId(std::string_view s) {
-  return s.size() == 32 && std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+  return s.size() == 32 &&
+         std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
 std::string NewSessionId() {
@@ -127,11 +128,11 @@ struct Session {
   // Separate waiters, so that a change in one direction wakes only those who wait on it:
   std::condition_variable in_cv;   // inbound changed: server Receive, POSTs waiting for space
   std::condition_variable out_cv;  // outbound changed: GET long polls, server Sends waiting for space
-  void NotifyAll() {  // a flag changed: everyone re-checks
+  void NotifyAll() {               // a flag changed: everyone re-checks
     in_cv.notify_all();
     out_cv.notify_all();
   }
-  std::deque<Bytes> inbound;   // client -> server, not yet received
+  std::deque<Bytes> inbound;  // client -> server, not yet received
   std::size_t inbound_bytes = 0;
   uint64_t last_in_seq = 0;  // highest client sequence number queued (retries at or below are acknowledged only)
   std::deque<std::pair<uint64_t, Bytes>> outbound;  // server -> client, kept until acknowledged
@@ -179,6 +180,7 @@ class Connection::Impl {
   virtual Status Receive(Bytes& out, Deadline d) = 0;
   virtual Status Close() = 0;
   virtual std::size_t max_message_size() const = 0;
+  virtual std::string session() const = 0;
 };
 
 namespace {
@@ -195,6 +197,7 @@ class ServerConn final : public Connection::Impl {
   Status Receive(Bytes& out, Deadline d) override;
   Status Close() override;
   std::size_t max_message_size() const override { return core_->max_message; }
+  std::string session() const override { return closed_ ? std::string() : s_->id; }
 
  private:
   Status Gone(const char* op) const {
@@ -373,6 +376,11 @@ HttpResponse HandlePost(ServerState::Core& c, const std::string& id, const HttpR
     if (s->client_gone()) return Reply(410, "session closed by the client");
     // A retry of a message already queued: acknowledge it, never deliver it twice.
     if (seq <= s->last_in_seq) return Reply(204, {}, {{"x-ipch-duplicate", "1"}});
+    // One that skips ahead: the messages between would be lost (their retries acknowledged).
+    if (seq != s->last_in_seq + 1) {
+      return Reply(409,
+                   "message " + std::to_string(seq) + " out of order: expected " + std::to_string(s->last_in_seq + 1));
+    }
     if (s->server_closed) return Reply(410, "server side closed");
     if (s->stopping) return Busy("stopping");
     if (c.Admits(s->inbound_bytes, s->inbound.empty(), req.body.size())) break;
@@ -410,8 +418,7 @@ HttpResponse HandleGet(ServerState::Core& c, const std::string& id, const HttpRe
   for (;;) {
     if (!s->outbound.empty()) {
       const auto& [seq, msg] = s->outbound.front();
-      return Reply(200, std::string(reinterpret_cast<const char*>(msg.data()), msg.size()),
-                   {{"x-ipch-seq", std::to_string(seq)}});
+      return MessageAnswer(seq, msg);
     }
     if (s->server_closed) return Reply(410, "server side closed");
     if (s->client_gone()) return Reply(410, "session closed by the client");
@@ -457,6 +464,35 @@ HttpResponse HandleRequest(ServerState& state, const HttpRequest& req) {
   return Reply(405, "messages are POSTed or fetched with GET");
 }
 
+bool OpOf(std::string_view method, std::string_view path, Op* op) {
+  const auto parts = SplitPath(path.substr(0, path.find('?')));
+  if (parts.size() < 3 || !parts[0].empty() || parts[1] != "v1") return false;
+  if (parts.size() == 3 && parts[2] == "connect" && method == "POST") {
+    *op = Op::Connect;
+  } else if (parts.size() == 4 && parts[2] == "s" && method == "DELETE") {
+    *op = Op::Close;
+  } else if (parts.size() == 5 && parts[2] == "s" && parts[4] == "msg" && (method == "POST" || method == "GET")) {
+    *op = method == "POST" ? Op::Send : Op::Receive;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+HttpRequest MessagePost(const std::string& session, uint64_t seq, ByteView body, milliseconds wait) {
+  HttpRequest r;
+  r.method = "POST";
+  r.path = "/v1/s/" + session + "/msg";
+  r.headers = {{"x-ipch-seq", std::to_string(seq)}, {"x-ipch-wait-ms", std::to_string(wait.count())}};
+  r.body.assign(reinterpret_cast<const char*>(body.data()), body.size());
+  return r;
+}
+
+HttpResponse MessageAnswer(uint64_t seq, ByteView body) {
+  return Reply(200, std::string(reinterpret_cast<const char*>(body.data()), body.size()),
+               {{"x-ipch-seq", std::to_string(seq)}});
+}
+
 // ---- the response decoder ----------------------------------------------------------------------
 
 Status DecodeResponse(Op op, long status, const HeaderMap& headers, std::string_view body, Decoded* out,
@@ -477,7 +513,8 @@ Status DecodeResponse(Op op, long status, const HeaderMap& headers, std::string_
   };
   switch (status) {
     case 413:
-      return MakeError(Errc::MessageTooLarge, what("message too large; nothing was queued"));
+      if (op == Op::Send) return MakeError(Errc::MessageTooLarge, what("message too large; nothing was queued"));
+      return MakeError(Errc::Corrupt, what("too large, for a request without a message"));
     case 410:
       return MakeError(Errc::PeerClosed, what("peer closed the session"));
     case 404:
@@ -487,12 +524,14 @@ Status DecodeResponse(Op op, long status, const HeaderMap& headers, std::string_
         return MakeError(Errc::Timeout, what("peer's queue stayed full"));
       }
       return MakeError(Errc::PeerClosed, what("server not accepting"));
-    case 400:
-    case 405:
-      return MakeError(Errc::Corrupt, what("server rejected the request as malformed"));
     default:
       break;
   }
+  // Any other refusal: the server did not understand us (we and it disagree on the protocol).
+  if (status >= 400 && status < 500) return MakeError(Errc::Corrupt, what("server rejected the request as malformed"));
+  // The server failed: it can no longer vouch for the session (a message may or may not have
+  // been queued), so the session is over, as if the peer had died.
+  if (status >= 500 && status < 600) return MakeError(Errc::PeerClosed, what("server failed"));
   switch (op) {
     case Op::Connect: {
       if (status != 201) break;
@@ -525,7 +564,7 @@ Status DecodeResponse(Op op, long status, const HeaderMap& headers, std::string_
       return Ok();
     }
   }
-  return ErrnoError(what("unexpected status"), EPROTO);
+  return MakeError(Errc::Corrupt, what("unexpected status"));
 }
 
 Status DecodeTransferError(int curl_code, long os_errno, const std::string& detail, const std::string& context) {
@@ -535,12 +574,19 @@ Status DecodeTransferError(int curl_code, long os_errno, const std::string& deta
   switch (code) {
     case CURLE_OPERATION_TIMEDOUT:
       return MakeError(Errc::Timeout, msg);
+    case CURLE_RECV_ERROR:
+      // A reset (the OS says so), or curl refused what came (a chunk size that is not hex).
+      if (os_errno == 0) return MakeError(Errc::Corrupt, msg);
+      return MakeError(Errc::PeerClosed, msg);
     case CURLE_COULDNT_CONNECT:  // refused: nobody listens there any more
     case CURLE_GOT_NOTHING:      // the server closed without answering
-    case CURLE_RECV_ERROR:       // reset
     case CURLE_SEND_ERROR:       // reset or broken pipe
     case CURLE_PARTIAL_FILE:     // the answer was cut short
       return MakeError(Errc::PeerClosed, msg);
+    case CURLE_UNSUPPORTED_PROTOCOL:  // an answer that is not HTTP/1.x ("HTTP/0.9", a bad status line)
+    case CURLE_WEIRD_SERVER_REPLY:    // a malformed head
+    case CURLE_BAD_CONTENT_ENCODING:  // a body curl cannot decode
+      return MakeError(Errc::Corrupt, msg);
     case CURLE_ABORTED_BY_CALLBACK:
       return MakeError(Errc::Closed, msg);
     case CURLE_OUT_OF_MEMORY:
@@ -576,7 +622,7 @@ struct Transfer {
   HeaderMap headers;
   Bytes body;
   std::size_t body_limit = 0;
-  bool body_too_big = false;
+  std::string refused;  // why a callback aborted the transfer (Corrupt)
   std::atomic<bool>* abort = nullptr;
   char errbuf[CURL_ERROR_SIZE] = {};
 
@@ -603,8 +649,19 @@ struct Transfer {
       while (!v.empty() && (v.back() == '\r' || v.back() == '\n' || v.back() == ' ')) v.remove_suffix(1);
       std::string name = Lower(line.substr(0, colon));
       if (name == "content-length") {
+        // Checked here, before any body byte: a length we would refuse is refused at once,
+        // not after waiting for bytes that may never come.
         uint64_t len = 0;
-        if (ParseU64(v, &len) && len <= t->body_limit) t->body.reserve(static_cast<std::size_t>(len));
+        if (!ParseU64(v, &len)) {
+          t->refused = "an answer whose Content-Length is not a number";
+          return 0;  // aborts the transfer
+        }
+        if (len > t->body_limit) {
+          t->refused = "an answer of " + std::to_string(len) + " bytes, above the " + std::to_string(t->body_limit) +
+                       "-byte limit";
+          return 0;
+        }
+        t->body.reserve(static_cast<std::size_t>(len));
       }
       t->headers[std::move(name)] = std::string(v);
     }
@@ -614,7 +671,7 @@ struct Transfer {
     auto* t = static_cast<Transfer*>(ud);
     const size_t len = size * n;
     if (t->body.size() + len > t->body_limit) {
-      t->body_too_big = true;
+      t->refused = "an answer above the " + std::to_string(t->body_limit) + "-byte limit";
       return 0;  // aborts the transfer
     }
     const auto* p = reinterpret_cast<const std::byte*>(data);
@@ -651,15 +708,13 @@ struct Transfer {
   Status Perform(const std::string& url, Clock::duration timeout, long* status, const std::string& context) {
     headers.clear();
     body.clear();
-    body_too_big = false;
+    refused.clear();
     errbuf[0] = '\0';
     curl_easy_setopt(h, CURLOPT_URL, url.c_str());
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, std::max(1L, ToMs(timeout)));
     CURLcode rc = curl_easy_perform(h);
     if (rc != CURLE_OK) {
-      if (body_too_big) {
-        return MakeError(Errc::Corrupt, context + ": answer above the " + std::to_string(body_limit) + "-byte limit");
-      }
+      if (!refused.empty()) return MakeError(Errc::Corrupt, context + ": " + refused);
       if (abort && abort->load()) return MakeError(Errc::Closed, context + ": connection closed while in flight");
       long os_errno = 0;
       curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
@@ -695,6 +750,7 @@ class ClientConn final : public Connection::Impl {
   Status Receive(Bytes& out, Deadline d) override;
   Status Close() override;
   std::size_t max_message_size() const override { return max_; }
+  std::string session() const override { return closed_ ? std::string() : session_; }
 
  private:
   static size_t OnPresenceBody(char* data, size_t size, size_t n, void* ud);
@@ -706,9 +762,31 @@ class ClientConn final : public Connection::Impl {
   std::atomic<bool> closed_{false};
   std::atomic<bool> abort_send_{false}, abort_recv_{false};
 
+  // Makes a failure sticky where the contract says (http.h): Corrupt, and PeerClosed on the
+  // server's word (404, 5xx), for the connection; PeerClosed from a 410 or a broken transfer
+  // for this direction (`direction`) only.
+  void Record(const Status& st, long status, std::optional<Error>* direction) {
+    if (st.Is(Errc::Corrupt) || (st.Is(Errc::PeerClosed) && (status == 404 || status >= 500))) {
+      std::lock_guard lk(failed_mu_);
+      if (!failed_) failed_ = st.error();
+    } else if (st.Is(Errc::PeerClosed)) {
+      *direction = st.error();
+    }
+  }
+  std::optional<Error> Failed() const {
+    std::lock_guard lk(failed_mu_);
+    return failed_;
+  }
+  // One POST of message `seq` until it is answered; `unknown`: it timed out in flight.
+  Status Post(uint64_t seq, ByteView msg, Deadline d, bool expired_on_entry, const std::string& ctx, bool* unknown);
+
+  mutable std::mutex failed_mu_;
+  std::optional<Error> failed_;  // sticky for the whole connection
+
   std::mutex send_mu_;  // one Send (or the closing DELETE) at a time
   Transfer send_;
-  uint64_t next_seq_ = 1;
+  uint64_t next_seq_ = 1;             // the number of the next message not yet (maybe) queued
+  std::optional<Bytes> unsure_;       // message next_seq_ - 1 timed out in flight: retried first
   std::optional<Error> send_failed_;  // sticky PeerClosed
 
   std::mutex recv_mu_;  // one Receive at a time
@@ -735,8 +813,8 @@ size_t ClientConn::OnPresenceBody(char* data, size_t size, size_t n, void* ud) {
   long status = 0;
   curl_easy_getinfo(c->presence_t_.h, CURLINFO_RESPONSE_CODE, &status);
   Decoded dec;
-  Status st = DecodeResponse(Op::Connect, status, c->presence_t_.headers, c->first_line_, &dec,
-                             "http connect " + c->address_);
+  Status st =
+      DecodeResponse(Op::Connect, status, c->presence_t_.headers, c->first_line_, &dec, "http connect " + c->address_);
   if (!st.ok()) {
     c->presence_status_ = std::move(st);
     return 0;
@@ -756,6 +834,7 @@ Status ClientConn::Open(Deadline d) {
   IPCH_RETURN_IF_ERROR(send_.Init(&abort_send_, ctx));
   IPCH_RETURN_IF_ERROR(recv_.Init(&abort_recv_, ctx));
   IPCH_RETURN_IF_ERROR(presence_t_.Init(nullptr, ctx));
+  presence_t_.body_limit = 4096;  // for an answer with a Content-Length: a refusal, never the stream
   CURL* h = presence_t_.h;
   const std::string url = base_ + "/v1/connect";
   curl_easy_setopt(h, CURLOPT_URL, url.c_str());
@@ -764,8 +843,7 @@ Status ClientConn::Open(Deadline d) {
   curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &ClientConn::OnPresenceBody);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, this);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-                   d.never() ? 300000L : std::max(1L, ToMs(d.remaining())));
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, d.never() ? 300000L : std::max(1L, ToMs(d.remaining())));
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 0L);  // held open for the session's life
   multi_ = curl_multi_init();
   if (!multi_ || curl_multi_add_handle(multi_, h) != CURLM_OK) return ErrnoError(ctx + ": curl_multi_init", ENOMEM);
@@ -785,6 +863,7 @@ Status ClientConn::Open(Deadline d) {
     }
     if (done) {
       if (!presence_status_.ok()) return presence_status_;  // the decoder refused the first line
+      if (!presence_t_.refused.empty()) return MakeError(Errc::Corrupt, ctx + ": " + presence_t_.refused);
       if (rc != CURLE_OK) {
         long os_errno = 0;
         curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
@@ -813,37 +892,62 @@ Status ClientConn::Send(ByteView msg, Deadline d) {
   }
   std::lock_guard lk(send_mu_);
   if (closed_) return MakeError(Errc::Closed, ctx + ": connection closed");
+  if (auto f = Failed()) return *f;
   if (send_failed_) return *send_failed_;
-  const uint64_t seq = next_seq_++;  // a retry below keeps it: the server queues it once
+  if (unsure_) {
+    // An earlier send timed out in flight and may or may not have been queued: settle it first
+    // under its own number (queued once either way), so that this one's number follows it.
+    bool unknown = false;
+    Status st = Post(next_seq_ - 1, *unsure_, d, expired_on_entry, ctx + " (retrying an earlier message)", &unknown);
+    if (!st.ok()) return st;
+    unsure_.reset();
+  }
+  bool unknown = false;
+  Status st = Post(next_seq_, msg, d, expired_on_entry, ctx, &unknown);
+  // A number is used up once the server may have queued the message under it; a refusal (413,
+  // queue full) leaves it for the next message, or the server would see a gap.
+  if (st.ok() || unknown) ++next_seq_;
+  if (unknown) unsure_ = Bytes(msg.begin(), msg.end());
+  return st;
+}
+
+Status ClientConn::Post(uint64_t seq, ByteView msg, Deadline d, bool expired_on_entry, const std::string& ctx,
+                        bool* unknown) {
   static const char kEmpty[1] = {0};
   CURL* h = send_.h;
   curl_easy_setopt(h, CURLOPT_POST, 1L);
   curl_easy_setopt(h, CURLOPT_POSTFIELDS, msg.empty() ? kEmpty : reinterpret_cast<const char*>(msg.data()));
   curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(msg.size()));
   send_.body_limit = 4096;
-  const std::string url = SessionUrl() + "/msg";
+  const std::string url = base_ + MessagePost(session_, seq, {}, {}).path;
   for (;;) {
     const Clock::duration wait = expired_on_entry ? Clock::duration::zero()
                                  : d.never()      ? Clock::duration(kLongPoll)
                                                   : d.remaining();
     SList hdrs;
-    if (!hdrs.Add("Content-Type: application/octet-stream") || !hdrs.Add("Expect:") ||
-        !hdrs.Add("X-Ipch-Seq: " + std::to_string(seq)) ||
-        !hdrs.Add("X-Ipch-Wait-Ms: " + std::to_string(std::chrono::floor<milliseconds>(wait).count()))) {
-      return ErrnoError(ctx + ": curl_slist_append", ENOMEM);
+    bool added = hdrs.Add("Content-Type: application/octet-stream") && hdrs.Add("Expect:");
+    for (const auto& [name, value] : MessagePost(session_, seq, {}, std::chrono::floor<milliseconds>(wait)).headers) {
+      added = added && hdrs.Add(name + ": " + value);
     }
+    if (!added) return ErrnoError(ctx + ": curl_slist_append", ENOMEM);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs.l);
     long status = 0;
     Status st = send_.Perform(url, wait + Grace(), &status, ctx);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);
-    if (st.ok()) st = DecodeResponse(Op::Send, status, send_.headers, {}, nullptr, ctx);
+    if (!st.ok()) {
+      // No answer: a timeout in flight may have been queued; anything else ended the transfer.
+      *unknown = st.Is(Errc::Timeout);
+      if (!*unknown) Record(st, status, &send_failed_);
+      return st;
+    }
+    st = DecodeResponse(Op::Send, status, send_.headers, {}, nullptr, ctx);
     if (st.ok()) return Ok();
     if (st.Is(Errc::Timeout) && status == 503) {  // queue full: nothing queued, retry with the same seq
       if (expired_on_entry) return MakeError(Errc::WouldBlock, ctx + ": peer's queue is full");
       if (d.expired()) return MakeError(Errc::Timeout, ctx + ": peer's queue stayed full until the deadline");
       continue;
     }
-    if (st.Is(Errc::PeerClosed)) send_failed_ = st.error();
+    Record(st, status, &send_failed_);
     return st;
   }
 }
@@ -854,6 +958,7 @@ Status ClientConn::Receive(Bytes& out, Deadline d) {
   if (closed_) return MakeError(Errc::Closed, ctx + ": connection closed");
   std::lock_guard lk(recv_mu_);
   if (closed_) return MakeError(Errc::Closed, ctx + ": connection closed");
+  if (auto f = Failed()) return *f;
   if (recv_failed_) return *recv_failed_;
   CURL* h = recv_.h;
   curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
@@ -869,13 +974,15 @@ Status ClientConn::Receive(Bytes& out, Deadline d) {
     Status st = recv_.Perform(url, wait + Grace(), &status, ctx);
     if (st.ok()) {
       st = DecodeResponse(Op::Receive, status, recv_.headers,
-                          std::string_view(reinterpret_cast<const char*>(recv_.body.data()), recv_.body.size()), &dec, ctx);
+                          std::string_view(reinterpret_cast<const char*>(recv_.body.data()), recv_.body.size()), &dec,
+                          ctx);
     }
     if (st.ok()) {
       if (dec.seq != last_seq_ + 1) {
-        recv_failed_ = MakeError(Errc::Corrupt, ctx + ": message " + std::to_string(dec.seq) + " after " +
-                                                    std::to_string(last_seq_));
-        return *recv_failed_;
+        Status bad = MakeError(Errc::Corrupt,
+                               ctx + ": message " + std::to_string(dec.seq) + " after " + std::to_string(last_seq_));
+        Record(bad, status, &recv_failed_);
+        return bad;
       }
       last_seq_ = dec.seq;
       out = std::move(recv_.body);
@@ -887,7 +994,7 @@ Status ClientConn::Receive(Bytes& out, Deadline d) {
       if (d.expired()) return MakeError(Errc::Timeout, ctx + ": no message before the deadline");
       continue;
     }
-    if (st.Is(Errc::PeerClosed) || st.Is(Errc::Corrupt)) recv_failed_ = st.error();
+    Record(st, status, &recv_failed_);
     return st;
   }
 }
@@ -956,6 +1063,41 @@ Status Connection::Receive(Bytes& out, Deadline d) {
 }
 Status Connection::Close() { return impl_ ? impl_->Close() : Ok(); }
 std::size_t Connection::max_message_size() const { return impl_ ? impl_->max_message_size() : kDefaultMaxMessage; }
+std::string Connection::session() const { return impl_ ? impl_->session() : std::string(); }
+
+// ---- the adapter's test hooks ------------------------------------------------------------------
+
+HttpCall Adapter::HttpCallOf(std::string_view method, std::string_view target) {
+  Op op{};
+  if (!OpOf(method, target, &op)) return HttpCall::kOther;
+  switch (op) {
+    case Op::Connect:
+      return HttpCall::kConnect;
+    case Op::Send:
+      return HttpCall::kSend;
+    case Op::Receive:
+      return HttpCall::kReceive;
+    case Op::Close:
+      return HttpCall::kClose;
+  }
+  return HttpCall::kOther;
+}
+
+HttpWireRequest Adapter::HttpSendRequest(const Connection& client, uint64_t n, ByteView body) {
+  const std::string session = client.session();
+  HttpRequest r = MessagePost(session, n, body, milliseconds(0));
+  HttpWireRequest w{r.method, r.path, session, {}, Bytes(body.begin(), body.end())};
+  // The sequence number is required; without a wait budget the server does not wait.
+  for (const auto& [name, value] : r.headers) w.fields.push_back({name, value, name == "x-ipch-wait-ms"});
+  return w;
+}
+
+HttpWireAnswer Adapter::HttpReceiveAnswer(uint64_t n, ByteView body) {
+  HttpResponse r = MessageAnswer(n, body);
+  HttpWireAnswer w{r.status, {}, Bytes(body.begin(), body.end())};
+  for (const auto& [name, value] : r.headers) w.fields.push_back({name, value, false});
+  return w;
+}
 
 Result<Connection> Connect(const std::string& address, Deadline d) {
   auto sa = ParseInetAddress(address, "http");
@@ -1053,7 +1195,14 @@ void Serve(ServerState& state, const httplib::Request& req, httplib::Response& r
   r.method = req.method;
   r.path = req.path;
   for (const auto& [k, v] : req.params) r.query.emplace(k, v);
-  for (const auto& [k, v] : req.headers) r.headers.emplace(Lower(k), v);
+  for (const auto& [k, v] : req.headers) {
+    // A protocol field given twice is ambiguous (which one did a proxy on the way act on?).
+    if (!r.headers.emplace(Lower(k), v).second && Lower(k).starts_with("x-ipch-")) {
+      res.status = 400;
+      res.set_content(k + " given twice", "text/plain");
+      return;
+    }
+  }
   // httplib's Request is ours for this call and discarded after it: take the body, not a copy.
   r.body = std::move(const_cast<httplib::Request&>(req).body);
   HttpResponse out = HandleRequest(state, r);
@@ -1100,7 +1249,8 @@ Error BindError(const SocketAddress& sa, const std::string& address) {
   if (!fd) return ErrnoError(ctx + ": socket");
   int one = 1;
   ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (::bind(fd.get(), sa.get(), sa.len) == 0) return ErrnoError(ctx + ": bind failed, then succeeded on retry", EADDRINUSE);
+  if (::bind(fd.get(), sa.get(), sa.len) == 0)
+    return ErrnoError(ctx + ": bind failed, then succeeded on retry", EADDRINUSE);
   int err = errno;
   if (err == EADDRINUSE) return MakeError(Errc::AlreadyExists, ctx + ": address in use");
   if (err == EACCES) return MakeError(Errc::PermissionDenied, ctx + ": " + strerror(err));

@@ -9,9 +9,11 @@
 //                                  reports PeerClosed after what the client queued before.
 //   POST   /v1/s/<id>/msg          client -> server message. X-Ipch-Seq: n (1, 2, ...; a retried
 //                                  POST carries the same n and is acknowledged, not delivered
-//                                  twice), X-Ipch-Wait-Ms: how long the server may wait for
-//                                  queue space. 204 queued, 413 too large, 410 server side closed,
-//                                  503 + X-Ipch-Reason: queue-full when the wait ran out.
+//                                  twice; one that skips ahead is refused 409, nothing queued),
+//                                  X-Ipch-Wait-Ms (optional, default 0): how long the server may
+//                                  wait for queue space. 204 queued, 413 too large, 410 server side
+//                                  closed, 503 + X-Ipch-Reason: queue-full when the wait ran out;
+//                                  an X-Ipch-* field given twice or malformed is 400.
 //   GET    /v1/s/<id>/msg?after=k&wait_ms=w
 //                                  server -> client long poll. `after` acknowledges every message
 //                                  up to k (they stay queued until then, so a lost response is
@@ -29,7 +31,28 @@
 // Deadlines: each request carries its wait budget (the time left) and curl's timeout is that
 // plus a grace (0.5 s, scaled under sanitizers) for the answer's transfer, so only a server that
 // stops answering makes a call overrun its deadline, by at most the grace. A Send that times out
-// in curl (not by a 503 queue-full answer) may still have been queued: its outcome is unknown.
+// in curl (not by a 503 queue-full answer) may still have been queued: its outcome is unknown,
+// and the next Send first posts it again under its number (queued once either way), so it may
+// still arrive, but never twice and never after a later message. A refused send (413, queue
+// full) leaves its number to the next message: the server never sees a gap.
+//
+// The client's error mapping (what a hostile or broken server makes each call return):
+//   404 (session unknown), 410 (closed), 503 (stopping)        PeerClosed
+//   413 to a Send                                               MessageTooLarge, nothing queued, not sticky
+//   500 and any other 5xx                                       PeerClosed: the server failed and can no
+//                                                               longer vouch for the session (was the
+//                                                               message queued?), as if it had died
+//   400 and any other 4xx (413 to a Connect or a Receive too)   Corrupt: the server did not understand us
+//   any other status; a 200 whose X-Ipch-Seq is missing, not    Corrupt
+//   a number or not the next one; a body or Content-Length
+//   over max_message_size (refused before the body is read);
+//   bytes that are not HTTP, a malformed head or chunk
+//   an answer cut short by a hang-up (or a reset)               PeerClosed
+//   an answer that stalls                                       Timeout at the deadline (plus the grace);
+//                                                               a Receive fetches the message again next time
+// Sticky: Corrupt, and PeerClosed on the server's word (404, 5xx), fail the whole connection;
+// PeerClosed from a 410 or a broken transfer fails that direction (after a 410 to a Send, what
+// the server sent before it closed can still be received).
 //
 // The accepted (server) connections share the HTTP server with their listener: Listener::Close
 // stops accepting at once (new connects are refused with 503, never-accepted sessions end), and
@@ -48,6 +71,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ipch/http_wire.h"
 #include "ipch/transport.h"
 
 namespace ipch::http {
@@ -122,21 +146,29 @@ HttpResponse HandleRequest(ServerState& state, const HttpRequest& req);
 // What a client call was, for DecodeResponse.
 enum class Op { Connect, Send, Receive, Close };
 
+// The client call that makes a request like this one (false: none of ours).
+bool OpOf(std::string_view method, std::string_view path, Op* op);
+// The message POST a client makes, as a plain value: the client sends exactly this (with the
+// Content-Length curl adds), and the adapter's test hook hands it to the battery.
+HttpRequest MessagePost(const std::string& session, uint64_t seq, ByteView body, std::chrono::milliseconds wait);
+// The server's answer to a GET that fetches message `seq`.
+HttpResponse MessageAnswer(uint64_t seq, ByteView body);
+
 struct Decoded {
-  uint64_t seq = 0;              // Receive: the message's sequence number
-  std::string session;           // Connect
-  std::size_t max_message = 0;   // Connect
+  uint64_t seq = 0;             // Receive: the message's sequence number
+  std::string session;          // Connect
+  std::size_t max_message = 0;  // Connect
 };
 
 // The client's response decoder. OK when the operation took effect (Receive: `body` is the
 // message). Errc::Timeout for "not yet" answers (204 to a receive, 503 queue-full to a send):
-// the caller waits again or reports WouldBlock/Timeout. 413 MessageTooLarge; 404/410 and
-// 503 (server stopping or listener closed) PeerClosed; a malformed answer Corrupt; any other
-// status keeps it in the message under EPROTO.
+// the caller waits again or reports WouldBlock/Timeout. Every other status as mapped at the top
+// of this file (the status is kept in the message).
 Status DecodeResponse(Op op, long status, const HeaderMap& headers, std::string_view body, Decoded* out,
                       const std::string& context);
 // A failed transfer: `curl_code` is a CURLcode, `os_errno` CURLINFO_OS_ERRNO, `detail` the
-// error buffer. Timeouts are Timeout; refused, reset, empty reply and cut transfers PeerClosed.
+// error buffer. Timeouts are Timeout; refused, reset, empty reply and cut transfers PeerClosed;
+// an answer curl refused (not HTTP/1.x, a malformed head or chunk) Corrupt.
 Status DecodeTransferError(int curl_code, long os_errno, const std::string& detail, const std::string& context);
 
 // ---- the transport -------------------------------------------------------------------------
@@ -154,6 +186,8 @@ class Connection {
   Status Receive(Bytes& out, Deadline d);
   Status Close();
   std::size_t max_message_size() const;
+  // The session this connection is one end of ("" once closed, or before it had one).
+  std::string session() const;
 
  private:
   std::unique_ptr<Impl> impl_;
@@ -183,12 +217,21 @@ Result<Connection> Connect(const std::string& address, Deadline d);
 
 struct Adapter {
   static constexpr std::string_view kName = "http";
-  static constexpr Caps kCaps = Cap::CrossProcess | Cap::PeerDeathDetect;
+  static constexpr Caps kCaps = Cap::CrossProcess | Cap::PeerDeathDetect | Cap::HttpWire;
   using Connection = http::Connection;
   using Listener = http::Listener;
   static std::string Address(const EndpointSpec&) { return "127.0.0.1:0"; }
   static Result<Listener> Listen(const std::string& a) { return http::Listen(a); }
   static Result<Connection> Connect(const std::string& a, Deadline d) { return http::Connect(a, d); }
+
+  // Test hooks (harness/conformance/hooks.h): the address is HOST:PORT and the wire is HTTP, so
+  // the hostile-HTTP cases put an interposer between the ends and call the server as a
+  // misbehaving client would; these say which request is which and what genuine ones look like.
+  static constexpr bool kSocketAddress = true;
+  static constexpr bool kHttpWire = true;
+  static HttpCall HttpCallOf(std::string_view method, std::string_view target);
+  static HttpWireRequest HttpSendRequest(const Connection& client, uint64_t n, ByteView body);
+  static HttpWireAnswer HttpReceiveAnswer(uint64_t n, ByteView body);
 };
 static_assert(Transport<Adapter>);
 

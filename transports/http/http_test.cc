@@ -23,8 +23,7 @@ TEST(HttpDecode, StatusCodesMapToPreciseErrc) {
   IPCH_EXPECT_ERRC(DecodeResponse(Op::Receive, 410, {}, {}, nullptr, "t"), PeerClosed);
   IPCH_EXPECT_ERRC(DecodeResponse(Op::Receive, 404, {}, {}, nullptr, "t"), PeerClosed);
   IPCH_EXPECT_ERRC(DecodeResponse(Op::Send, 503, {{"x-ipch-reason", "queue-full"}}, {}, nullptr, "t"), Timeout);
-  IPCH_EXPECT_ERRC(DecodeResponse(Op::Send, 503, {{"x-ipch-reason", "listener-closed"}}, {}, nullptr, "t"),
-                   PeerClosed);
+  IPCH_EXPECT_ERRC(DecodeResponse(Op::Send, 503, {{"x-ipch-reason", "listener-closed"}}, {}, nullptr, "t"), PeerClosed);
   IPCH_EXPECT_ERRC(DecodeResponse(Op::Connect, 503, {{"x-ipch-reason", "listener-closed"}}, {}, nullptr, "t"),
                    PeerClosed);
   IPCH_EXPECT_ERRC(DecodeResponse(Op::Send, 400, {}, "missing X-Ipch-Seq", nullptr, "t"), Corrupt);
@@ -33,12 +32,19 @@ TEST(HttpDecode, StatusCodesMapToPreciseErrc) {
   IPCH_EXPECT_OK(DecodeResponse(Op::Close, 204, {}, {}, nullptr, "t"));
 }
 
-TEST(HttpDecode, UnexpectedStatusKeepsItInTheMessage) {
+TEST(HttpDecode, EveryOtherStatusHasAnErrcAndKeepsItInTheMessage) {
   Status st = DecodeResponse(Op::Send, 500, {}, "boom", nullptr, "http send 127.0.0.1:1");
+  IPCH_EXPECT_ERRC(st, PeerClosed) << "a server that failed cannot vouch for the session";
   ASSERT_FALSE(st.ok());
-  EXPECT_EQ(st.error().code, std::error_code(EPROTO, std::system_category()));
   EXPECT_NE(st.error().ToString().find("HTTP 500"), std::string::npos) << st.error().ToString();
   EXPECT_NE(st.error().ToString().find("http send 127.0.0.1:1"), std::string::npos);
+  IPCH_EXPECT_ERRC(DecodeResponse(Op::Receive, 502, {}, {}, nullptr, "t"), PeerClosed);
+  IPCH_EXPECT_ERRC(DecodeResponse(Op::Receive, 409, {}, {}, nullptr, "t"), Corrupt) << "any other 4xx: not understood";
+  IPCH_EXPECT_ERRC(DecodeResponse(Op::Send, 418, {}, {}, nullptr, "t"), Corrupt);
+  IPCH_EXPECT_ERRC(DecodeResponse(Op::Receive, 302, {}, {}, nullptr, "t"), Corrupt) << "a status no call expects";
+  IPCH_EXPECT_ERRC(DecodeResponse(Op::Send, 201, {}, {}, nullptr, "t"), Corrupt);
+  IPCH_EXPECT_ERRC(DecodeResponse(Op::Receive, 413, {}, {}, nullptr, "t"), Corrupt) << "a GET sends no message";
+  IPCH_EXPECT_ERRC(DecodeResponse(Op::Connect, 413, {}, {}, nullptr, "t"), Corrupt);
 }
 
 TEST(HttpDecode, ReceiveNeedsASequenceNumber) {
@@ -68,6 +74,10 @@ TEST(HttpDecode, TransferErrors) {
   IPCH_EXPECT_ERRC(DecodeTransferError(CURLE_RECV_ERROR, ECONNRESET, "", "t"), PeerClosed);
   IPCH_EXPECT_ERRC(DecodeTransferError(CURLE_SEND_ERROR, EPIPE, "", "t"), PeerClosed);
   IPCH_EXPECT_ERRC(DecodeTransferError(CURLE_PARTIAL_FILE, 0, "", "t"), PeerClosed);
+  IPCH_EXPECT_ERRC(DecodeTransferError(CURLE_RECV_ERROR, 0, "Illegal or missing hexadecimal sequence", "t"), Corrupt)
+      << "curl refused the bytes: no OS error";
+  IPCH_EXPECT_ERRC(DecodeTransferError(CURLE_UNSUPPORTED_PROTOCOL, 0, "Received HTTP/0.9", "t"), Corrupt);
+  IPCH_EXPECT_ERRC(DecodeTransferError(CURLE_WEIRD_SERVER_REPLY, 0, "", "t"), Corrupt);
   Status st = DecodeTransferError(CURLE_READ_ERROR, EIO, "detail text", "http send x");
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.error().code, std::error_code(EIO, std::system_category()));
@@ -120,6 +130,21 @@ TEST_F(HttpHandler, AcceptQueueHonoursDeadlines) {
   EXPECT_EQ(HandleRequest(state_, {"POST", "/v1/connect", {}, {}, {}}).status, 503);
 }
 
+TEST_F(HttpHandler, SequenceNumberThatSkipsAheadIs409AndNothingQueued) {
+  std::string id = ConnectSession();
+  Connection s = AcceptOne();
+  EXPECT_EQ(Post(id, "2", "second").status, 409) << "1 never came";
+  EXPECT_EQ(Post(id, "1", "first").status, 204);
+  EXPECT_EQ(Post(id, "3", "third").status, 409);
+  EXPECT_EQ(Post(id, "2", "second").status, 204) << "the skipped-to number is still free";
+  Bytes got;
+  IPCH_ASSERT_OK(s.Receive(got, Deadline::Expired()));
+  EXPECT_EQ(Text(got), "first");
+  IPCH_ASSERT_OK(s.Receive(got, Deadline::Expired()));
+  EXPECT_EQ(Text(got), "second");
+  IPCH_EXPECT_ERRC(s.Receive(got, Deadline::Expired()), WouldBlock);
+}
+
 TEST_F(HttpHandler, DuplicateSequenceNumberIsNotDeliveredTwice) {
   std::string id = ConnectSession();
   Connection s = AcceptOne();
@@ -143,7 +168,7 @@ TEST_F(HttpHandler, TooLargeIs413AndNothingQueued) {
   HttpResponse r = Post(id, "1", std::string(101, 'x'));
   EXPECT_EQ(r.status, 413);
   IPCH_EXPECT_ERRC(DecodeResponse(Op::Send, r.status, r.headers, r.body, nullptr, "t"), MessageTooLarge);
-  EXPECT_EQ(Post(id, "2", std::string(100, 'y')).status, 204) << "the maximum itself fits";
+  EXPECT_EQ(Post(id, "1", std::string(100, 'y')).status, 204) << "the maximum itself fits, under the refused number";
   Bytes got;
   IPCH_ASSERT_OK(s.Receive(got, Deadline::Expired()));
   EXPECT_EQ(got.size(), 100u);
@@ -160,11 +185,11 @@ TEST_F(HttpHandler, MalformedRequestsGet4xxAndChangeNothing) {
     int want;
   };
   const Case cases[] = {
-      {{"POST", msg, {}, {}, "x"}, 400},                                             // no sequence number
-      {{"POST", msg, {}, {{"x-ipch-seq", "abc"}}, "x"}, 400},                        // not a number
-      {{"POST", msg, {}, {{"x-ipch-seq", "0"}}, "x"}, 400},                          // sequence starts at 1
-      {{"POST", msg, {}, {{"x-ipch-seq", "-1"}}, "x"}, 400},                         // negative
-      {{"POST", msg, {}, {{"x-ipch-seq", "99999999999999999999999"}}, "x"}, 400},    // overflow
+      {{"POST", msg, {}, {}, "x"}, 400},                                           // no sequence number
+      {{"POST", msg, {}, {{"x-ipch-seq", "abc"}}, "x"}, 400},                      // not a number
+      {{"POST", msg, {}, {{"x-ipch-seq", "0"}}, "x"}, 400},                        // sequence starts at 1
+      {{"POST", msg, {}, {{"x-ipch-seq", "-1"}}, "x"}, 400},                       // negative
+      {{"POST", msg, {}, {{"x-ipch-seq", "99999999999999999999999"}}, "x"}, 400},  // overflow
       {{"POST", msg, {}, {{"x-ipch-seq", "1"}, {"x-ipch-wait-ms", "soon"}}, "x"}, 400},
       {{"POST", "/v1/s/NOTHEX/msg", {}, {{"x-ipch-seq", "1"}}, "x"}, 400},
       {{"POST", "/v1/s/" + std::string(32, 'a') + "/msg", {}, {{"x-ipch-seq", "1"}}, "x"}, 404},  // unknown session

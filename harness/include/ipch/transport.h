@@ -32,6 +32,7 @@ enum class Cap : uint32_t {
   SyscallIo = 1u << 5,        // I/O goes through libc calls the fault engine can interpose
   SharedMemory = 1u << 6,     // the peers share a mapped segment a hostile peer can scribble on
   QueueIo = 1u << 7,          // I/O goes through SysV or POSIX message-queue calls the fault engine interposes
+  HttpWire = 1u << 8,         // the wire is HTTP/1.1 at a socket address: hostile HTTP peers (the kHttpWire hooks)
 };
 
 class Caps {

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <ios>
 #include <random>
 #include <string>
@@ -72,20 +73,38 @@ TYPED_TEST_P(Security, ObjectBehindASymlinkIsRefused) {
 // the connection Accept returns, and nothing else is ever accepted.
 TYPED_TEST_P(Security, ConnectionRequestNamingAnImpostorIsRefused) {
   IPCH_REQUIRE_CAP(NamedResource);
-  if (const std::string why = RequestImpostorDoesNotApply<TypeParam>(RequestImpostor::Symlink); !why.empty()) {
-    GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << ": " << why;
+  const std::pair<RequestImpostor, const char*> kinds[] = {{RequestImpostor::Symlink, "symlinks"},
+                                                           {RequestImpostor::RegularFile, "regular files"},
+                                                           {RequestImpostor::OtherOwner, "another uid's objects"},
+                                                           {RequestImpostor::Outside, "a path outside"}};
+  // Kinds the mechanism cannot hold are left out, each with its reason; none left: UNSUPPORTED.
+  std::vector<std::pair<std::string, std::string>> reasons;  // reason, the kinds it leaves out
+  std::size_t applicable = 0;
+  for (const auto& [kind, what] : kinds) {
+    const std::string why = RequestImpostorDoesNotApply<TypeParam>(kind);
+    if (why.empty()) {
+      ++applicable;
+      continue;
+    }
+    auto it = std::find_if(reasons.begin(), reasons.end(), [&](const auto& r) { return r.first == why; });
+    if (it == reasons.end()) {
+      reasons.emplace_back(why, what);
+    } else {
+      it->second += std::string(", ") + what;
+    }
   }
+  std::string left_out;
+  for (const auto& [why, what] : reasons) left_out += (left_out.empty() ? "" : "; ") + what + ": " + why;
+  if (applicable == 0) GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << ": " << left_out;
   IPCH_REQUIRE_HOOK(kHasRequestImpostors<TypeParam>, "PlantRequestImpostor");
   if constexpr (kHasRequestImpostors<TypeParam>) {
+    if (!left_out.empty()) std::printf("[ipch] request impostors left out (%s)\n", left_out.c_str());
     auto l = TypeParam::Listen(this->address_);
     IPCH_ASSERT_OK(l);
-    const std::pair<RequestImpostor, const char*> kinds[] = {{RequestImpostor::Symlink, "symlinks"},
-                                                             {RequestImpostor::RegularFile, "regular files"},
-                                                             {RequestImpostor::OtherOwner, "another uid's objects"},
-                                                             {RequestImpostor::Outside, "a path outside"}};
     uint64_t seq = 0;
     for (const auto& [kind, what] : kinds) {
       SCOPED_TRACE(std::string("a request naming ") + what);
+      if (!RequestImpostorDoesNotApply<TypeParam>(kind).empty()) continue;
       if (kind == RequestImpostor::OtherOwner && ::geteuid() != 0) continue;  // planting it needs root
       IPCH_ASSERT_OK(TypeParam::PlantRequestImpostor(*l, kind));
       // Requests are taken in order: once the genuine one is accepted, the hostile one was seen.

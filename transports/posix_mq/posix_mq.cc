@@ -614,4 +614,64 @@ Result<Connection> Connect(const std::string& name, Deadline d, std::size_t max_
   return Connection(std::move(cs), std::move(*watch), max_message_size, label);
 }
 
+namespace {
+std::map<std::string, std::vector<std::string>> g_request_names;  // by listener: queues planted
+}  // namespace
+
+std::string_view Adapter::RequestImpostorDoesNotApply(RequestImpostor kind) {
+  if (kind == RequestImpostor::Symlink || kind == RequestImpostor::RegularFile) {
+    return "a request names POSIX queues, and the queue filesystem holds nothing but queues: no name there "
+           "can be a link or a regular file";
+  }
+  return {};
+}
+
+Status Adapter::PlantRequestImpostor(const Listener& l, RequestImpostor kind) {
+  if (!RequestImpostorDoesNotApply(kind).empty()) {
+    return MakeError(Errc::InvalidArgument, std::string(RequestImpostorDoesNotApply(kind)));
+  }
+  static std::atomic<uint32_t> counter{0};
+  const std::string& name = l.address();
+  // Another uid's: a base a connector of this listener could have made. Outside: live queues of
+  // ours under another listen name.
+  const std::string base = name + (kind == RequestImpostor::Outside ? "-outside." : ".") + std::to_string(::getpid()) +
+                           "." + std::to_string(counter.fetch_add(1)) + ".badc0de";
+  std::lock_guard<std::mutex> lock(g_impostors_mu);
+  std::vector<std::string>& planted = g_request_names[name];
+  for (const char* suffix : {".up", ".dn", ".tk"}) {
+    const std::string q = base + suffix;
+    mq_attr attr{};
+    attr.mq_maxmsg = 1;
+    attr.mq_msgsize = 64;
+    Queue made(::mq_open(q.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600, &attr));
+    if (!made.valid()) return ErrnoError("plant: mq_open " + q);
+    planted.push_back(q);
+    if (kind == RequestImpostor::OtherOwner && ::fchown(made.get(), 65534, 65534) != 0) {
+      return ErrnoError("plant: chown " + q);
+    }
+  }
+  unsigned char req[kRequestSize] = {};
+  const auto self = shm::Self();
+  PutU32(req, kRequestMagic);
+  PutU32(req + 4, self.pid);
+  PutU32(req + 8, static_cast<uint32_t>(self.start_time));
+  PutU32(req + 12, static_cast<uint32_t>(self.start_time >> 32));
+  std::memcpy(req + 16, base.data(), base.size());
+  Queue lq(::mq_open(name.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!lq.valid()) return ErrnoError("plant: mq_open " + name);
+  const timespec now{0, 0};
+  if (::mq_timedsend(lq.get(), reinterpret_cast<const char*>(req), sizeof req, 0, &now) != 0) {
+    return ErrnoError("plant: the request on " + name);
+  }
+  return Ok();
+}
+
+void Adapter::RemoveRequestImpostors(const Listener& l) {
+  std::lock_guard<std::mutex> lock(g_impostors_mu);
+  auto it = g_request_names.find(l.address());
+  if (it == g_request_names.end()) return;
+  for (const std::string& q : it->second) ::mq_unlink(q.c_str());
+  g_request_names.erase(it);
+}
+
 }  // namespace ipch::posix_mq

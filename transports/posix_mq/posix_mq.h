@@ -83,6 +83,11 @@ struct Adapter {
   static Status PlantImpostor(const std::string& name, Impostor kind);
   static void RemoveImpostor(const std::string& name);
   static std::string_view ImpostorDoesNotApply(Impostor kind);
+  // Connection requests naming another uid's queues, or live queues of ours outside the
+  // listener's names (a request names its three queues by a base name under the listen name).
+  static Status PlantRequestImpostor(const Listener& l, RequestImpostor kind);
+  static void RemoveRequestImpostors(const Listener& l);
+  static std::string_view RequestImpostorDoesNotApply(RequestImpostor kind);
 };
 
 }  // namespace ipch::posix_mq

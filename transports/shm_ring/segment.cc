@@ -130,8 +130,8 @@ Status StatSegment(SegmentName& name, SegmentInfo* info) {
   if (name.key != IPC_PRIVATE && ds.shm_perm.__key != name.key) {
     return MakeError(Errc::PeerClosed, "sysv_shm " + name.ToString() + ": the key now names another segment");
   }
-  *info = SegmentInfo{ds.shm_perm.uid, static_cast<mode_t>(ds.shm_perm.mode), static_cast<std::size_t>(ds.shm_segsz),
-                      ds.shm_cpid, static_cast<std::size_t>(ds.shm_nattch)};
+  *info = SegmentInfo{ds.shm_perm.uid, static_cast<mode_t>(ds.shm_perm.mode),   static_cast<std::size_t>(ds.shm_segsz),
+                      ds.shm_cpid,     static_cast<std::size_t>(ds.shm_nattch), ds.shm_perm.__key != IPC_PRIVATE};
   // Owned means both the owner and the creator are us: report whichever is not.
   info->uid = ds.shm_perm.uid != ::geteuid() ? ds.shm_perm.uid : ds.shm_perm.cuid;
   return Ok();

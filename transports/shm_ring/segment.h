@@ -65,6 +65,7 @@ struct SegmentInfo {
   std::size_t size = 0;
   pid_t creator = 0;         // SysV only (shm_cpid)
   std::size_t attached = 0;  // SysV only (shm_nattch)
+  bool keyed = false;        // SysV only: the segment has a key (it is not IPC_PRIVATE)
 };
 // Looks an existing segment up (PeerClosed if it does not exist) and fills `info`.
 Status StatSegment(SegmentName& name, SegmentInfo* info);

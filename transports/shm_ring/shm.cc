@@ -177,7 +177,7 @@ void RemoveOffered(const SegmentName& rdv, const Slot& slot, uint64_t ticket) {
     const uint32_t cap = slot.capacity.load(std::memory_order_relaxed);
     SegmentInfo info;
     if (handle < 0 || handle > INT32_MAX || !ValidCapacity(cap) || !StatSegment(cn, &info).ok() ||
-        !CheckOwnerOnly(cn, info).ok() || info.size != kDataOffset + 2 * std::size_t{cap} ||
+        !CheckOwnerOnly(cn, info).ok() || info.keyed || info.size != kDataOffset + 2 * std::size_t{cap} ||
         static_cast<uint32_t>(info.creator) != slot.pid.load(std::memory_order_relaxed)) {
       return;
     }
@@ -476,6 +476,10 @@ Result<Connection> Listener::Accept(Deadline d) {
       SegmentInfo info;
       IPCH_RETURN_IF_ERROR(StatSegment(cn, &info));
       IPCH_RETURN_IF_ERROR(CheckOwnerOnly(cn, info));
+      if (info.keyed) {
+        return MakeError(Errc::Corrupt, what + ": offered segment " + cn.ToString() +
+                                            " has a key: a connector's segment is private, this one is someone's");
+      }
       if (info.size != size) {
         return MakeError(Errc::Corrupt, what + ": offered segment has " + std::to_string(info.size) +
                                             " bytes, expected " + std::to_string(size));
@@ -520,7 +524,12 @@ Result<Connection> Listener::Accept(Deadline d) {
       switch (w & 0xff) {
         case kFree:
         case kAccepting:
-        case kRefused:
+          continue;
+        case kRefused:  // freed by its connector; one that died first leaves it to us
+          if (ProcessGone(slot.pid.load(std::memory_order_relaxed)) &&
+              slot.word.compare_exchange_strong(w, kFree, std::memory_order_acq_rel)) {
+            Bump(rh->slot_freed, rh->connector_waiting);
+          }
           continue;
         case kClaimed:  // a connector died between claiming and offering: free the slot
           if (ProcessGone(static_cast<uint32_t>(w >> 8)) &&
@@ -531,9 +540,19 @@ Result<Connection> Listener::Accept(Deadline d) {
         case kOffered:
           if (!slot.word.compare_exchange_strong(w, Word(w >> 8, kAccepting), std::memory_order_acq_rel)) continue;
           accepted = take(slot, w >> 8);
-          if (!accepted.ok()) RemoveOffered(ls.name, slot, w >> 8);  // a bad offer must not linger
-          free_slot(slot);
-          return true;
+          if (accepted.ok()) {
+            free_slot(slot);
+            return true;
+          }
+          RemoveOffered(ls.name, slot, w >> 8);  // a bad offer must not linger
+          // Refused: its connector (if it is one) sees PeerClosed and frees the slot. A hostile
+          // or vanished offer is dropped and the next one looked at; failing to take a good one
+          // (out of memory, descriptors) is this Accept's error.
+          slot.word.store(Word(w >> 8, kRefused), std::memory_order_release);
+          if (!(accepted.Is(Errc::Corrupt) || accepted.Is(Errc::PermissionDenied) || accepted.Is(Errc::PeerClosed))) {
+            return true;
+          }
+          continue;
         default:  // garbage from a hostile connector: reset the slot, keep serving
           if (slot.word.compare_exchange_strong(w, kFree, std::memory_order_acq_rel)) {
             Bump(rh->slot_freed, rh->connector_waiting);
@@ -824,6 +843,125 @@ void RemoveImpostor(Backing b, const std::string& address) {
   }
   int id = ::shmget(parsed->key, 0, 0);
   if (id >= 0) ::shmctl(id, IPC_RMID, nullptr);
+}
+
+// ---------------------------------------------------------------------------------------------
+namespace {
+struct PlantedOffers {
+  std::vector<SegmentName> segments;  // what the offers named (the listener may have removed some)
+  std::vector<std::string> links;
+  std::vector<Listener> targets;  // live listeners, and connections to them, that links point to
+  std::vector<Connection> target_connections;
+};
+std::map<std::string, PlantedOffers> g_offers;  // by listener address; under g_linked_mu
+}  // namespace
+
+std::string_view RequestImpostorDoesNotApply(Backing b, RequestImpostor kind) {
+  if (b == Backing::Sysv && kind == RequestImpostor::Symlink)
+    return "an offer names a SysV segment by id, not by path: nothing it names can be a link";
+  if (b == Backing::Posix && kind == RequestImpostor::Outside) {
+    return "an offer names its POSIX segment by a ticket under the listener's own name, so it cannot name "
+           "one elsewhere (a link there to one elsewhere is the symlinks kind)";
+  }
+  return {};
+}
+
+Status PlantRequestImpostor(Backing b, const Listener& l, RequestImpostor kind) {
+  if (const auto why = RequestImpostorDoesNotApply(b, kind); !why.empty()) {
+    return MakeError(Errc::InvalidArgument, std::string(why));
+  }
+  if (!l.s_) return MakeError(Errc::Closed, "plant: the listener is closed");
+  Listener::State& ls = *l.s_;
+  RendezvousHeader* rh = ls.rh;
+  const uint32_t cap = Options{}.ring_capacity;
+  const std::size_t size = ConnectionSize(cap);
+  const ProcessIdentity self = Self();
+  std::lock_guard<std::mutex> lock(g_linked_mu);
+  PlantedOffers& planted = g_offers[ls.address];
+  const uint64_t ticket = rh->next_ticket.fetch_add(1, std::memory_order_relaxed) & ((uint64_t{1} << 56) - 1);
+  SegmentName cn = ConnName(ls.name, ticket, -1);
+  // A genuine connection header, as a connector writes it: only the named object is wrong.
+  auto init = [&](MappedRegion& region) {
+    auto* h = reinterpret_cast<ConnHeader*>(region.data());
+    std::memcpy(h->magic, kConnMagic, sizeof kConnMagic);
+    h->version = kVersion;
+    h->capacity = cap;
+    h->segment_size = size;
+    h->side[0].start_time.store(self.start_time, std::memory_order_relaxed);
+    h->side[0].pid.store(self.pid, std::memory_order_release);
+  };
+  if (kind == RequestImpostor::Symlink) {
+    // A link where the offered segment belongs, to a live connector's segment of ours elsewhere.
+    auto target = Listen(b, ls.address + "-offer-target");
+    if (!target.ok()) return std::move(target).error();
+    auto c = Connect(b, target->address(), Deadline::Expired());
+    if (!c.ok()) return std::move(c).error();
+    const std::string link = "/dev/shm" + cn.posix, to = "/dev/shm" + c->s_->conn_name.posix;
+    if (::symlink(to.c_str(), link.c_str()) != 0) return ErrnoError("plant: symlink " + link);
+    planted.links.push_back(link);
+    planted.targets.push_back(std::move(*target));
+    planted.target_connections.push_back(std::move(*c));
+  } else {
+    SegmentName made = cn;
+    if (kind == RequestImpostor::Outside) {  // SysV: a keyed segment, as a listener's is
+      Result<Created> created = MakeError(Errc::AlreadyExists, "plant");
+      for (uint32_t attempt = 0; attempt < 16 && created.Is(Errc::AlreadyExists); ++attempt) {
+        const uint64_t h = Fnv1a(ls.address + "/" + std::to_string(ticket) + "/" + std::to_string(attempt));
+        made.key = static_cast<key_t>(0x1d000000u | (h & 0xffffffu));
+        created = CreateSegment(made, size);
+      }
+      if (!created.ok()) return std::move(created).error();
+      init(created->region);
+      made = created->name;
+    } else {
+      auto created = CreateSegment(made, size);
+      if (!created.ok()) return std::move(created).error();
+      if (kind == RequestImpostor::OtherOwner) init(created->region);  // RegularFile: zeros, no connection
+      made = created->name;
+    }
+    planted.segments.push_back(made);
+    if (kind == RequestImpostor::OtherOwner) {
+      constexpr uid_t kNobody = 65534;
+      if (b == Backing::Posix) {
+        const std::string path = "/dev/shm" + made.posix;
+        if (::chown(path.c_str(), kNobody, kNobody) != 0) return ErrnoError("plant: chown " + path);
+      } else {
+        shmid_ds ds{};
+        if (::shmctl(made.shmid, IPC_STAT, &ds) != 0) return ErrnoError("plant: shmctl(IPC_STAT)");
+        ds.shm_perm.uid = kNobody;
+        if (::shmctl(made.shmid, IPC_SET, &ds) != 0) return ErrnoError("plant: shmctl(IPC_SET)");
+      }
+    }
+    cn = made;
+  }
+  // Claim a slot and offer it, as Connect does.
+  for (uint32_t i = 0; i < kSlots; ++i) {
+    Slot& slot = rh->slots[i];
+    uint64_t expected = kFree;
+    if (!slot.word.compare_exchange_strong(expected, Word(self.pid, kClaimed), std::memory_order_acq_rel)) continue;
+    slot.handle.store(b == Backing::Sysv ? cn.shmid : 0, std::memory_order_relaxed);
+    slot.capacity.store(cap, std::memory_order_relaxed);
+    slot.pid.store(self.pid, std::memory_order_relaxed);
+    slot.word.store(Word(ticket, kOffered), std::memory_order_release);
+    Bump(rh->doorbell, rh->acceptor_waiting);
+    return Ok();
+  }
+  return MakeError(Errc::Timeout, "plant: every backlog slot of " + ls.address + " is taken");
+}
+
+void RemoveRequestImpostors(Backing, const Listener& l) {
+  std::lock_guard<std::mutex> lock(g_linked_mu);
+  auto it = g_offers.find(l.address());
+  if (it == g_offers.end()) return;
+  for (const std::string& link : it->second.links) ::unlink(link.c_str());
+  for (SegmentName& n : it->second.segments) {
+    if (n.backing == Backing::Posix) {
+      ::shm_unlink(n.posix.c_str());
+    } else if (n.shmid >= 0) {
+      ::shmctl(n.shmid, IPC_RMID, nullptr);
+    }
+  }
+  g_offers.erase(it);  // closes the link targets
 }
 
 }  // namespace ipch::shm

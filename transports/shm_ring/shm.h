@@ -4,7 +4,9 @@
 // identity and a table of connection slots. Connect creates a connection segment (two rings and
 // both ends' identities), claims a slot and rings the listener's doorbell (a futex); it returns
 // at once, like a socket connect into a backlog, and may send before it is accepted. Accept maps
-// the offered segment, validates it and writes its identity into it.
+// the offered segment, validates it and writes its identity into it; an offer naming something
+// else (a link, another uid's segment, a keyed one, one holding no connection) is dropped and
+// the next one looked at.
 //
 // Cleanup. A connection segment is removed (shm_unlink / IPC_RMID) by the acceptor as soon as
 // both ends have it mapped, so it goes away with the last of them whoever dies. An offer never
@@ -42,6 +44,8 @@
 
 namespace ipch::shm {
 
+class Listener;
+
 struct Options {
   uint32_t ring_capacity = 1u << 20;  // per direction, a power of two (4 KiB .. 1 GiB)
   std::chrono::milliseconds liveness_interval{50};
@@ -64,6 +68,7 @@ class Connection {
   std::span<std::byte> shared_bytes() const;
 
  private:
+  friend Status PlantRequestImpostor(Backing, const Listener&, RequestImpostor);
   ClosingPtr<State> s_;
 };
 
@@ -84,6 +89,7 @@ class Listener {
   Status Close();
 
  private:
+  friend Status PlantRequestImpostor(Backing, const Listener&, RequestImpostor);
   ClosingPtr<State> s_;
 };
 
@@ -107,6 +113,12 @@ void SetMidPublishHook(std::function<void()> f);
 // a live listener's segment elsewhere); RemoveImpostor deletes it again.
 Status PlantImpostor(Backing b, const std::string& address, Impostor kind);
 void RemoveImpostor(Backing b, const std::string& address);
+// Offers naming impostors, put in a free slot of `l`'s table as a connector would: a link to a
+// live connector's segment elsewhere (POSIX), a segment holding no connection, one of another
+// uid, a keyed segment (SysV: a connector's is private). RemoveRequestImpostors deletes them.
+Status PlantRequestImpostor(Backing b, const Listener& l, RequestImpostor kind);
+void RemoveRequestImpostors(Backing b, const Listener& l);
+std::string_view RequestImpostorDoesNotApply(Backing b, RequestImpostor kind);
 
 // The adapter for the conformance battery; posix_shm.h and sysv_shm.h name the two instances.
 template <Backing B>
@@ -124,6 +136,13 @@ struct Adapter {
   static void SetMidPublishHook(std::function<void()> f) { shm::SetMidPublishHook(std::move(f)); }
   static Status PlantImpostor(const std::string& a, Impostor k) { return shm::PlantImpostor(B, a, k); }
   static void RemoveImpostor(const std::string& a) { shm::RemoveImpostor(B, a); }
+  static Status PlantRequestImpostor(const Listener& l, RequestImpostor k) {
+    return shm::PlantRequestImpostor(B, l, k);
+  }
+  static void RemoveRequestImpostors(const Listener& l) { shm::RemoveRequestImpostors(B, l); }
+  static std::string_view RequestImpostorDoesNotApply(RequestImpostor k) {
+    return shm::RequestImpostorDoesNotApply(B, k);
+  }
   static std::string_view ImpostorDoesNotApply(Impostor k) {
     if (B == Backing::Sysv && k == Impostor::Symlink)
       return "a SysV segment is named by a key, not a path: nothing can be linked";

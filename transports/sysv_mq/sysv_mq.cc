@@ -11,10 +11,12 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <thread>
+#include <vector>
 
 #include "../mq/connection.h"
 #include "../shm_ring/liveness.h"
@@ -688,6 +690,71 @@ Result<Connection> Connect(const std::string& address, Deadline d, std::size_t m
   auto conn = MakeConnection(queues[0], queues[1], queues[2], *listener, max_message_size, label);
   if (!conn.ok()) return fail(std::move(conn).error());
   return conn;
+}
+
+namespace {
+std::mutex g_request_mu;
+std::map<std::string, std::vector<int>> g_request_queues;  // by listener address: queues planted
+}  // namespace
+
+std::string_view Adapter::RequestImpostorDoesNotApply(RequestImpostor kind) {
+  if (kind == RequestImpostor::Symlink || kind == RequestImpostor::RegularFile) {
+    return "a request names SysV queues by id, not by path: nothing it names can be a link or a file";
+  }
+  return {};
+}
+
+Status Adapter::PlantRequestImpostor(const Listener& l, RequestImpostor kind) {
+  if (!RequestImpostorDoesNotApply(kind).empty()) {
+    return MakeError(Errc::InvalidArgument, std::string(RequestImpostorDoesNotApply(kind)));
+  }
+  auto lkey = ParseAddress(l.address());
+  if (!lkey.ok()) return std::move(lkey).error();
+  const int lq = ::msgget(*lkey, 0);
+  if (lq < 0) return ErrnoError("plant: msgget " + l.address());
+  std::lock_guard<std::mutex> lock(g_request_mu);
+  std::vector<int>& planted = g_request_queues[l.address()];
+  int ids[3];
+  for (int& q : ids) {
+    if (kind == RequestImpostor::OtherOwner) {
+      auto made = MakeQueue("plant");
+      if (!made.ok()) return std::move(made).error();
+      q = *made;
+      planted.push_back(q);
+      msqid_ds ds{};
+      if (::msgctl(q, IPC_STAT, &ds) != 0) return ErrnoError("plant: msgctl(IPC_STAT)");
+      ds.msg_perm.uid = 65534;
+      if (::msgctl(q, IPC_SET, &ds) != 0) return ErrnoError("plant: msgctl(IPC_SET)");
+    } else {
+      // Keyed, as a listen queue is; marked as ours like every queue we make.
+      for (;;) {
+        const key_t key = static_cast<key_t>(0x1c000000u | (wire::RandomWord() & 0xffffffu));
+        q = ::msgget(key, IPC_CREAT | IPC_EXCL | 0600);
+        if (q >= 0 || errno != EEXIST) break;
+      }
+      if (q < 0) return ErrnoError("plant: msgget");
+      planted.push_back(q);
+      if (SendSure(q, kMark) != 0 || ReceiveSure(q, kMark) != 0) return ErrnoError("plant: marking a queue");
+    }
+  }
+  Buffer req(kRequestSize);
+  req.type() = kRequest;
+  const auto self = shm::Self();
+  PutU32(req.text(), kRequestMagic);
+  for (int i = 0; i < 3; ++i) PutU32(req.text() + 4 + 4 * i, static_cast<uint32_t>(ids[i]));
+  PutU32(req.text() + 16, self.pid);
+  PutU32(req.text() + 20, static_cast<uint32_t>(self.start_time));
+  PutU32(req.text() + 24, static_cast<uint32_t>(self.start_time >> 32));
+  if (::msgsnd(lq, req.raw(), kRequestSize, IPC_NOWAIT) != 0) return ErrnoError("plant: msgsnd request");
+  return Ok();
+}
+
+void Adapter::RemoveRequestImpostors(const Listener& l) {
+  std::lock_guard<std::mutex> lock(g_request_mu);
+  auto it = g_request_queues.find(l.address());
+  if (it == g_request_queues.end()) return;
+  for (int q : it->second) ::msgctl(q, IPC_RMID, nullptr);
+  g_request_queues.erase(it);
 }
 
 }  // namespace ipch::sysv_mq

@@ -101,6 +101,11 @@ struct Adapter {
   static Status PlantImpostor(const std::string& address, Impostor kind);
   static void RemoveImpostor(const std::string& address);
   static std::string_view ImpostorDoesNotApply(Impostor kind);
+  // Connection requests naming private queues of another uid, or keyed queues of ours (a
+  // listener's kind, outside the private ones a connector makes).
+  static Status PlantRequestImpostor(const Listener& l, RequestImpostor kind);
+  static void RemoveRequestImpostors(const Listener& l);
+  static std::string_view RequestImpostorDoesNotApply(RequestImpostor kind);
 };
 
 }  // namespace ipch::sysv_mq

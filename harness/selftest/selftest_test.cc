@@ -45,9 +45,10 @@ std::string Filter(const std::string& transport, const std::vector<std::string>&
   return f;
 }
 
+// `control` is the transport the broken one differs from by its planted bug only.
 void ExpectCaught(const std::string& transport, const std::vector<std::string>& cases,
-                  const std::string& must_mention = "") {
-  RunResult control = RunBattery(Filter("naive_control", cases));
+                  const std::string& must_mention = "", const std::string& control_name = "naive_control") {
+  RunResult control = RunBattery(Filter(control_name, cases));
   if (transport != "leaks_fd") {
     EXPECT_EQ(control.exit_code, 0) << "the control must pass the cases that catch " << transport << ":\n"
                                     << control.output;
@@ -112,6 +113,23 @@ TEST(SelfTest, LosingAWakeupIsCaught) {
 // A receiver that trusts a hostile length crashes the process. Run isolated (as the main job
 // runs the battery), that is one FAIL naming the signal, and the cases after it still run and
 // reach the verdict table; run directly, the binary dies there.
+TEST(SelfTest, FollowingASymlinkAtTheAddressIsCaught) {
+  ExpectCaught("fifo_follows_symlinks", {"Security.ObjectBehindASymlinkIsRefused"},
+               "connect: expected PermissionDenied, got", "fifo");
+}
+
+TEST(SelfTest, MappingAServers413VaguelyIsCaught) {
+  ExpectCaught("http_vague_413", {"Security.HttpErrorAnswerToASendIsTheContractsError"},
+               "http_vague_413: the server refused the request (4xx)", "http");
+}
+
+TEST(SelfTest, AQueueReceiverTrustingItsChunksIsCaught) {
+  ExpectCaught("naive_queue_trusts_chunks",
+               {"Security.ReplayedQueueChunkIsCorrupt", "Security.ReorderedQueueChunksAreCorrupt",
+                "Security.QueueChunkLongerThanItsMessageIsCorrupt"},
+               "", "naive_queue_control");
+}
+
 TEST(SelfTest, CrashingOnHostileBytesIsOneFail) {
   const std::string filter =
       "Broken/Security/crashes_on_hostile_bytes.HugeLengthPrefixIsCorrupt:Broken/Basic/crashes_on_hostile_bytes.*";

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstring>
@@ -361,6 +362,17 @@ struct Request {
   std::string base;
 };
 
+// A connector's request: this process, and the base name of its three queues.
+void EncodeRequest(const std::string& base, unsigned char req[kRequestSize]) {
+  std::memset(req, 0, kRequestSize);
+  const auto self = shm::Self();
+  PutU32(req, kRequestMagic);
+  PutU32(req + 4, self.pid);
+  PutU32(req + 8, static_cast<uint32_t>(self.start_time));
+  PutU32(req + 12, static_cast<uint32_t>(self.start_time >> 32));
+  std::memcpy(req + 16, base.data(), std::min(base.size(), kNameRoom - 1));
+}
+
 Result<Request> ParseRequest(const std::string& listen_name, const unsigned char* p, std::size_t n) {
   if (n != kRequestSize || GetU32(p) != kRequestMagic) return MakeError(Errc::Corrupt, "malformed connection request");
   Request r;
@@ -592,13 +604,8 @@ Result<Connection> Connect(const std::string& name, Deadline d, std::size_t max_
       return fail(ErrnoError(label + ": the close token"));
     }
   }
-  unsigned char req[kRequestSize] = {};
-  const auto self = shm::Self();
-  PutU32(req, kRequestMagic);
-  PutU32(req + 4, self.pid);
-  PutU32(req + 8, static_cast<uint32_t>(self.start_time));
-  PutU32(req + 12, static_cast<uint32_t>(self.start_time >> 32));
-  std::memcpy(req + 16, base.data(), base.size());
+  unsigned char req[kRequestSize];
+  EncodeRequest(base, req);
   const bool probe = d.expired();
   for (;;) {
     const timespec until = SliceEnd(d);
@@ -650,13 +657,8 @@ Status Adapter::PlantRequestImpostor(const Listener& l, RequestImpostor kind) {
       return ErrnoError("plant: chown " + q);
     }
   }
-  unsigned char req[kRequestSize] = {};
-  const auto self = shm::Self();
-  PutU32(req, kRequestMagic);
-  PutU32(req + 4, self.pid);
-  PutU32(req + 8, static_cast<uint32_t>(self.start_time));
-  PutU32(req + 12, static_cast<uint32_t>(self.start_time >> 32));
-  std::memcpy(req + 16, base.data(), base.size());
+  unsigned char req[kRequestSize];
+  EncodeRequest(base, req);
   Queue lq(::mq_open(name.c_str(), O_WRONLY | O_CLOEXEC));
   if (!lq.valid()) return ErrnoError("plant: mq_open " + name);
   const timespec now{0, 0};

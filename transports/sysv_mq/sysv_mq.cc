@@ -473,6 +473,19 @@ struct Request {
   }
 };
 
+// A connector's request: its three queues (to the server, to the client, token) and this process.
+Buffer EncodeRequest(const int queues[3]) {
+  Buffer req(kRequestSize);
+  req.type() = kRequest;
+  const auto self = shm::Self();
+  PutU32(req.text(), kRequestMagic);
+  for (int i = 0; i < 3; ++i) PutU32(req.text() + 4 + 4 * i, static_cast<uint32_t>(queues[i]));
+  PutU32(req.text() + 16, self.pid);
+  PutU32(req.text() + 20, static_cast<uint32_t>(self.start_time));
+  PutU32(req.text() + 24, static_cast<uint32_t>(self.start_time >> 32));
+  return req;
+}
+
 Result<Request> ParseRequest(const unsigned char* p, std::size_t n) {
   if (n != kRequestSize || GetU32(p) != kRequestMagic) return MakeError(Errc::Corrupt, "malformed connection request");
   Request r;
@@ -662,16 +675,7 @@ Result<Connection> Connect(const std::string& address, Deadline d, std::size_t m
   }
   if (SendSure(queues[2], kToken) != 0) return fail(ErrnoError(label + ": msgsnd token"));
 
-  Buffer req(kRequestSize);
-  req.type() = kRequest;
-  const auto self = shm::Self();
-  PutU32(req.text(), kRequestMagic);
-  PutU32(req.text() + 4, static_cast<uint32_t>(queues[0]));
-  PutU32(req.text() + 8, static_cast<uint32_t>(queues[1]));
-  PutU32(req.text() + 12, static_cast<uint32_t>(queues[2]));
-  PutU32(req.text() + 16, self.pid);
-  PutU32(req.text() + 20, static_cast<uint32_t>(self.start_time));
-  PutU32(req.text() + 24, static_cast<uint32_t>(self.start_time >> 32));
+  Buffer req = EncodeRequest(queues);
   const bool probe = d.expired();
   auto watch = shm::PeerWatch::Watch(*listener);
   if (!watch.ok()) return fail(Error{watch.error().code, label + ": watching the listener: " + watch.error().context});
@@ -737,14 +741,7 @@ Status Adapter::PlantRequestImpostor(const Listener& l, RequestImpostor kind) {
       if (SendSure(q, kMark) != 0 || ReceiveSure(q, kMark) != 0) return ErrnoError("plant: marking a queue");
     }
   }
-  Buffer req(kRequestSize);
-  req.type() = kRequest;
-  const auto self = shm::Self();
-  PutU32(req.text(), kRequestMagic);
-  for (int i = 0; i < 3; ++i) PutU32(req.text() + 4 + 4 * i, static_cast<uint32_t>(ids[i]));
-  PutU32(req.text() + 16, self.pid);
-  PutU32(req.text() + 20, static_cast<uint32_t>(self.start_time));
-  PutU32(req.text() + 24, static_cast<uint32_t>(self.start_time >> 32));
+  Buffer req = EncodeRequest(ids);
   if (::msgsnd(lq, req.raw(), kRequestSize, IPC_NOWAIT) != 0) return ErrnoError("plant: msgsnd request");
   return Ok();
 }

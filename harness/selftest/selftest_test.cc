@@ -20,11 +20,12 @@ struct RunResult {
   std::string output;
 };
 
-RunResult RunBattery(const std::string& filter, const std::string& flags = "", const std::string& env = "") {
+RunResult RunBattery(const std::string& filter, const std::string& flags = "", const std::string& env = "",
+                     const char* binary = IPCH_BROKEN_BIN) {
   // A short bound for "expected to succeed" steps: the broken transports hang where a correct
   // one would not, and the self-test only needs them to fail, not to wait the full bound.
-  std::string cmd = env + " IPCH_SETTLE_MS=3000 '" + IPCH_BROKEN_BIN + "' " + flags +
-                    " --gtest_color=no --gtest_filter='" + filter + "' 2>&1";
+  std::string cmd =
+      env + " IPCH_SETTLE_MS=3000 '" + binary + "' " + flags + " --gtest_color=no --gtest_filter='" + filter + "' 2>&1";
   RunResult r;
   FILE* p = ::popen(cmd.c_str(), "r");
   if (!p) return r;
@@ -128,6 +129,23 @@ TEST(SelfTest, AQueueReceiverTrustingItsChunksIsCaught) {
                {"Security.ReplayedQueueChunkIsCorrupt", "Security.ReorderedQueueChunksAreCorrupt",
                 "Security.QueueChunkLongerThanItsMessageIsCorrupt"},
                "", "naive_queue_control");
+}
+
+// The mutant of the shm transport whose Listen takes a dead owner's rendezvous over in place
+// (harness/selftest/CMakeLists.txt): its control is the reference transport, which passes the
+// case in the reference battery.
+TEST(SelfTest, TakingOverADeadOwnersObjectInPlaceIsCaught) {
+  const std::string c = ".NewListenerGetsNothingOfADeadGeneration";
+  RunResult r = RunBattery("Mutant/PeerDeath/posix_shm_takes_over" + c + ":Mutant/PeerDeath/sysv_shm_takes_over" + c,
+                           "", "", IPCH_MUTANTS_BIN);
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  for (const char* t : {"posix_shm_takes_over", "sysv_shm_takes_over"}) {
+    EXPECT_NE(r.output.find(std::string("[  FAILED  ] Mutant/PeerDeath/") + t + c), std::string::npos)
+        << "not caught: " << t << "\n"
+        << r.output;
+  }
+  EXPECT_NE(r.output.find("is the dead listener's object, taken over in place"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("the new listener got the dead generation's data"), std::string::npos) << r.output;
 }
 
 TEST(SelfTest, CrashingOnHostileBytesIsOneFail) {

@@ -9,6 +9,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <mutex>
@@ -33,6 +36,59 @@ std::mutex g_spawned_mu;
 std::vector<pid_t>& Spawned() {
   static auto* v = new std::vector<pid_t>();  // never destroyed: read from listeners at exit
   return *v;
+}
+
+// Forking copies every lock another thread holds at that instant into the child, where no one
+// will release it. glibc's malloc has fork handlers; ASan's allocator (libsanitizer 12) has
+// none, and a child that inherited one of its locks hangs at its first allocation (seen: a peer
+// forked while the fifo listener's thread was starting). So Spawn first waits, bounded, until
+// no other thread of this process is running: one asleep (poll, futex, read) holds none.
+bool OtherThreadsRunning() {
+  struct Dirent64 {
+    uint64_t d_ino;
+    int64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[1];
+  };
+  const long self = ::syscall(SYS_gettid);
+  const int dir =
+      static_cast<int>(::syscall(SYS_openat, AT_FDCWD, "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir < 0) return false;
+  bool running = false;
+  alignas(8) char buf[4096];
+  for (;;) {
+    const long n = ::syscall(SYS_getdents64, dir, buf, sizeof buf);
+    if (n <= 0) break;
+    for (long off = 0; off < n;) {
+      const auto* e = reinterpret_cast<const Dirent64*>(buf + off);
+      off += e->d_reclen;
+      if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+      const long tid = std::strtol(e->d_name, nullptr, 10);
+      if (tid == self) continue;
+      char path[64];
+      std::snprintf(path, sizeof path, "/proc/self/task/%ld/stat", tid);
+      const int fd = static_cast<int>(::syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC));
+      if (fd < 0) continue;  // it ended meanwhile
+      char stat[512];
+      const ssize_t r = RawRead(fd, stat, sizeof stat - 1);
+      ::syscall(SYS_close, fd);
+      if (r <= 0) continue;
+      stat[r] = '\0';
+      const char* p = std::strrchr(stat, ')');  // "tid (comm) S ...": comm may hold anything
+      if (p && p[1] == ' ' && p[2] == 'R') running = true;
+    }
+  }
+  ::syscall(SYS_close, dir);
+  return running;
+}
+
+void WaitForOtherThreadsToSleep() {
+  const auto until = Clock::now() + Scaled(std::chrono::milliseconds(200));
+  while (OtherThreadsRunning() && Clock::now() < until) {
+    const timespec pause{0, 50 * 1000};
+    ::syscall(SYS_nanosleep, &pause, nullptr);
+  }
 }
 
 }  // namespace
@@ -111,6 +167,7 @@ Result<ChildProcess> ChildProcess::Spawn(Body body) {
   if (::pipe2(ep, O_CLOEXEC) != 0) return ErrnoError("pipe2 for child errors");
   UniqueFd err_read(ep[0]), err_write(ep[1]);
 
+  WaitForOtherThreadsToSleep();
   pid_t pid = ::fork();
   if (pid < 0) return ErrnoError("fork");
   if (pid == 0) {

@@ -176,6 +176,29 @@ inline std::string DescribeRequest(const HttpWireRequest& r) {
   return s + " (" + std::to_string(r.body.size()) + " bytes)";
 }
 
+// A receive on `p.client` answered by a forged answer (already armed on `w`) gives `want` at
+// once and delivers nothing; a second receive gives it again (the genuine message behind it
+// never arrives); then the send direction works (`sticky` kDirection) or fails the same way.
+template <class T, class Ends>
+void ExpectForgedReceiveFails(Interposed<T>& w, Ends& p, uint64_t& forged, Errc want, Sticky sticky, const Bytes& up) {
+  Bytes got;
+  const auto begin = Clock::now();
+  EXPECT_TRUE(::ipch::testing::HasErrc(p.client.Receive(got, Settle()), want)) << w.ip->Describe();
+  EXPECT_TRUE(Prompt(begin));
+  EXPECT_TRUE(got.empty()) << "a forged answer delivered " << Describe(got);
+  ASSERT_EQ(w.ip->forged(), ++forged) << "the receive made no request the hook calls kReceive; " << w.ip->Describe();
+  EXPECT_TRUE(::ipch::testing::HasErrc(p.client.Receive(got, Settle()), want))
+      << "sticky: the waiting message must not arrive after the error";
+  EXPECT_TRUE(got.empty());
+  if (sticky == Sticky::kDirection) {
+    EXPECT_TRUE(RoundTrip(p.client, p.server, up)) << "the other direction still works";
+  } else {
+    EXPECT_TRUE(::ipch::testing::HasErrc(p.client.Send(up, Settle()), want))
+        << "the whole connection failed: a send too";
+    EXPECT_TRUE(NothingArrived(p.server));
+  }
+}
+
 }  // namespace http_cases
 
 // ---- a hostile server ----------------------------------------------------------------------
@@ -273,23 +296,7 @@ TYPED_TEST_P(Security, HttpErrorAnswerToAReceiveIsTheContractsError) {
       const Bytes waiting = MakeMessage(0, 300, this->Seed()), up = MakeMessage(1, 300, this->Seed());
       IPCH_ASSERT_OK(p->server.Send(waiting, Settle()));
       w->Arm(HttpCall::kReceive, ErrorAnswer(rule.status));
-      Bytes got;
-      const auto begin = Clock::now();
-      EXPECT_TRUE(::ipch::testing::HasErrc(p->client.Receive(got, Settle()), rule.receive)) << w->ip->Describe();
-      EXPECT_TRUE(Prompt(begin));
-      EXPECT_TRUE(got.empty()) << "a forged error answer delivered something";
-      ASSERT_EQ(w->ip->forged(), ++forged)
-          << "the receive made no request the hook calls kReceive; " << w->ip->Describe();
-      EXPECT_TRUE(::ipch::testing::HasErrc(p->client.Receive(got, Settle()), rule.receive))
-          << "sticky: the waiting message must not arrive after the error";
-      EXPECT_TRUE(got.empty());
-      if (rule.receive_sticky == Sticky::kDirection) {
-        EXPECT_TRUE(RoundTrip(p->client, p->server, up)) << "the other direction still works";
-      } else {
-        EXPECT_TRUE(::ipch::testing::HasErrc(p->client.Send(up, Settle()), rule.receive))
-            << "the whole connection failed: a send too";
-        EXPECT_TRUE(NothingArrived(p->server));
-      }
+      ExpectForgedReceiveFails(*w, *p, forged, rule.receive, rule.receive_sticky, up);
     }
   }
 }
@@ -371,17 +378,7 @@ TYPED_TEST_P(Security, MalformedHttpAnswerToAReceiveIsCorrupt) {
       ASSERT_EQ(got, first);
       got.clear();
       w->Arm(HttpCall::kReceive, v.bytes, v.after);
-      const auto begin = Clock::now();
-      EXPECT_TRUE(::ipch::testing::HasErrc(p->client.Receive(got, Settle()), Errc::Corrupt)) << w->ip->Describe();
-      EXPECT_TRUE(Prompt(begin));
-      EXPECT_TRUE(got.empty()) << "a malformed answer delivered " << got.size() << " bytes";
-      ASSERT_EQ(w->ip->forged(), ++forged) << w->ip->Describe();
-      EXPECT_TRUE(::ipch::testing::HasErrc(p->client.Receive(got, Settle()), Errc::Corrupt))
-          << "sticky: the genuine message 2 must not arrive after Corrupt";
-      EXPECT_TRUE(got.empty());
-      EXPECT_TRUE(::ipch::testing::HasErrc(p->client.Send(first, Settle()), Errc::Corrupt))
-          << "sticky for the connection";
-      EXPECT_TRUE(NothingArrived(p->server));
+      ExpectForgedReceiveFails(*w, *p, forged, Errc::Corrupt, Sticky::kConnection, first);
     }
   }
 }

@@ -193,6 +193,25 @@ Status CheckConnHeader(const ConnHeader* h, uint32_t capacity, std::size_t size,
   return Ok();
 }
 
+// A connector's half of a fresh connection header, written before anyone can see the segment.
+void InitConnHeader(ConnHeader* h, uint32_t capacity, std::size_t size, const ProcessIdentity& self) {
+  std::memcpy(h->magic, kConnMagic, sizeof kConnMagic);
+  h->version = kVersion;
+  h->capacity = capacity;
+  h->segment_size = size;
+  h->side[0].start_time.store(self.start_time, std::memory_order_relaxed);
+  h->side[0].pid.store(self.pid, std::memory_order_release);
+}
+
+// Offers the segment in a slot the connector `pid` has claimed, and rings the doorbell.
+void PublishOffer(RendezvousHeader* rh, Slot& slot, int64_t handle, uint32_t capacity, uint32_t pid, uint64_t ticket) {
+  slot.handle.store(handle, std::memory_order_relaxed);
+  slot.capacity.store(capacity, std::memory_order_relaxed);
+  slot.pid.store(pid, std::memory_order_relaxed);
+  slot.word.store(Word(ticket, kOffered), std::memory_order_release);
+  Bump(rh->doorbell, rh->acceptor_waiting);
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -727,13 +746,8 @@ Result<Connection> Connect(Backing b, const std::string& address, Deadline d, Op
   auto st = std::make_unique<Connection::State>();
   st->seg = std::move(created->region);
   auto* h = reinterpret_cast<ConnHeader*>(st->seg.data());
-  std::memcpy(h->magic, kConnMagic, sizeof kConnMagic);
-  h->version = kVersion;
-  h->capacity = o.ring_capacity;
-  h->segment_size = size;
   const ProcessIdentity self = Self();
-  h->side[0].start_time.store(self.start_time, std::memory_order_relaxed);
-  h->side[0].pid.store(self.pid, std::memory_order_release);
+  InitConnHeader(h, o.ring_capacity, size, self);
   st->me = 0;
   st->hdr = h;
   st->capacity = o.ring_capacity;
@@ -777,11 +791,7 @@ Result<Connection> Connect(Backing b, const std::string& address, Deadline d, Op
     return remove_on_failure(std::move(got).error());
   }
   Slot& slot = rh->slots[claimed];
-  slot.handle.store(b == Backing::Sysv ? cname.shmid : 0, std::memory_order_relaxed);
-  slot.capacity.store(o.ring_capacity, std::memory_order_relaxed);
-  slot.pid.store(self.pid, std::memory_order_relaxed);
-  slot.word.store(Word(ticket, kOffered), std::memory_order_release);
-  Bump(rh->doorbell, rh->acceptor_waiting);
+  PublishOffer(rh, slot, b == Backing::Sysv ? cname.shmid : 0, o.ring_capacity, self.pid, ticket);
 
   st->rdv = std::move(*rdv);
   st->rh = rh;
@@ -882,13 +892,7 @@ Status PlantRequestImpostor(Backing b, const Listener& l, RequestImpostor kind) 
   SegmentName cn = ConnName(ls.name, ticket, -1);
   // A genuine connection header, as a connector writes it: only the named object is wrong.
   auto init = [&](MappedRegion& region) {
-    auto* h = reinterpret_cast<ConnHeader*>(region.data());
-    std::memcpy(h->magic, kConnMagic, sizeof kConnMagic);
-    h->version = kVersion;
-    h->capacity = cap;
-    h->segment_size = size;
-    h->side[0].start_time.store(self.start_time, std::memory_order_relaxed);
-    h->side[0].pid.store(self.pid, std::memory_order_release);
+    InitConnHeader(reinterpret_cast<ConnHeader*>(region.data()), cap, size, self);
   };
   if (kind == RequestImpostor::Symlink) {
     // A link where the offered segment belongs, to a live connector's segment of ours elsewhere.
@@ -939,11 +943,7 @@ Status PlantRequestImpostor(Backing b, const Listener& l, RequestImpostor kind) 
     Slot& slot = rh->slots[i];
     uint64_t expected = kFree;
     if (!slot.word.compare_exchange_strong(expected, Word(self.pid, kClaimed), std::memory_order_acq_rel)) continue;
-    slot.handle.store(b == Backing::Sysv ? cn.shmid : 0, std::memory_order_relaxed);
-    slot.capacity.store(cap, std::memory_order_relaxed);
-    slot.pid.store(self.pid, std::memory_order_relaxed);
-    slot.word.store(Word(ticket, kOffered), std::memory_order_release);
-    Bump(rh->doorbell, rh->acceptor_waiting);
+    PublishOffer(rh, slot, b == Backing::Sysv ? cn.shmid : 0, cap, self.pid, ticket);
     return Ok();
   }
   return MakeError(Errc::Timeout, "plant: every backlog slot of " + ls.address + " is taken");

@@ -59,6 +59,7 @@ TYPED_TEST_P(Concurrency, SenderAndReceiverThreadsShareAConnection) {
 }
 
 TYPED_TEST_P(Concurrency, ParallelConnectionsFromThreads) {
+  IPCH_REQUIRE_PEERS(4);
   auto l = TypeParam::Listen(this->address_);
   IPCH_ASSERT_OK(l);
   constexpr int kThreads = 4, kCount = 300;

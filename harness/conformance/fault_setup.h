@@ -26,13 +26,33 @@ namespace ipch::conformance {
 
 // Calls that acquire something (descriptors, sockets, mappings, segments) and calls that release
 // it. shmctl and msgctl do both (IPC_STAT checks, IPC_RMID removes) and count as releases.
-inline constexpr uint32_t kAcquireCalls = fault::kSocket | fault::kSocketpair | fault::kBind | fault::kListen |
-                                          fault::kAccept | fault::kConnect | fault::kOpen | fault::kPipe |
-                                          fault::kMkfifo | fault::kMmap | fault::kFtruncate | fault::kShmOpen |
-                                          fault::kMemfdCreate | fault::kShmget | fault::kShmat | fault::kMsgget |
-                                          fault::kMqOpen;
+inline constexpr uint32_t kAcquireCalls =
+    fault::kSocket | fault::kSocketpair | fault::kBind | fault::kListen | fault::kAccept | fault::kConnect |
+    fault::kOpen | fault::kPipe | fault::kMkfifo | fault::kMmap | fault::kFtruncate | fault::kShmOpen |
+    fault::kMemfdCreate | fault::kShmget | fault::kShmat | fault::kMsgget | fault::kMqOpen;
 inline constexpr uint32_t kReleaseCalls = fault::kClose | fault::kShutdown | fault::kMunmap | fault::kShmUnlink |
                                           fault::kShmdt | fault::kShmctl | fault::kMsgctl | fault::kMqUnlink;
+
+// Whether a failed setup step reports the errno injected: the errno itself, or the contract's
+// word for it where it has one (a taken address, a refusal, a removed object).
+inline bool ReportsInjected(const Status& st, int err) {
+  if (st.ok()) return false;
+  if (st.error().code == std::error_code(err, std::system_category())) return true;
+  switch (err) {
+    case EADDRINUSE:
+    case EEXIST:
+      return st.Is(Errc::AlreadyExists);
+    case EACCES:
+    case EPERM:
+      return st.Is(Errc::PermissionDenied);
+    case EIDRM:
+    case ECONNREFUSED:
+    case ENOENT:
+      return st.Is(Errc::PeerClosed);
+    default:
+      return false;
+  }
+}
 
 // Listen, connect, accept and one round trip, then everything closed; under Enumerate, each
 // call of `ops` fails in turn with `err`. Returns which step failed ("" if none) and how.
@@ -56,7 +76,8 @@ uint64_t EnumerateSetUps(const std::string& address, uint32_t ops, int err, uint
   const auto& scratch = ::ipch::testing::Current().scratch_dir;
   const Bytes msg = MakeMessage(1, 100, salt);
   return fault::Enumerate(ops, err, [&](uint64_t n) {
-    SCOPED_TRACE(std::string(std::strerror(err)) + " at call " + std::to_string(n) + " of the kinds enumerated");
+    SCOPED_TRACE((err == fault::kTypicalErrno ? std::string("each call's typical errno") : std::strerror(err)) +
+                 " at call " + std::to_string(n) + " of the kinds enumerated");
     audit::Snapshot before;
     {
       fault::ScopedPause pause;
@@ -65,27 +86,26 @@ uint64_t EnumerateSetUps(const std::string& address, uint32_t ops, int err, uint
     Status st;
     const std::string failed = SetUpAndTearDown<T>(address, msg, &st);
     fault::ScopedPause pause;
-    const auto after = audit::Take(prefix);
-    auto leaks = audit::Leaks(before, after);
-    for (const auto& f : audit::LeftoverFiles(scratch)) leaks.push_back("file left in scratch dir: " + f);
-    check(n, failed, st, leaks);
-    audit::CleanUp(before, after);
+    const audit::Settled end = audit::AwaitSettled(before, prefix, scratch);
+    check(n, failed, st, end.leaks);
+    audit::CleanUp(before, end.after);
     for (const auto& f : audit::LeftoverFiles(scratch)) std::filesystem::remove(scratch / f);
   });
 }
 
 // Every call that acquires a resource while a connection is set up and torn down (socket, bind,
 // listen, connect, accept, open, mmap, ftruncate, shm_open, shmget, shmat, ...) fails in turn
-// with ENOMEM. The step it hits reports ENOMEM itself, or the transport recovers and the
-// connection works; either way nothing is left behind: no descriptor, /dev/shm entry, SysV
-// object or socket file, checked after each turn.
+// with its own typical failure (EMFILE for socket, ENOMEM for mmap, EADDRINUSE for listen: the
+// first of fault::PossibleErrnos). The step it hits reports that errno (ReportsInjected), or the transport
+// recovers and the connection works; either way nothing is left behind: no descriptor,
+// /dev/shm entry, SysV object or socket file, checked after each turn.
 TYPED_TEST_P(Fault, EachAcquiringCallFailingInTurnLeavesNothingBehind) {
   if (!this->Has(Cap::SyscallIo) && !this->Has(Cap::SharedMemory) && !this->Has(Cap::QueueIo)) {
     GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << " makes no interposable setup calls";
   }
   uint64_t failed_turns = 0;
   const uint64_t total = EnumerateSetUps<TypeParam>(
-      this->address_, kAcquireCalls, ENOMEM, this->Seed(),
+      this->address_, kAcquireCalls, fault::kTypicalErrno, this->Seed(),
       [&](uint64_t n, const std::string& failed, const Status& st, const std::vector<std::string>& leaks) {
         if (n == 0) {
           EXPECT_EQ(failed, "") << st.error().ToString();
@@ -93,7 +113,7 @@ TYPED_TEST_P(Fault, EachAcquiringCallFailingInTurnLeavesNothingBehind) {
         if (!failed.empty()) {
           ++failed_turns;
           EXPECT_EQ(fault::InjectedCount(), 1u);
-          EXPECT_EQ(st.error().code, std::error_code(ENOMEM, std::system_category()))
+          EXPECT_TRUE(ReportsInjected(st, fault::LastInjectedErrno()))
               << failed << " failed with " << st.error().ToString() << "; faults: " << this->FaultLog();
         }
         EXPECT_TRUE(leaks.empty()) << "faults: " << this->FaultLog()
@@ -103,27 +123,32 @@ TYPED_TEST_P(Fault, EachAcquiringCallFailingInTurnLeavesNothingBehind) {
   EXPECT_GT(failed_turns, 0u) << "no acquiring call's failure was ever reported";
 }
 
-// Every call that releases something (close, shutdown, munmap, shm_unlink, shmdt, shmctl) fails
-// in turn. What a failed release holds cannot always be freed (an unlink that failed leaves the
-// name), but it must never crash, hang or fail the connection, and it must never block the
-// address: the next Listen there works (the orphan policy reclaims a name left behind).
+// Every call that releases something (shutdown, munmap, shm_unlink, shmctl, msgctl, mq_unlink)
+// fails in turn, with its own typical failure (close of a socket or FIFO and shmdt of an attached
+// segment never fail on Linux, so they are not among them). What a failed release holds cannot always be freed (an
+// unlink that failed leaves the name), but it must never crash, hang or fail the connection, and it must never block
+// the address: the next Listen there works (the orphan policy reclaims a name left behind).
 TYPED_TEST_P(Fault, EachReleasingCallFailingInTurnNeverBlocksTheAddress) {
   if (!this->Has(Cap::SyscallIo) && !this->Has(Cap::SharedMemory) && !this->Has(Cap::QueueIo)) {
     GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << " makes no interposable release calls";
   }
   const uint64_t total = EnumerateSetUps<TypeParam>(
-      this->address_, kReleaseCalls, EIO, this->Seed(),
+      this->address_, kReleaseCalls, fault::kTypicalErrno, this->Seed(),
       [&](uint64_t, const std::string& failed, const Status& st, const std::vector<std::string>&) {
-        // shmctl also checks (IPC_STAT) while setting up: a step may fail, but only with the
-        // errno injected.
-        if (!failed.empty()) {
-          EXPECT_EQ(st.error().code, std::error_code(EIO, std::system_category()))
+        // shmctl and msgctl also check (IPC_STAT) while setting up: a step may fail, but only
+        // with the errno injected, or, for accept, by waiting on: a listener refuses an offer
+        // whose objects it cannot check (the connector learns PeerClosed), and none is left.
+        if (!failed.empty() && !(failed == "accept" && st.Is(Errc::Timeout))) {
+          EXPECT_TRUE(ReportsInjected(st, fault::LastInjectedErrno()))
               << failed << " failed with " << st.error().ToString() << "; faults " << this->FaultLog();
         }
         auto again = TypeParam::Listen(this->address_);
         IPCH_EXPECT_OK(again) << "the address is blocked after: " << this->FaultLog();
       });
-  EXPECT_GE(total, 2u) << "closing a connection releases something";
+  if (total == 0) {
+    GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << " releases only through close(2), which never fails for "
+                 << "a socket or FIFO on Linux";
+  }
 }
 
 }  // namespace ipch::conformance

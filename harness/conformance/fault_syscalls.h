@@ -54,8 +54,12 @@ TYPED_TEST_P(Fault, ResetOnSendIsPeerClosed) {
   IPCH_REQUIRE_CAP(SyscallIo);
   IPCH_CONNECTED(p);
   fault::ScopedPlan armed(this->NthOf(fault::kWrite, ECONNRESET, 1));
-  IPCH_EXPECT_ERRC(p.client.Send(AsBytes("x"), Settle()), PeerClosed);
-  EXPECT_EQ(fault::InjectedCount(), 1u);
+  Status st = p.client.Send(AsBytes("x"), Settle());
+  if (fault::InjectedCount() == 0) {
+    GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << " writes to descriptors that never fail with ECONNRESET "
+                 << "(a FIFO has no connection to reset: its reader's death is EPIPE, BrokenPipeOnSendIsPeerClosed)";
+  }
+  IPCH_EXPECT_ERRC(st, PeerClosed);
   IPCH_EXPECT_ERRC(p.client.Send(AsBytes("x"), Settle()), PeerClosed) << "PeerClosed must stay";
 }
 
@@ -73,20 +77,30 @@ TYPED_TEST_P(Fault, ResetOnReceiveIsPeerClosed) {
   IPCH_ASSERT_OK(p.client.Send(AsBytes("x"), Settle()));
   fault::ScopedPlan armed(this->NthOf(fault::kRead, ECONNRESET, 1));
   Bytes got;
-  IPCH_EXPECT_ERRC(p.server.Receive(got, Settle()), PeerClosed);
-  EXPECT_EQ(fault::InjectedCount(), 1u);
+  Status st = p.server.Receive(got, Settle());
+  if (fault::InjectedCount() == 0) {
+    GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << " reads from descriptors that never fail with ECONNRESET "
+                 << "(a FIFO has no connection to reset: its writer's death is an end of file, which PeerDeath checks)";
+  }
+  IPCH_EXPECT_ERRC(st, PeerClosed);
 }
 
 TYPED_TEST_P(Fault, HardReadErrorKeepsItsErrno) {
   IPCH_REQUIRE_CAP(SyscallIo);
   IPCH_CONNECTED(p);
   IPCH_ASSERT_OK(p.client.Send(AsBytes("x"), Settle()));
-  fault::ScopedPlan armed(this->NthOf(fault::kRead, EIO, 1));
+  // recv(2) fails with ENOMEM when the kernel cannot allocate for it.
+  fault::ScopedPlan armed(this->NthOf(fault::kRead, ENOMEM, 1));
   Bytes got;
   Status st = p.server.Receive(got, Settle());
+  if (fault::InjectedCount() == 0) {
+    GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << " reads from descriptors without hard read errors "
+                 << "(a FIFO's read fails only with EINTR or EAGAIN, which EintrEverywhereIsInvisible and "
+                 << "EagainIsRetried check)";
+  }
   ASSERT_FALSE(st.ok());
-  // Nothing in Errc means "I/O error": the errno itself must come through, not a vague code.
-  EXPECT_EQ(st.error().code, std::error_code(EIO, std::system_category())) << st.error().ToString();
+  // Nothing in Errc means "out of memory": the errno itself must come through, not a vague code.
+  EXPECT_EQ(st.error().code, std::error_code(ENOMEM, std::system_category())) << st.error().ToString();
 }
 
 TYPED_TEST_P(Fault, ConnectRefusedIsPeerClosed) {
@@ -108,13 +122,14 @@ TYPED_TEST_P(Fault, ConnectRefusedIsPeerClosed) {
   EXPECT_EQ(fault::InjectedCount(), 1u);
 }
 
-// Systematic: the reset lands on each write call of a three-message exchange in turn. Whichever
-// send it hits reports PeerClosed (and stays so); every message sent before it arrives intact.
+// Systematic: the peer's disappearance (EPIPE, which sockets and FIFOs both give) lands on each
+// write call of a three-message exchange in turn. Whichever send it hits reports PeerClosed (and
+// stays so); every message sent before it arrives intact.
 TYPED_TEST_P(Fault, EachWriteInTurnFailingIsPeerClosedAndLosesNothingBefore) {
   IPCH_REQUIRE_CAP(SyscallIo);
   const uint64_t salt = this->Seed();
-  const uint64_t total = fault::Enumerate(fault::kWrite, ECONNRESET, [&](uint64_t n) {
-    SCOPED_TRACE("reset at write call " + std::to_string(n) + " of the exchange");
+  const uint64_t total = fault::Enumerate(fault::kWrite, EPIPE, [&](uint64_t n) {
+    SCOPED_TRACE("EPIPE at write call " + std::to_string(n) + " of the exchange");
     auto p = [&] {
       fault::ScopedPause setup;  // a transport may write while connecting (fifo): not counted here
       return this->Connected();

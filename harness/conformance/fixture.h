@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <utility>
@@ -49,7 +50,23 @@ inline Clock::duration DeathBound() { return Scaled(std::chrono::seconds(2)); }
 inline Clock::duration PromptBound() {
   return std::min<Clock::duration>(Scaled(std::chrono::seconds(1)), Scaled(SettleBound()) / 2);
 }
-inline double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+// A duration for messages, in seconds to the hundredth ("0.10"): gtest prints doubles to 17 digits.
+inline std::string Seconds(Clock::duration d) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2f", std::chrono::duration<double>(d).count());
+  return text;
+}
+
+// Listeners that serve a limited number of peers at a time (an exclusive pair, as ZeroMQ's PAIR
+// socket) say so with static constexpr std::size_t kMaxPeers = N; unlimited otherwise.
+template <class T>
+constexpr std::size_t MaxPeers() {
+  if constexpr (requires { T::kMaxPeers; }) {
+    return T::kMaxPeers;
+  } else {
+    return SIZE_MAX;
+  }
+}
 
 struct NameOf {
   template <class T>
@@ -70,6 +87,13 @@ class TransportTest : public ::testing::Test {
     Conn server;
   };
 
+  // A library's one-time global setup (a context, its threads and descriptors, kept for the
+  // process's lifetime) belongs to no test: an adapter's optional static void WarmUp() runs it
+  // here, before the first test's audit baseline is taken (gtest runs SetUpTestSuite before the
+  // suite's first test starts). It may run more than once per process and must be idempotent.
+  static void SetUpTestSuite() {
+    if constexpr (requires { T::WarmUp(); }) T::WarmUp();
+  }
   void SetUp() override { address_ = T::Address(Spec()); }
 
   static EndpointSpec Spec(std::string token = "") {
@@ -112,6 +136,16 @@ class TransportTest : public ::testing::Test {
     }                                                                                   \
   } while (0)
 
+// A case that needs `n` peers connected to one listener at once.
+#define IPCH_REQUIRE_PEERS(n)                                                                               \
+  do {                                                                                                      \
+    if (::ipch::conformance::MaxPeers<TypeParam>() < (n)) {                                                 \
+      GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << " listeners take at most "                     \
+                   << ::ipch::conformance::MaxPeers<TypeParam>() << " peer(s) at a time (kMaxPeers); this " \
+                   << "case needs " << (n);                                                                 \
+    }                                                                                                       \
+  } while (0)
+
 #define IPCH_CONNECTED(var)         \
   auto var##_r = this->Connected(); \
   IPCH_ASSERT_OK(var##_r);          \
@@ -128,9 +162,9 @@ template <class C>
   const auto end = Clock::now();
   if (!s.ok()) return ::testing::AssertionFailure() << "receive: " << s.error().ToString();
   if (end - begin > PromptBound()) {
-    return ::testing::AssertionFailure() << "receive took " << Seconds(end - begin) << " s although the message was sent "
-                                         << Seconds(end - sent) << " s earlier: a lost wake-up? (bound "
-                                         << Seconds(PromptBound()) << " s)";
+    return ::testing::AssertionFailure() << "receive took " << Seconds(end - begin)
+                                         << " s although the message was sent " << Seconds(end - sent)
+                                         << " s earlier: a lost wake-up? (bound " << Seconds(PromptBound()) << " s)";
   }
   return ::testing::AssertionSuccess();
 }

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -163,7 +165,7 @@ TYPED_TEST_P(Lifecycle, DestroyingListenerWithQueuedClients) {
   {
     auto l = TypeParam::Listen(this->address_);
     IPCH_ASSERT_OK(l);
-    for (int i = 0; i < 3; ++i) {
+    for (std::size_t i = 0; i < std::min<std::size_t>(3, MaxPeers<TypeParam>()); ++i) {
       auto c = TypeParam::Connect(l->address(), Settle());
       IPCH_ASSERT_OK(c);
       clients.push_back(std::move(*c));
@@ -173,6 +175,53 @@ TYPED_TEST_P(Lifecycle, DestroyingListenerWithQueuedClients) {
   for (auto& c : clients) {
     Bytes got;
     IPCH_EXPECT_ERRC(c.Receive(got, Settle()), PeerClosed);
+  }
+}
+
+// A listener with a peer limit (kMaxPeers) and every slot taken: the next connector is refused
+// (PeerClosed), kept waiting (Timeout), or queued, and then it is accepted once a slot frees and
+// its message arrives. Told it is connected, with its message taken, and then never served is
+// the one wrong answer: a silent loss.
+TYPED_TEST_P(Lifecycle, ConnectorBeyondThePeerLimitIsRefusedOrQueued) {
+  constexpr std::size_t kMax = MaxPeers<TypeParam>();
+  if constexpr (kMax == SIZE_MAX) {
+    GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName
+                 << " listeners take any number of peers (no kMaxPeers): there is no limit to go beyond";
+  } else {
+    auto l = TypeParam::Listen(this->address_);
+    IPCH_ASSERT_OK(l);
+    std::vector<typename TypeParam::Connection> clients, servers;
+    for (std::size_t i = 0; i < kMax; ++i) {
+      auto c = TypeParam::Connect(l->address(), Settle());
+      IPCH_ASSERT_OK(c) << "peer " << i + 1 << " of " << kMax;
+      auto s = l->Accept(Settle());
+      IPCH_ASSERT_OK(s) << "peer " << i + 1 << " of " << kMax;
+      clients.push_back(std::move(*c));
+      servers.push_back(std::move(*s));
+    }
+    const Bytes msg = MakeMessage(7, 64, this->Seed());
+    auto extra = TypeParam::Connect(l->address(), Deadline::After(ShortWait()));
+    if (!extra.ok()) {
+      EXPECT_TRUE(extra.Is(Errc::PeerClosed) || extra.Is(Errc::Timeout))
+          << "a connector beyond the limit must be refused with PeerClosed or kept waiting (Timeout), got "
+          << extra.error().ToString();
+      return;
+    }
+    Status st = extra->Send(msg, Deadline::After(ShortWait()));
+    if (st.Is(Errc::PeerClosed)) return;  // refused once it spoke
+    ASSERT_TRUE(st.ok() || st.Is(Errc::Timeout)) << "send beyond the limit: " << st.error().ToString();
+    IPCH_ASSERT_OK(clients.front().Close());
+    IPCH_ASSERT_OK(servers.front().Close());
+    auto s = l->Accept(Settle());
+    ASSERT_TRUE(s.ok()) << "the connector beyond the limit of " << kMax << " was told it was connected"
+                        << (st.ok() ? " and its message was taken" : "") << ", but it was not accepted once a "
+                        << "peer left: " << s.error().ToString();
+    if (!st.ok()) {
+      IPCH_ASSERT_OK(extra->Send(msg, Settle())) << "the queued connector, now accepted";
+    }
+    Bytes got;
+    IPCH_ASSERT_OK(s->Receive(got, Settle())) << "the queued connector's message";
+    EXPECT_TRUE(VerifyMessage(got, 7, 64, this->Seed()));
   }
 }
 
@@ -198,6 +247,6 @@ REGISTER_TYPED_TEST_SUITE_P(Lifecycle, UninitialisedObjectAtAddressIsOrphanedRes
                             ServerCloseIsSeenAsPeerClosed, ClientCloseIsSeenAsPeerClosed,
                             PendingMessagesArriveBeforePeerClosed, PeerClosedIsSticky, SendToClosedPeerIsPeerClosed,
                             MovedConnectionKeepsWorking, ManyConnectCloseCyclesLeakNothing,
-                            DestroyingListenerWithQueuedClients);
+                            DestroyingListenerWithQueuedClients, ConnectorBeyondThePeerLimitIsRefusedOrQueued);
 
 }  // namespace ipch::conformance

@@ -33,6 +33,9 @@
 #include "ipch/fault.h"
 
 namespace ipch::fault {
+
+const int* ErrnosOf(const char* entry_point, bool fifo);  // errnos.cc
+
 namespace {
 
 constexpr int kMaxRules = static_cast<int>(kMaxPlanRules);
@@ -50,6 +53,7 @@ struct State {
   ArmedRule rules[kMaxRules];
   uint64_t seed = 0;
   std::atomic<uint64_t> injected{0};
+  std::atomic<int> last_errno{0};
   std::atomic<bool> active{false};
   std::mutex log_mu;
   char log[kLogSize][64] = {};
@@ -68,11 +72,20 @@ uint64_t Mix(uint64_t x) {  // splitmix64 finaliser
   return x ^ (x >> 31);
 }
 
-bool IsIpcFd(int fd) {
+enum class FdKind { kOther, kSocket, kFifo };
+FdKind KindOf(int fd) {
   struct stat st;
   // Raw syscall: fstat is not hooked, but keep the hook path free of anything interposable.
-  if (::syscall(SYS_fstat, fd, &st) != 0) return false;
-  return S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode);
+  if (::syscall(SYS_fstat, fd, &st) != 0) return FdKind::kOther;
+  return S_ISSOCK(st.st_mode) ? FdKind::kSocket : S_ISFIFO(st.st_mode) ? FdKind::kFifo : FdKind::kOther;
+}
+
+// Whether `err` is among `list` (a 0-terminated PossibleErrnos list; null: an unknown name).
+bool Among(const int* list, int err) {
+  for (; list != nullptr && *list != 0; ++list) {
+    if (*list == err) return true;
+  }
+  return false;
 }
 
 void Log(const char* op, uint64_t nth, const char* what) {
@@ -95,12 +108,20 @@ Decision Decide(uint32_t op, int fd, const char* name) {
   Decision d;
   if (!s.armed.load(std::memory_order_acquire)) return d;
   s.active.store(true, std::memory_order_relaxed);
-  if (fd >= 0 && !IsIpcFd(fd)) return d;
+  const FdKind fd_kind = fd >= 0 ? KindOf(fd) : FdKind::kOther;
+  if (fd >= 0 && fd_kind == FdKind::kOther) return d;
   int n = s.nrules.load(std::memory_order_acquire);
   for (int i = 0; i < n; ++i) {
     ArmedRule& r = s.rules[i];
     if ((r.rule.ops & op) == 0) continue;
     if (r.rule.kind == Kind::kShort && (op & kByteIo) == 0) continue;  // short I/O exists only for bytes
+    int err = r.rule.err;
+    if (r.rule.kind == Kind::kErrno && (err == kTypicalErrno || !r.rule.any_errno)) {
+      // Only what this call can really fail with (errnos.cc): another errno skips it, uncounted.
+      const int* possible = ErrnosOf(name, fd_kind == FdKind::kFifo);
+      if (err == kTypicalErrno) err = possible != nullptr ? possible[0] : 0;
+      if (err == 0 || (!r.rule.any_errno && !Among(possible, err))) continue;
+    }
     uint64_t k = r.calls.fetch_add(1, std::memory_order_relaxed) + 1;
     bool fire;
     if (r.rule.every_nth > 0) {
@@ -125,7 +146,8 @@ Decision Decide(uint32_t op, int fd, const char* name) {
     }
     d.fire = true;
     d.kind = r.rule.kind;
-    d.err = r.rule.err;
+    d.err = err;
+    if (d.kind == Kind::kErrno) s.last_errno.store(err, std::memory_order_relaxed);
     d.salt = Mix(s.seed ^ k ^ (static_cast<uint64_t>(op) << 40));
     char what[32];
     if (d.kind == Kind::kShort) {
@@ -201,6 +223,7 @@ void Arm(const Plan& plan) {
   }
   s.seed = plan.seed;
   s.injected.store(0);
+  s.last_errno.store(0);
   {
     std::lock_guard lk(s.log_mu);
     s.log_next = 0;
@@ -213,6 +236,7 @@ void Disarm() { S().armed.store(false, std::memory_order_release); }
 bool Pause() { return S().armed.exchange(false, std::memory_order_acq_rel); }
 void Unpause() { S().armed.store(true, std::memory_order_release); }
 uint64_t InjectedCount() { return S().injected.load(); }
+int LastInjectedErrno() { return S().last_errno.load(); }
 uint64_t MatchedCalls(std::size_t rule) {
   State& s = S();
   return rule < static_cast<std::size_t>(s.nrules.load()) ? s.rules[rule].calls.load() : 0;

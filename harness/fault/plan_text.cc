@@ -150,6 +150,9 @@ bool ParseRule(std::string_view text, Rule* rule, std::string* error) {
     }
     rule->kind = Kind::kDelay;
     rule->delay_us = static_cast<uint32_t>(n * unit);
+  } else if (effect == "typical") {
+    rule->kind = Kind::kErrno;
+    rule->err = kTypicalErrno;
   } else {
     rule->kind = Kind::kErrno;
     rule->err = 0;
@@ -193,8 +196,10 @@ bool ParseRule(std::string_view text, Rule* rule, std::string* error) {
       if (!ParseUint(value, &n) || n == 0 || n > UINT32_MAX)
         return Fail(error, where + ": max=" + std::string(value) + " is not a whole number in 1..4294967295");
       rule->max_fires = static_cast<uint32_t>(n);
+    } else if (key == "any_errno" && eq == std::string_view::npos) {
+      rule->any_errno = true;
     } else {
-      return Fail(error, where + ": unknown option '" + std::string(key) + "' (every, p or max)");
+      return Fail(error, where + ": unknown option '" + std::string(key) + "' (every, p, max or any_errno)");
     }
   }
   if (has_every && has_p) return Fail(error, where + ": give every=N or p=P, not both");
@@ -252,7 +257,7 @@ std::string FormatPlan(const Plan& plan) {
       s += r.delay_us % 1000 == 0 ? "delay=" + std::to_string(r.delay_us / 1000) + "ms"
                                   : "delay=" + std::to_string(r.delay_us) + "us";
     } else {
-      std::string name = std::to_string(r.err);
+      std::string name = r.err == kTypicalErrno ? "typical" : std::to_string(r.err);
       for (const auto& e : kErrnos) {
         if (static_cast<int>(e.value) == r.err) name = e.name;
       }
@@ -266,6 +271,7 @@ std::string FormatPlan(const Plan& plan) {
       s += std::string(",p=") + p;
     }
     if (r.max_fires > 0) s += ",max=" + std::to_string(r.max_fires);
+    if (r.any_errno) s += ",any_errno";
   }
   return s;
 }

@@ -201,6 +201,81 @@ TEST(SelfTest, ReplayingACaseGivesTheSameFaults) {
   EXPECT_NE(first, other);
 }
 
+// ---- fair to libraries: each library-like transport (library_like.h) passes the cases about
+// its kind where it is correct, and its buggy twin fails them ------------------------------------
+
+std::string LibraryFilter(const std::string& transport, const std::vector<std::string>& cases) {
+  std::string f;
+  for (const auto& c : cases) {
+    auto dot = c.find('.');
+    f += (f.empty() ? "" : ":") + std::string("Library/") + c.substr(0, dot) + "/" + transport + c.substr(dot);
+  }
+  return f;
+}
+
+// `correct` passes every case of `groups` (each given as "Group.*"), running the `ran` ones
+// (not skipping them); `buggy` fails each of `caught` and says `must_mention`.
+void ExpectFairAndCaught(const std::string& correct, const std::vector<std::string>& groups,
+                         const std::vector<std::string>& ran, const std::string& buggy,
+                         const std::vector<std::string>& caught, const std::string& must_mention) {
+  RunResult fair = RunBattery(LibraryFilter(correct, groups), "", "", IPCH_LIBRARIES_BIN);
+  EXPECT_EQ(fair.exit_code, 0) << correct << " is correct for its kind and must pass:\n" << fair.output;
+  for (const auto& c : ran) {
+    auto dot = c.find('.');
+    const std::string ok = "[       OK ] Library/" + c.substr(0, dot) + "/" + correct + c.substr(dot);
+    EXPECT_NE(fair.output.find(ok), std::string::npos) << "not run (or not passed): " << ok << "\n" << fair.output;
+  }
+  RunResult bad = RunBattery(LibraryFilter(buggy, caught), "", "", IPCH_LIBRARIES_BIN);
+  EXPECT_NE(bad.exit_code, 0) << buggy << " passed:\n" << bad.output;
+  for (const auto& c : caught) {
+    auto dot = c.find('.');
+    const std::string failed = "[  FAILED  ] Library/" + c.substr(0, dot) + "/" + buggy + c.substr(dot);
+    EXPECT_NE(bad.output.find(failed), std::string::npos) << "not caught: " << failed << "\n" << bad.output;
+  }
+  EXPECT_NE(bad.output.find(must_mention), std::string::npos) << bad.output;
+}
+
+// Without PeerDeathDetect the kill cases still run, with the weaker promise: the survivor's
+// receive ends by its own deadline. A receive that gives up 3 s past it is caught.
+TEST(LibrarySelfTest, ATransportWithoutDeathDetectionGetsTheWeakerPromise) {
+  ExpectFairAndCaught("quiet_death", {"PeerDeath.*"},
+                      {"PeerDeath.PeerKilledAfterConnect", "PeerDeath.PeerKilledWhileWeSend"}, "quiet_death_overshoots",
+                      {"PeerDeath.PeerKilledAfterConnect", "PeerDeath.PeerKilledWhileWeSend"},
+                      "to give up on a dead peer");
+}
+
+// Descriptors a reaper thread closes 20 ms after Close are waited for (and the wait is said);
+// one held for 2 s is a leak, named after the bounded wait.
+TEST(LibrarySelfTest, DescriptorsClosedByABackgroundThreadAreWaitedFor) {
+  ExpectFairAndCaught("reaper", {"Basic.*", "Lifecycle.*"}, {"Lifecycle.ManyConnectCloseCyclesLeakNothing"},
+                      "slow_reaper", {"Basic.ConnectAcceptRoundTrip"}, "ms after the test ended):");
+  RunResult fair = RunBattery(LibraryFilter("reaper", {"Basic.ConnectAcceptRoundTrip"}), "", "", IPCH_LIBRARIES_BIN);
+  EXPECT_NE(fair.output.find("released its last objects"), std::string::npos) << fair.output;
+}
+
+// A library context kept for the process's lifetime is created by the adapter's WarmUp before
+// the first test's audit baseline; without the hook it is the first test's leak.
+TEST(LibrarySelfTest, AWarmUpHookKeepsALibrarysContextOutOfTheAudit) {
+  ExpectFairAndCaught("context_warmed_up", {"Basic.*"}, {"Basic.ConnectAcceptRoundTrip"}, "context_on_first_use",
+                      {"Basic.ConnectAcceptRoundTrip"}, "eventfd");
+}
+
+// A listener of one peer at a time: the cases that need more say UNSUPPORTED with the limit,
+// and a connector beyond it must be refused or queued, not told it is connected and dropped.
+TEST(LibrarySelfTest, ASinglePeerListenerIsJudgedByItsLimit) {
+  ExpectFairAndCaught(
+      "one_peer", {"Basic.*", "Lifecycle.*", "Concurrency.*", "PeerDeath.*"},
+      {"Lifecycle.ConnectorBeyondThePeerLimitIsRefusedOrQueued", "Lifecycle.DestroyingListenerWithQueuedClients",
+       "PeerDeath.ListenerServesNewPeerAfterOneIsKilled"},
+      "one_peer_ignores_extra", {"Lifecycle.ConnectorBeyondThePeerLimitIsRefusedOrQueued"},
+      "was told it was connected and its message was taken");
+  RunResult fair =
+      RunBattery(LibraryFilter("one_peer", {"Basic.MultipleClientsAreIsolated"}), "", "", IPCH_LIBRARIES_BIN);
+  EXPECT_NE(fair.output.find("UNSUPPORTED: one_peer listeners take at most 1 peer(s) at a time (kMaxPeers)"),
+            std::string::npos)
+      << fair.output;
+}
+
 TEST(SelfTest, LeakingAnFdIsCaughtByTheAudit) {
   ExpectCaught("leaks_fd", {"Basic.ConnectAcceptRoundTrip", "Lifecycle.ManyConnectCloseCyclesLeakNothing"},
                "leaked fd");

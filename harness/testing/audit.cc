@@ -20,6 +20,7 @@
 #include <sstream>
 
 #include "ipch/child_process.h"
+#include "ipch/deadline.h"
 
 namespace ipch::audit {
 namespace {
@@ -146,6 +147,27 @@ void DiffSet(const std::set<std::string>& a, const std::set<std::string>& b, con
 
 }  // namespace
 
+std::chrono::milliseconds SettleBound() { return std::chrono::milliseconds(200) * SlowdownFactor(); }
+
+Settled AwaitSettled(const Snapshot& before, const std::string& token_prefix,
+                     const std::filesystem::path& scratch_dir) {
+  Settled s;
+  const auto begin = Clock::now();
+  const auto until = Deadline::After(SettleBound());
+  for (int round = 0;; ++round) {
+    if (round > 0) s.waited = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - begin);
+    s.after = Take(token_prefix);
+    s.leaks = Leaks(before, s.after);
+    if (!scratch_dir.empty()) {
+      for (const auto& f : LeftoverFiles(scratch_dir)) s.leaks.push_back("file left in scratch dir: " + f);
+    }
+    if (s.leaks.empty() || until.expired()) break;
+    timespec pause{0, 1000000};
+    ::nanosleep(&pause, nullptr);
+  }
+  return s;
+}
+
 Snapshot Take(const std::string& token_prefix) {
   Snapshot s;
   s.fds = OpenFds();
@@ -192,7 +214,8 @@ void UnmapSysvSegment(int shmid) {
     in >> range >> perms >> offset >> dev >> inode;
     if (inode != static_cast<unsigned long>(shmid)) continue;
     const auto dash = range.find('-');
-    ranges.emplace_back(std::stoull(range.substr(0, dash), nullptr, 16), std::stoull(range.substr(dash + 1), nullptr, 16));
+    ranges.emplace_back(std::stoull(range.substr(0, dash), nullptr, 16),
+                        std::stoull(range.substr(dash + 1), nullptr, 16));
   }
   for (auto [lo, hi] : ranges) ::munmap(reinterpret_cast<void*>(lo), hi - lo);
 }

@@ -65,16 +65,19 @@ class AuditListener : public ::testing::EmptyTestEventListener {
   }
 
   void OnTestEnd(const ::testing::TestInfo& t) override {
-    auto after = audit::Take(TokenPrefix());
-    auto leaks = audit::Leaks(before_, after);
-    if (!g_ctx.scratch_dir.empty()) {
-      for (const auto& f : audit::LeftoverFiles(g_ctx.scratch_dir)) leaks.push_back("file left in scratch dir: " + f);
-    }
+    const audit::Settled end = audit::AwaitSettled(before_, TokenPrefix(), g_ctx.scratch_dir);
+    const auto& after = end.after;
+    const auto& leaks = end.leaks;
+    const long waited_ms = static_cast<long>(end.waited.count());
     if (!leaks.empty()) {
       std::ostringstream msg;
-      msg << "resource audit: the test left " << leaks.size() << " object(s) behind:";
+      msg << "resource audit: the test left " << leaks.size() << " object(s) behind (still there " << waited_ms
+          << " ms after the test ended):";
       for (const auto& l : leaks) msg << "\n  " << l;
       ADD_FAILURE() << msg.str();
+    } else if (waited_ms > 0) {
+      std::fprintf(stderr, "ipch: audit: %s released its last objects %ld ms after it ended\n", FullName(t).c_str(),
+                   waited_ms);
     }
     audit::CleanUp(before_, after);
     scratch_ = TempDir();

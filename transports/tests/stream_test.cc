@@ -30,7 +30,8 @@ Deadline Soon() { return Deadline::After(Scaled(std::chrono::seconds(5))); }
 // Frame bytes as the wire format has them; `length` may differ from the payload's size.
 std::vector<uint8_t> Frame(const std::string& payload, std::optional<uint32_t> length = std::nullopt) {
   Bytes h = StreamConnection::FrameHeader(length.value_or(static_cast<uint32_t>(payload.size())), AsBytes(payload));
-  std::vector<uint8_t> f(reinterpret_cast<const uint8_t*>(h.data()), reinterpret_cast<const uint8_t*>(h.data()) + h.size());
+  std::vector<uint8_t> f(reinterpret_cast<const uint8_t*>(h.data()),
+                         reinterpret_cast<const uint8_t*>(h.data()) + h.size());
   f.insert(f.end(), payload.begin(), payload.end());
   return f;
 }
@@ -159,16 +160,16 @@ namespace {
 TEST(StreamConnection, HardErrorMidFrameClosesTheStream) {
   Fixture f(1u << 20);
   Bytes msg(1000, std::byte{1});
-  // First write short (part of the frame goes out), second write fails with EIO.
+  // First write short (part of the frame goes out), second write fails with ENOBUFS.
   fault::Plan plan{{fault::Rule{fault::kWrite, fault::Kind::kShort, 0, 1, 0.0, 1},
-                    fault::Rule{fault::kWrite, fault::Kind::kErrno, EIO, 1, 0.0, 1}},
+                    fault::Rule{fault::kWrite, fault::Kind::kErrno, ENOBUFS, 1, 0.0, 1}},
                    1};
   Status st;
   {
     fault::ScopedPlan armed(plan);
     st = f.conn.Send(msg, Soon());
   }
-  ASSERT_EQ(st.error().code, std::error_code(EIO, std::system_category())) << st.error().ToString();
+  ASSERT_EQ(st.error().code, std::error_code(ENOBUFS, std::system_category())) << st.error().ToString();
   IPCH_EXPECT_ERRC(f.conn.Send(msg, Soon()), Closed) << "a desynchronised stream must not accept more frames";
 }
 

@@ -20,12 +20,25 @@ struct Snapshot {
   std::map<pid_t, std::string> children;  // pid -> "comm (state)"
 };
 
+// How long the audit waits at the end of a test for the process to settle (descriptors that a
+// library's background thread closes after close returned) before it calls what is left a leak:
+// 200 ms, scaled (SlowdownFactor).
+std::chrono::milliseconds SettleBound();
 // `token_prefix` selects the named objects that belong to this process ("ipch-<pid>-").
 Snapshot Take(const std::string& token_prefix);
 // One line per object present in `after` but not in `before`.
 std::vector<std::string> Leaks(const Snapshot& before, const Snapshot& after);
 // Files left in a directory tree (relative paths).
 std::vector<std::string> LeftoverFiles(const std::filesystem::path& dir);
+// What is left since `before` (Leaks, and the files left in `scratch_dir` unless it is empty)
+// once the process has settled: snapshots are retaken, 1 ms apart, until nothing is left or
+// SettleBound() has passed. A process that is already clean costs one snapshot.
+struct Settled {
+  Snapshot after;
+  std::vector<std::string> leaks;
+  std::chrono::milliseconds waited{0};  // until the last snapshot was taken; 0 when the first was clean
+};
+Settled AwaitSettled(const Snapshot& before, const std::string& token_prefix, const std::filesystem::path& scratch_dir);
 // Removes what a test leaked (after it has been reported): kills and reaps child processes,
 // unlinks POSIX shm and queues, removes SysV objects that are in `after` but not `before`.
 void CleanUp(const Snapshot& before, const Snapshot& after);

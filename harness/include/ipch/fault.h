@@ -56,15 +56,32 @@ inline constexpr uint32_t kByteIo = kRead | kWrite;
 // sleeps `delay_us` first, then runs normally (latency without failure).
 enum class Kind { kErrno, kShort, kDelay };
 
+// An `err` that stands for each call's typical failure: the first of its PossibleErrnos().
+inline constexpr int kTypicalErrno = -1;
+
 struct Rule {
   uint32_t ops = 0;
   Kind kind = Kind::kErrno;
-  int err = 0;               // for kErrno
+  int err = 0;               // for kErrno: an errno, or kTypicalErrno
   uint32_t every_nth = 0;    // fire on calls n, 2n, 3n ... (counted per rule) ; 0: use probability
   double probability = 0.0;  // per matching call, decided by the plan's seed
   uint32_t max_fires = 0;    // 0: unlimited
   uint32_t delay_us = 0;     // for kDelay
+  // kErrno rules fault only the calls that can really fail with `err` (PossibleErrnos): others
+  // are neither faulted nor counted. any_errno lifts that, for a plan that means it.
+  bool any_errno = false;
 };
+
+// The errnos `entry_point` (read, connect, shmget, ... as docs/fault-model.md lists them) can
+// really fail with on Linux, for the descriptors the engine faults (`fifo`: a FIFO rather than a
+// socket; it matters for byte I/O only) and the objects the other calls create; the first is
+// its typical failure. Empty for calls that cannot fail where a caller sees it (close of a
+// socket or FIFO, shmdt of an attached segment) and for names that are not entry points.
+std::vector<int> PossibleErrnos(std::string_view entry_point, bool fifo = false);
+// Every interposed entry point's name, in the order of the table behind PossibleErrnos.
+std::vector<std::string_view> EntryPoints();
+// The errno of the last errno fault injected since Arm (0 if none): what a kTypicalErrno rule chose.
+int LastInjectedErrno();
 
 struct Plan {
   std::vector<Rule> rules;
@@ -81,8 +98,10 @@ inline constexpr std::size_t kMaxPlanRules = 8;
 //             name (socket, bind, close, mmap, shmget, msgsnd, mq_open, ...), or a group: io
 //             (the five classes), sockets, files, shm, sysv_shm, sysv_msg, mq, all
 //   effect := short (read/write only) | delay=<N>ms | delay=<N>us | EINTR | EAGAIN | ECONNRESET | ... | <errno number>
+//   effect := ... | typical (each call's own typical errno, the first of its PossibleErrnos)
 //   option := every=N (calls N, 2N, ...; the default is every=1) | p=P (probability, decided by
-//             the seed) | max=N (at most N fires)
+//             the seed) | max=N (at most N fires) | any_errno (also where the call could never
+//             fail with that errno)
 // e.g. "seed=7;read|write:EINTR,every=3;write:short,p=0.25,max=100". On a parse error, returns
 // false and names the offending part in `error`.
 bool ParsePlan(std::string_view text, Plan* out, std::string* error);

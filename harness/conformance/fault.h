@@ -15,8 +15,8 @@
 namespace ipch::conformance {
 
 REGISTER_TYPED_TEST_SUITE_P(Fault, EachAcquiringCallFailingInTurnLeavesNothingBehind,
-                            EachReleasingCallFailingInTurnNeverBlocksTheAddress, SlicedIntoTinySegmentsArrivesIntact, LatencyAndJitterKeepOrder,
-                            BandwidthLimitIsOnlySlower, StallMidFrameTimesOutThenCompletes,
+                            EachReleasingCallFailingInTurnNeverBlocksTheAddress, SlicedIntoTinySegmentsArrivesIntact,
+                            LatencyAndJitterKeepOrder, BandwidthLimitIsOnlySlower, StallMidFrameTimesOutThenCompletes,
                             ResetMidFrameIsPeerClosedAfterWholeMessages, CloseMidFrameIsPeerClosedAfterWholeMessages,
                             FlippedBitOnTheWireIsCorruptNeverDelivered, RandomBitFlipsNeverDeliverAWrongMessage,
                             EachWriteInTurnFailingIsPeerClosedAndLosesNothingBefore, EintrEverywhereIsInvisible,

@@ -8,4 +8,5 @@
 namespace ist = ipch::selftest;
 IPCH_INSTANTIATE_CONFORMANCE(Library, ist::QuietAdapter, ist::QuietOvershootsAdapter, ist::ReaperAdapter,
                              ist::SlowReaperAdapter, ist::WarmContextAdapter, ist::ColdContextAdapter,
-                             ist::OnePeerQueuesAdapter, ist::OnePeerIgnoresAdapter);
+                             ist::AsyncReportsAdapter, ist::AsyncForgetsAdapter, ist::OnePeerQueuesAdapter,
+                             ist::OnePeerIgnoresAdapter);

@@ -1,10 +1,10 @@
 // Transports that behave like real IPC libraries in the ways the battery must be fair to: one
 // that cannot tell a dead peer from a silent one, one that closes in a background thread, one
-// that keeps a process-wide descriptor from its first use, one whose listener takes a single
-// peer. Each comes as a correct variant, which must pass the cases that concern it, and a
-// variant with the bug a library of that kind really has, which those cases must fail. All are
-// the unix transport underneath, changed only where their kind differs. Driven by
-// selftest_test.cc; not run directly by ctest.
+// that keeps a process-wide descriptor from its first use, one that writes on an I/O thread of
+// its own, one whose listener takes a single peer. Each comes as a correct variant, which must pass the cases that
+// concern it, and a variant with the bug a library of that kind really has, which those cases must fail. All are the
+// unix transport underneath, changed only where their kind differs. Driven by selftest_test.cc; not run directly by
+// ctest.
 #pragma once
 
 #include <poll.h>
@@ -236,6 +236,98 @@ struct WarmContextAdapter : ContextAdapter<true, kWarm> {
   static void WarmUp() { GlobalContext<true>::Touch(); }
 };
 using ColdContextAdapter = ContextAdapter<false, kCold>;
+
+// ---- sends on an I/O thread of its own ---------------------------------------------------------
+// Send queues the message and returns; a writer thread writes it. A write's error is kept and
+// reported by the next call, as a library with I/O threads does; the planted bug forgets it (every
+// later send "succeeds", and its message goes nowhere).
+enum class WriteError { kReported, kForgotten };
+
+template <WriteError W>
+class AsyncConnection {
+ public:
+  AsyncConnection() = default;
+  explicit AsyncConnection(StreamConnection c) : s_(std::make_unique<State>()) {
+    s_->inner = std::move(c);
+    s_->writer = std::thread([s = s_.get()] { s->Write(); });
+  }
+  AsyncConnection(AsyncConnection&&) noexcept = default;
+  AsyncConnection& operator=(AsyncConnection&& o) noexcept {
+    if (this != &o) {
+      (void)Close();
+      s_ = std::move(o.s_);
+    }
+    return *this;
+  }
+  ~AsyncConnection() { (void)Close(); }
+
+  Status Send(ByteView m, Deadline) {
+    if (!s_) return MakeError(Errc::Closed, "async: closed");
+    if (m.size() > s_->inner.max_message_size()) return MakeError(Errc::MessageTooLarge, "async: too large");
+    std::lock_guard lock(s_->mu);
+    if (s_->error) return *s_->error;
+    s_->queue.emplace_back(m.begin(), m.end());
+    s_->more.notify_all();
+    return Ok();
+  }
+  Status Receive(Bytes& out, Deadline d) {
+    if (!s_) return MakeError(Errc::Closed, "async: closed");
+    {
+      std::lock_guard lock(s_->mu);
+      if (s_->error) return *s_->error;
+    }
+    return s_->inner.Receive(out, d);
+  }
+  // Lingers: what was queued is written first, as a library's close does.
+  Status Close() {
+    if (!s_) return Ok();
+    {
+      std::lock_guard lock(s_->mu);
+      s_->closing = true;
+      s_->more.notify_all();
+    }
+    s_->writer.join();
+    Status st = s_->inner.Close();
+    s_.reset();
+    return st;
+  }
+  std::size_t max_message_size() const { return s_ ? s_->inner.max_message_size() : 0; }
+
+ private:
+  struct State {
+    StreamConnection inner;
+    std::thread writer;
+    std::mutex mu;
+    std::condition_variable more;
+    std::deque<Bytes> queue;
+    std::optional<Status> error;
+    bool closing = false;
+
+    void Write() {
+      std::unique_lock lock(mu);
+      for (;;) {
+        more.wait(lock, [&] { return closing || !queue.empty(); });
+        if (queue.empty()) return;
+        Bytes m = std::move(queue.front());
+        queue.pop_front();
+        lock.unlock();
+        Status st = inner.Send(m, Deadline::After(Scaled(std::chrono::seconds(10))));
+        lock.lock();
+        if (!st.ok() && W == WriteError::kReported && !error) error = st;
+      }
+    }
+  };
+  std::unique_ptr<State> s_;
+};
+
+inline constexpr char kAsync[] = "async_io";
+inline constexpr char kAsyncForgets[] = "async_io_forgets_errors";
+template <WriteError W, const char* kLabel>
+struct AsyncAdapter : UnixBased<AsyncConnection<W>, kLabel> {
+  static constexpr Caps kCaps = kUnixCaps | Cap::AsyncIo;
+};
+using AsyncReportsAdapter = AsyncAdapter<WriteError::kReported, kAsync>;
+using AsyncForgetsAdapter = AsyncAdapter<WriteError::kForgotten, kAsyncForgets>;
 
 // ---- a listener that takes one peer at a time -------------------------------------------------
 // Accept hands out one connection at a time; while it lives, further connectors wait in the

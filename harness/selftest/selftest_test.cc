@@ -260,6 +260,19 @@ TEST(LibrarySelfTest, AWarmUpHookKeepsALibrarysContextOutOfTheAudit) {
                       {"Basic.ConnectAcceptRoundTrip"}, "eventfd");
 }
 
+// A transport that writes on its own I/O thread reports an injected write error on a later call
+// (within the bound); one that forgets the error is caught.
+TEST(LibrarySelfTest, AnAsynchronousTransportsErrorsMaySurfaceOnALaterCall) {
+  ExpectFairAndCaught(
+      "async_io", {"Fault.*", "PeerDeath.PeerKilledMidMessage"},
+      {"Fault.ResetOnSendIsPeerClosed", "Fault.BrokenPipeOnSendIsPeerClosed",
+       "Fault.EachWriteInTurnFailingIsPeerClosedAndLosesNothingBefore", "Fault.ResetOnReceiveIsPeerClosed"},
+      "async_io_forgets_errors",
+      {"Fault.ResetOnSendIsPeerClosed", "Fault.BrokenPipeOnSendIsPeerClosed",
+       "Fault.EachWriteInTurnFailingIsPeerClosedAndLosesNothingBefore"},
+      "the error may come from a later call within 2 s, scaled; none did");
+}
+
 // A listener of one peer at a time: the cases that need more say UNSUPPORTED with the limit,
 // and a connector beyond it must be refused or queued, not told it is connected and dropped.
 TEST(LibrarySelfTest, ASinglePeerListenerIsJudgedByItsLimit) {

@@ -33,6 +33,7 @@ enum class Cap : uint32_t {
   SharedMemory = 1u << 6,     // the peers share a mapped segment a hostile peer can scribble on
   QueueIo = 1u << 7,          // I/O goes through SysV or POSIX message-queue calls the fault engine interposes
   HttpWire = 1u << 8,         // the wire is HTTP/1.1 at a socket address: hostile HTTP peers (the kHttpWire hooks)
+  AsyncIo = 1u << 9,          // the transport's own threads do the I/O: an injected error may surface on a later call
 };
 
 class Caps {

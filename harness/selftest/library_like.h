@@ -126,14 +126,15 @@ class ListenerOf {
 inline constexpr Caps kUnixCaps = unix_sock::Adapter::kCaps;
 inline constexpr Caps kQuietCaps = Cap::Stream | Cap::CrossProcess | Cap::NamedResource | Cap::SyscallIo;
 
-// The unix adapter's addressing around connection type C (with C(StreamConnection)); kQuiet
-// leaves PeerDeathDetect (and RawPeer: the framing differs) out of the capabilities.
-template <class C, const char* kLabel, bool kQuiet = false>
+// The unix adapter's addressing around connection type C (with C(StreamConnection)) and
+// listener type L (with L(unix_sock::Listener)); kQuiet leaves PeerDeathDetect (and RawPeer: the
+// framing differs) out of the capabilities.
+template <class C, const char* kLabel, bool kQuiet = false, class L = ListenerOf<C>>
 struct UnixBased {
   static constexpr std::string_view kName = kLabel;
   static constexpr Caps kCaps = kQuiet ? kQuietCaps : kUnixCaps;
   using Connection = C;
-  using Listener = ListenerOf<C>;
+  using Listener = L;
   static std::string Address(const EndpointSpec& s) { return unix_sock::Adapter::Address(s); }
   static Result<Listener> Listen(const std::string& a) {
     auto l = unix_sock::Listen(a);
@@ -467,23 +468,8 @@ class OnePeerListener {
 };
 
 template <Extra E, const char* kLabel>
-struct OnePeerAdapter {
-  static constexpr std::string_view kName = kLabel;
-  static constexpr Caps kCaps = kUnixCaps;
+struct OnePeerAdapter : UnixBased<SlotConnection, kLabel, false, OnePeerListener<E>> {
   static constexpr std::size_t kMaxPeers = 1;
-  using Connection = SlotConnection;
-  using Listener = OnePeerListener<E>;
-  static std::string Address(const EndpointSpec& s) { return unix_sock::Adapter::Address(s); }
-  static Result<Listener> Listen(const std::string& a) {
-    auto l = unix_sock::Listen(a);
-    if (!l.ok()) return std::move(l).error();
-    return Listener(std::move(*l));
-  }
-  static Result<Connection> Connect(const std::string& a, Deadline d) {
-    auto c = unix_sock::Connect(a, d);
-    if (!c.ok()) return std::move(c).error();
-    return SlotConnection(std::move(*c));
-  }
 };
 inline constexpr char kOnePeer[] = "one_peer";
 inline constexpr char kOnePeerIgnoresExtra[] = "one_peer_ignores_extra";

@@ -37,11 +37,13 @@ RunResult RunBattery(const std::string& filter, const std::string& flags = "", c
   return r;
 }
 
-std::string Filter(const std::string& transport, const std::vector<std::string>& cases) {
+// "Group.Case" names of `transport`, as a gtest filter in the battery instantiated as `prefix`.
+std::string Filter(const std::string& transport, const std::vector<std::string>& cases,
+                   const std::string& prefix = "Broken") {
   std::string f;
   for (const auto& c : cases) {
     auto dot = c.find('.');
-    f += (f.empty() ? "" : ":") + std::string("Broken/") + c.substr(0, dot) + "/" + transport + c.substr(dot);
+    f += (f.empty() ? "" : ":") + prefix + "/" + c.substr(0, dot) + "/" + transport + c.substr(dot);
   }
   return f;
 }
@@ -204,28 +206,19 @@ TEST(SelfTest, ReplayingACaseGivesTheSameFaults) {
 // ---- fair to libraries: each library-like transport (library_like.h) passes the cases about
 // its kind where it is correct, and its buggy twin fails them ------------------------------------
 
-std::string LibraryFilter(const std::string& transport, const std::vector<std::string>& cases) {
-  std::string f;
-  for (const auto& c : cases) {
-    auto dot = c.find('.');
-    f += (f.empty() ? "" : ":") + std::string("Library/") + c.substr(0, dot) + "/" + transport + c.substr(dot);
-  }
-  return f;
-}
-
 // `correct` passes every case of `groups` (each given as "Group.*"), running the `ran` ones
 // (not skipping them); `buggy` fails each of `caught` and says `must_mention`.
 void ExpectFairAndCaught(const std::string& correct, const std::vector<std::string>& groups,
                          const std::vector<std::string>& ran, const std::string& buggy,
                          const std::vector<std::string>& caught, const std::string& must_mention) {
-  RunResult fair = RunBattery(LibraryFilter(correct, groups), "", "", IPCH_LIBRARIES_BIN);
+  RunResult fair = RunBattery(Filter(correct, groups, "Library"), "", "", IPCH_LIBRARIES_BIN);
   EXPECT_EQ(fair.exit_code, 0) << correct << " is correct for its kind and must pass:\n" << fair.output;
   for (const auto& c : ran) {
     auto dot = c.find('.');
     const std::string ok = "[       OK ] Library/" + c.substr(0, dot) + "/" + correct + c.substr(dot);
     EXPECT_NE(fair.output.find(ok), std::string::npos) << "not run (or not passed): " << ok << "\n" << fair.output;
   }
-  RunResult bad = RunBattery(LibraryFilter(buggy, caught), "", "", IPCH_LIBRARIES_BIN);
+  RunResult bad = RunBattery(Filter(buggy, caught, "Library"), "", "", IPCH_LIBRARIES_BIN);
   EXPECT_NE(bad.exit_code, 0) << buggy << " passed:\n" << bad.output;
   for (const auto& c : caught) {
     auto dot = c.find('.');
@@ -249,7 +242,8 @@ TEST(LibrarySelfTest, ATransportWithoutDeathDetectionGetsTheWeakerPromise) {
 TEST(LibrarySelfTest, DescriptorsClosedByABackgroundThreadAreWaitedFor) {
   ExpectFairAndCaught("reaper", {"Basic.*", "Lifecycle.*"}, {"Lifecycle.ManyConnectCloseCyclesLeakNothing"},
                       "slow_reaper", {"Basic.ConnectAcceptRoundTrip"}, "ms after the test ended):");
-  RunResult fair = RunBattery(LibraryFilter("reaper", {"Basic.ConnectAcceptRoundTrip"}), "", "", IPCH_LIBRARIES_BIN);
+  RunResult fair =
+      RunBattery(Filter("reaper", {"Basic.ConnectAcceptRoundTrip"}, "Library"), "", "", IPCH_LIBRARIES_BIN);
   EXPECT_NE(fair.output.find("released its last objects"), std::string::npos) << fair.output;
 }
 
@@ -283,7 +277,7 @@ TEST(LibrarySelfTest, ASinglePeerListenerIsJudgedByItsLimit) {
       "one_peer_ignores_extra", {"Lifecycle.ConnectorBeyondThePeerLimitIsRefusedOrQueued"},
       "was told it was connected and its message was taken");
   RunResult fair =
-      RunBattery(LibraryFilter("one_peer", {"Basic.MultipleClientsAreIsolated"}), "", "", IPCH_LIBRARIES_BIN);
+      RunBattery(Filter("one_peer", {"Basic.MultipleClientsAreIsolated"}, "Library"), "", "", IPCH_LIBRARIES_BIN);
   EXPECT_NE(fair.output.find("UNSUPPORTED: one_peer listeners take at most 1 peer(s) at a time (kMaxPeers)"),
             std::string::npos)
       << fair.output;

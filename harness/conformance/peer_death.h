@@ -91,12 +91,12 @@ class PeerDeath : public TransportTest<T> {
     Status st;
     const auto until = Deadline::After(DeathBound());
     while (!until.expired()) {
-      const Clock::duration wait = detects ? SettleBound() : ShortWait();
+      const Clock::duration wait = detects ? Scaled(SettleBound()) : ShortWait();
       const auto t0 = Clock::now();
-      st = c.Send(MakeMessage(0, 4096, salt), Deadline::After(Scaled(wait)));
-      if (const auto took = Clock::now() - t0; !detects && took > Scaled(wait) + DeathBound()) {
-        return ::testing::AssertionFailure() << "a send with a " << Seconds(Scaled(wait)) << " s deadline took "
-                                             << Seconds(took) << " s with a dead peer";
+      st = c.Send(MakeMessage(0, 4096, salt), Deadline::After(wait));
+      if (const auto took = Clock::now() - t0; !detects && took > wait + DeathBound()) {
+        return ::testing::AssertionFailure()
+               << "a send with a " << Seconds(wait) << " s deadline took " << Seconds(took) << " s with a dead peer";
       }
       if (!st.ok() && (detects || !st.Is(Errc::Timeout))) break;
     }
@@ -255,7 +255,11 @@ TYPED_TEST_P(PeerDeath, PeerKilledMidMessage) {
     if (st.ok()) {
       EXPECT_EQ(got, Bytes(s->max_message_size(), std::byte{0x42}));
     } else {
-      IPCH_EXPECT_ERRC(st, PeerClosed) << "the queued message never written must not come torn";
+      // Lost with its process: the survivor learns of the death (or, without PeerDeathDetect,
+      // hears nothing), and never gets a torn message.
+      const bool silence = !this->Has(Cap::PeerDeathDetect) && st.Is(Errc::Timeout);
+      EXPECT_TRUE(st.Is(Errc::PeerClosed) || silence)
+          << "the queued message never written must not come torn: " << st.error().ToString();
       return;
     }
   } else if (send_completed) {

@@ -13,11 +13,18 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <new>
 #include <string>
+#include <string_view>
+#include <type_traits>
+#include <typeinfo>
 #include <utility>
+#include <vector>
 
 #include "ipch/child_process.h"
 #include "ipch/deadline.h"
+#include "ipch/fault.h"
 #include "ipch/peer.h"
 #include "ipch/result.h"
 #include "ipch/testing.h"
@@ -68,6 +75,59 @@ constexpr std::size_t MaxPeers() {
   }
 }
 
+// How an adapter's cross-process peers start: its static constexpr PeerMode kPeerMode (kExec for
+// a library that cannot go on in a forked copy of a threaded process), kAuto otherwise.
+template <class T>
+constexpr ::ipch::testing::PeerMode PeerModeOf() {
+  if constexpr (requires { T::kPeerMode; }) {
+    return T::kPeerMode;
+  } else {
+    return ::ipch::testing::PeerMode::kAuto;
+  }
+}
+
+// A peer connects to an address and runs its body on the connection, or listens on it and runs
+// its body on the listener.
+enum class PeerRole { kClient, kListener };
+template <class T, PeerRole R, class F>
+Status RunPeer(const std::string& address, F& body, ControlChannel& ch) {
+  if constexpr (R == PeerRole::kClient) {
+    auto c = T::Connect(address, Settle());
+    if (!c.ok()) return std::move(c).error();
+    return body(*c, ch);
+  } else {
+    auto l = T::Listen(address);
+    if (!l.ok()) return std::move(l).error();
+    return body(*l, ch);
+  }
+}
+
+// A peer body as an exec'd peer runs it: the same program started again gets the address and the
+// body's closure as bytes, so a body may capture plain values only (numbers, captureless
+// lambdas) — no strings, containers, pointers or references, which mean nothing in another process.
+template <class T, PeerRole R, class F>
+struct ExecPeer {
+  static_assert(std::is_trivially_copyable_v<F>,
+                "a peer body may capture plain values only: an exec'd peer receives its closure as bytes");
+  static std::string Payload(const std::string& address, const F& body) {
+    const auto n = static_cast<uint32_t>(address.size());
+    std::string p(reinterpret_cast<const char*>(&n), sizeof n);
+    p += address;
+    p.append(reinterpret_cast<const char*>(&body), sizeof(F));
+    return p;
+  }
+  static Status Run(std::string_view payload, ControlChannel& ch) {
+    uint32_t n = 0;
+    if (payload.size() >= sizeof n) std::memcpy(&n, payload.data(), sizeof n);
+    if (payload.size() != sizeof n + n + sizeof(F)) return MakeError(Errc::Corrupt, "exec'd peer: malformed payload");
+    const std::string address(payload.substr(sizeof n, n));
+    alignas(F) unsigned char storage[sizeof(F)];
+    std::memcpy(storage, payload.data() + sizeof n + n, sizeof(F));
+    return RunPeer<T, R>(address, *std::launder(reinterpret_cast<F*>(storage)), ch);
+  }
+  static inline const char* const kId = ::ipch::testing::RegisterExecBody(typeid(ExecPeer).name(), &Run);
+};
+
 struct NameOf {
   template <class T>
   static std::string GetName(int) {
@@ -116,17 +176,31 @@ class TransportTest : public ::testing::Test {
     return Pair{std::move(*l), std::move(*c), std::move(*s)};
   }
 
-  // A peer (child process or thread) that connects to `address` and runs `body`.
+  // A peer (child process or thread) that connects to `address` and runs body(connection,
+  // control channel). The body captures plain values only (ExecPeer).
   template <class F>
   Result<Peer> StartClient(const std::string& address, F body) {
-    return Peer::Start(CrossProcess(), [address, body](ControlChannel& ch) -> Status {
-      auto c = T::Connect(address, Settle());
-      if (!c.ok()) return std::move(c).error();
-      return body(*c, ch);
-    });
+    return StartPeer<PeerRole::kClient>(address, body);
+  }
+  // A peer that listens on `address` and runs body(listener, control channel).
+  template <class F>
+  Result<Peer> StartListener(const std::string& address, F body) {
+    return StartPeer<PeerRole::kListener>(address, body);
   }
 
   std::string address_;
+
+ private:
+  template <PeerRole R, class F>
+  static Result<Peer> StartPeer(const std::string& address, F body) {
+    using Exec = ExecPeer<T, R, F>;
+    if (CrossProcess() && ::ipch::testing::ExecPeers(PeerModeOf<T>())) {
+      // The exec'd peer arms the plan armed here, as a forked one inherits it.
+      return Peer::StartExec(Exec::kId, Exec::Payload(address, body), fault::PlanEnvironment());
+    }
+    return Peer::Start(CrossProcess(),
+                       [address, body](ControlChannel& ch) mutable { return RunPeer<T, R>(address, body, ch); });
+  }
 };
 
 #define IPCH_REQUIRE_CAP(cap)                                                           \

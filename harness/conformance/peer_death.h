@@ -49,15 +49,7 @@ class PeerDeath : public TransportTest<T> {
   // Waits for a Receive on `c` to report PeerClosed; fails on a message, another error or a hang.
   template <class C>
   static ::testing::AssertionResult SeesPeerClosed(C& c) {
-    Bytes got;
-    auto t0 = Clock::now();
-    Status st = c.Receive(got, Deadline::After(DeathBound()));
-    if (st.ok())
-      return ::testing::AssertionFailure() << "received a " << got.size() << "-byte message from a dead peer";
-    if (!st.Is(Errc::PeerClosed))
-      return ::testing::AssertionFailure() << "expected PeerClosed, got " << st.error().ToString();
-    if (Clock::now() - t0 > DeathBound()) return ::testing::AssertionFailure() << "PeerClosed came too late";
-    return ::testing::AssertionSuccess();
+    return ReceiveEnds(c, DeathBound(), false);
   }
   // What the survivor of a killed peer is promised. With Cap::PeerDeathDetect: SeesPeerClosed.
   // Without it (a transport that cannot tell a dead peer from a silent one), the weaker promise:
@@ -66,18 +58,27 @@ class PeerDeath : public TransportTest<T> {
   template <class C>
   static ::testing::AssertionResult SurvivesDeadPeer(C& c) {
     if (T::kCaps.Has(Cap::PeerDeathDetect)) return SeesPeerClosed(c);
+    return ReceiveEnds(c, ShortWait(), true);
+  }
+  // A Receive with deadline `wait` on `c`, whose peer is gone: PeerClosed (or, `quiet`, Timeout),
+  // never a message, within `wait` (quiet: plus DeathBound).
+  template <class C>
+  static ::testing::AssertionResult ReceiveEnds(C& c, Clock::duration wait, bool quiet) {
     Bytes got;
     const auto t0 = Clock::now();
-    Status st = c.Receive(got, Deadline::After(ShortWait()));
+    Status st = c.Receive(got, Deadline::After(wait));
     const auto took = Clock::now() - t0;
     if (st.ok())
       return ::testing::AssertionFailure() << "received a " << got.size() << "-byte message from a dead peer";
-    if (!st.Is(Errc::Timeout) && !st.Is(Errc::PeerClosed)) {
+    if (!quiet && !st.Is(Errc::PeerClosed))
+      return ::testing::AssertionFailure() << "expected PeerClosed, got " << st.error().ToString();
+    if (quiet && !st.Is(Errc::Timeout) && !st.Is(Errc::PeerClosed)) {
       return ::testing::AssertionFailure() << "without PeerDeathDetect a receive from a dead peer must time out (or "
                                            << "report PeerClosed), got " << st.error().ToString();
     }
-    if (took > ShortWait() + DeathBound()) {
-      return ::testing::AssertionFailure() << "a receive with a " << Seconds(ShortWait()) << " s deadline took "
+    if (!quiet && took > wait) return ::testing::AssertionFailure() << "PeerClosed came too late";
+    if (quiet && took > wait + DeathBound()) {
+      return ::testing::AssertionFailure() << "a receive with a " << Seconds(wait) << " s deadline took "
                                            << Seconds(took) << " s to give up on a dead peer";
     }
     return ::testing::AssertionSuccess();
@@ -126,10 +127,8 @@ class PeerDeath : public TransportTest<T> {
   // A child process that listens on this test's address, sends the listener's address over
   // the control channel, and stays parked until killed.
   Result<Peer> ListenerInChild() {
-    return Peer::Start(true, [want = this->address_](ControlChannel& ch) -> Status {
-      auto l = T::Listen(want);
-      if (!l.ok()) return std::move(l).error();
-      IPCH_RETURN_IF_ERROR(ch.SendString(l->address()));
+    return this->StartListener(this->address_, [](auto& l, ControlChannel& ch) -> Status {
+      IPCH_RETURN_IF_ERROR(ch.SendString(l.address()));
       return ch.WaitSignal(Deadline::Never());
     });
   }
@@ -397,11 +396,9 @@ TYPED_TEST_P(PeerDeath, OrphanedListenerIsReportedAndReclaimed) {
 // objects with paths; a directory that is the address itself may stay).
 TYPED_TEST_P(PeerDeath, NewListenerGetsNothingOfADeadGeneration) {
   IPCH_REQUIRE_CAP(CrossProcess);
-  auto old_listener = Peer::Start(true, [want = this->address_](ControlChannel& ch) -> Status {
-    auto l = TypeParam::Listen(want);
-    if (!l.ok()) return std::move(l).error();
-    IPCH_RETURN_IF_ERROR(ch.SendString(l->address()));
-    for (const auto& p : l->resource_paths()) IPCH_RETURN_IF_ERROR(ch.SendString(p.string()));
+  auto old_listener = this->StartListener(this->address_, [](auto& l, ControlChannel& ch) -> Status {
+    IPCH_RETURN_IF_ERROR(ch.SendString(l.address()));
+    for (const auto& p : l.resource_paths()) IPCH_RETURN_IF_ERROR(ch.SendString(p.string()));
     IPCH_RETURN_IF_ERROR(ch.SendString(""));
     return ch.WaitSignal(Deadline::Never());
   });

@@ -233,6 +233,19 @@ void Arm(const Plan& plan) {
 }
 
 void Disarm() { S().armed.store(false, std::memory_order_release); }
+std::optional<Plan> ArmedPlan() {
+  State& s = S();
+  if (!s.armed.load(std::memory_order_acquire)) return std::nullopt;
+  Plan p;
+  p.seed = s.seed;
+  for (int i = 0; i < s.nrules.load(std::memory_order_acquire); ++i) p.rules.push_back(s.rules[i].rule);
+  return p;
+}
+std::vector<std::string> PlanEnvironment() {
+  auto plan = ArmedPlan();
+  if (!plan) return {};
+  return {std::string(kPlanEnv) + "=" + FormatPlan(*plan)};
+}
 bool Pause() { return S().armed.exchange(false, std::memory_order_acq_rel); }
 void Unpause() { S().armed.store(true, std::memory_order_release); }
 uint64_t InjectedCount() { return S().injected.load(); }

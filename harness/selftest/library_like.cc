@@ -9,4 +9,4 @@ namespace ist = ipch::selftest;
 IPCH_INSTANTIATE_CONFORMANCE(Library, ist::QuietAdapter, ist::QuietOvershootsAdapter, ist::ReaperAdapter,
                              ist::SlowReaperAdapter, ist::WarmContextAdapter, ist::ColdContextAdapter,
                              ist::AsyncReportsAdapter, ist::AsyncForgetsAdapter, ist::OnePeerQueuesAdapter,
-                             ist::OnePeerIgnoresAdapter);
+                             ist::OnePeerIgnoresAdapter, ist::ForkUnsafeAdapter, ist::ForkUnsafeForkedAdapter);

@@ -1,19 +1,21 @@
 // Transports that behave like real IPC libraries in the ways the battery must be fair to: one
 // that cannot tell a dead peer from a silent one, one that closes in a background thread, one
 // that keeps a process-wide descriptor from its first use, one that writes on an I/O thread of
-// its own, one whose listener takes a single peer. Each comes as a correct variant, which must pass the cases that
-// concern it, and a variant with the bug a library of that kind really has, which those cases must fail. All are the
-// unix transport underneath, changed only where their kind differs. Driven by selftest_test.cc; not run directly by
-// ctest.
+// its own, one whose listener takes a single peer, one that cannot go on in a forked child. Each comes as a correct
+// variant, which must pass the cases that concern it, and a variant with the bug a library of that kind really has,
+// which those cases must fail. All are the unix transport underneath, changed only where their kind differs. Driven by
+// selftest_test.cc; not run directly by ctest.
 #pragma once
 
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -23,11 +25,23 @@
 #include <utility>
 #include <vector>
 
+#include "ipch/peer.h"
 #include "ipch/transport.h"
 #include "transports/stream/socket_util.h"
 #include "transports/unix/unix.h"
 
 namespace ipch::selftest {
+
+// What waiting for something that never comes looks like: WouldBlock for an expired deadline,
+// forever for Never, otherwise Timeout once the deadline has passed and `late` more.
+inline Status NothingBefore(Deadline d, const char* what, Clock::duration late = {}) {
+  if (d.expired()) return MakeError(Errc::WouldBlock, what);
+  if (d.never()) {
+    for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+  }
+  std::this_thread::sleep_until(d.at() + late);
+  return MakeError(Errc::Timeout, what);
+}
 
 // ---- no PeerDeathDetect: a clean close says goodbye, a death says nothing --------------------
 // Every message carries a leading byte: 1 for data, 0 for the goodbye Close sends. The end of
@@ -91,14 +105,8 @@ class QuietConnection {
   // What a silent peer looks like: nothing until the deadline. The planted bug gives up only
   // 3 s (scaled) after it, as a library that waits out a keepalive interval of its own would.
   static Status Silent(Deadline d) {
-    if (d.expired()) return MakeError(Errc::WouldBlock, "quiet: nothing from the peer");
-    if (d.never()) {
-      for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
-    }
-    auto until = d.at();
-    if (S == Silence::kOvershoots) until += Scaled(std::chrono::seconds(3));
-    std::this_thread::sleep_until(until);
-    return MakeError(Errc::Timeout, "quiet: nothing from the peer");
+    const Clock::duration late = S == Silence::kOvershoots ? Scaled(std::chrono::seconds(3)) : Clock::duration{};
+    return NothingBefore(d, "quiet: nothing from the peer", late);
   }
 
   StreamConnection inner_;
@@ -393,11 +401,7 @@ class OnePeerListener {
 
   Result<SlotConnection> Accept(Deadline d) {
     if (!state_) return MakeError(Errc::Closed, "one peer: closed");
-    if (state_->slot->Live()) {
-      if (d.expired()) return MakeError(Errc::WouldBlock, "one peer: the slot is taken");
-      if (!d.never()) std::this_thread::sleep_until(d.at());
-      return MakeError(Errc::Timeout, "one peer: the slot is taken");
-    }
+    if (state_->slot->Live()) return NothingBefore(d, "one peer: the slot is taken").error();
     Result<StreamConnection> c = MakeError(Errc::Timeout, "one peer: nothing to accept");
     if constexpr (E == Extra::kTakenAndIgnored) {
       c = state_->Next(d);
@@ -475,5 +479,53 @@ inline constexpr char kOnePeer[] = "one_peer";
 inline constexpr char kOnePeerIgnoresExtra[] = "one_peer_ignores_extra";
 using OnePeerQueuesAdapter = OnePeerAdapter<Extra::kWaitsInTheBacklog, kOnePeer>;
 using OnePeerIgnoresAdapter = OnePeerAdapter<Extra::kTakenAndIgnored, kOnePeerIgnoresExtra>;
+
+// ---- cannot go on in a forked child ------------------------------------------------------------
+// A library with an I/O thread from its first use that refuses to run in a forked copy of its
+// process, as nng does ("not fork-reentrant safe"): a fork handler marks the child, and every
+// later call there aborts. The battery must start its peers by exec for it (its thread makes
+// PeerMode::kAuto choose exec); the variant whose adapter insists on fork shows what that costs.
+struct ForkUnsafeLibrary {
+  static void Use() {
+    static const bool started = [] {
+      ::pthread_atfork(nullptr, nullptr, [] { Forked().store(true); });
+      std::thread([] {
+        for (;;) std::this_thread::sleep_for(std::chrono::hours(1));  // the library's I/O thread
+      }).detach();
+      return true;
+    }();
+    (void)started;
+    if (Forked().load()) {
+      static const char kMessage[] = "fork_unsafe: not fork-reentrant safe\n";
+      (void)!::write(STDERR_FILENO, kMessage, sizeof kMessage - 1);
+      std::abort();
+    }
+  }
+  static std::atomic<bool>& Forked() {
+    static std::atomic<bool> forked{false};
+    return forked;
+  }
+};
+
+template <const char* kLabel>
+struct ForkUnsafeBase : UnixBased<StreamConnection, kLabel> {
+  using Base = UnixBased<StreamConnection, kLabel>;
+  static void WarmUp() { ForkUnsafeLibrary::Use(); }
+  static auto Listen(const std::string& a) {
+    ForkUnsafeLibrary::Use();
+    return Base::Listen(a);
+  }
+  static auto Connect(const std::string& a, Deadline d) {
+    ForkUnsafeLibrary::Use();
+    return Base::Connect(a, d);
+  }
+};
+inline constexpr char kForkUnsafe[] = "fork_unsafe";
+inline constexpr char kForkUnsafeForked[] = "fork_unsafe_forked";
+using ForkUnsafeAdapter = ForkUnsafeBase<kForkUnsafe>;
+// The adapter's mistake: it insists on forked peers for a library that cannot have them.
+struct ForkUnsafeForkedAdapter : ForkUnsafeBase<kForkUnsafeForked> {
+  static constexpr ::ipch::testing::PeerMode kPeerMode = ::ipch::testing::PeerMode::kFork;
+};
 
 }  // namespace ipch::selftest

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -157,15 +158,32 @@ std::string ExitInfo::ToString() const {
   return std::string("killed by signal ") + std::to_string(signal) + " (" + strsignal(signal) + ")";
 }
 
-Result<ChildProcess> ChildProcess::Spawn(Body body) {
+namespace {
+
+// The control channel (a socketpair) and the child's error pipe, made with raw syscalls: a fault
+// plan armed around a peer's start must not fail the harness's own plumbing.
+struct Channels {
+  UniqueFd parent_end, child_end, err_read, err_write;
+};
+Result<Channels> OpenChannels() {
   int sv[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+  if (::syscall(SYS_socketpair, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
     return ErrnoError("socketpair for child control");
   }
-  UniqueFd parent_end(sv[0]), child_end(sv[1]);
+  Channels c{UniqueFd(sv[0]), UniqueFd(sv[1]), {}, {}};
   int ep[2];
-  if (::pipe2(ep, O_CLOEXEC) != 0) return ErrnoError("pipe2 for child errors");
-  UniqueFd err_read(ep[0]), err_write(ep[1]);
+  if (::syscall(SYS_pipe2, ep, O_CLOEXEC) != 0) return ErrnoError("pipe2 for child errors");
+  c.err_read.reset(ep[0]);
+  c.err_write.reset(ep[1]);
+  return c;
+}
+
+}  // namespace
+
+Result<ChildProcess> ChildProcess::Spawn(Body body) {
+  auto channels = OpenChannels();
+  if (!channels.ok()) return std::move(channels).error();
+  auto& [parent_end, child_end, err_read, err_write] = *channels;
 
   WaitForOtherThreadsToSleep();
   pid_t pid = ::fork();
@@ -187,6 +205,10 @@ Result<ChildProcess> ChildProcess::Spawn(Body body) {
     }
     ::_exit(code);
   }
+  return Adopt(pid, std::move(parent_end), std::move(err_read));
+}
+
+Result<ChildProcess> ChildProcess::Adopt(pid_t pid, UniqueFd control, UniqueFd errors) {
   {
     std::lock_guard lk(g_spawned_mu);
     Spawned().push_back(pid);
@@ -194,9 +216,67 @@ Result<ChildProcess> ChildProcess::Spawn(Body body) {
   ChildProcess c;
   c.pid_ = pid;
   c.pidfd_ = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-  c.control_ = ControlChannel(std::move(parent_end));
-  c.error_fd_ = std::move(err_read);
+  c.control_ = ControlChannel(std::move(control));
+  c.error_fd_ = std::move(errors);
   return c;
+}
+
+Result<ChildProcess> ChildProcess::SpawnSelf(const std::vector<std::string>& args,
+                                             const std::vector<std::string>& env) {
+  auto channels = OpenChannels();
+  if (!channels.ok()) return std::move(channels).error();
+  auto& [parent_end, child_end, err_read, err_write] = *channels;
+
+  // Everything the child needs is built before the fork: between fork and exec a copy of a
+  // threaded process may only make async-signal-safe calls (no allocation, no locks).
+  std::vector<std::string> argv_text{"ipch-peer"};
+  argv_text.insert(argv_text.end(), args.begin(), args.end());
+  argv_text.push_back("--ipch_peer_fds=" + std::to_string(child_end.get()) + "," + std::to_string(err_write.get()));
+  std::vector<char*> argv;
+  for (auto& a : argv_text) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_text;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    const bool replaced = std::any_of(env.begin(), env.end(), [&](const std::string& mine) {
+      const auto eq = mine.find('=');
+      return eq != std::string::npos && entry.substr(0, eq + 1) == std::string_view(mine).substr(0, eq + 1);
+    });
+    if (!replaced) env_text.emplace_back(entry);
+  }
+  env_text.insert(env_text.end(), env.begin(), env.end());
+  std::vector<char*> envp;
+  for (auto& e : env_text) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  const std::string exec_failed = "exec of /proc/self/exe failed";
+
+  pid_t pid = ::fork();
+  if (pid < 0) return ErrnoError("fork");
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    ::syscall(SYS_fcntl, child_end.get(), F_SETFD, 0);  // these two survive the exec; every
+    ::syscall(SYS_fcntl, err_write.get(), F_SETFD, 0);  // other descriptor of ours is close-on-exec
+    ::syscall(SYS_execve, "/proc/self/exe", argv.data(), envp.data());
+    (void)!::syscall(SYS_write, err_write.get(), exec_failed.data(), exec_failed.size());
+    ::_exit(127);
+  }
+  return Adopt(pid, std::move(parent_end), std::move(err_read));
+}
+
+bool ExecPeerFds(std::string_view arg, int* control, int* errors) {
+  constexpr std::string_view kFlag = "--ipch_peer_fds=";
+  if (arg.substr(0, kFlag.size()) != kFlag) return false;
+  const std::string value(arg.substr(kFlag.size()));
+  return std::sscanf(value.c_str(), "%d,%d", control, errors) == 2 && *control >= 0 && *errors >= 0;
+}
+
+int ThreadCount() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("Threads:", 0) == 0) return std::atoi(line.c_str() + 8);
+  }
+  return 1;
 }
 
 ChildProcess::ChildProcess(ChildProcess&& o) noexcept { *this = std::move(o); }

@@ -67,9 +67,18 @@ Status ApplyIsolateFlag(const std::string& arg, IsolateOptions& o) {
     o.serial = v;
     return Ok();
   }
+  if (FlagValue(arg, "ipch_peer_mode", &v, &has)) {
+    // Kept in the environment, where every peer spawn (and every isolated case) reads it.
+    if (v != "auto" && v != "fork" && v != "exec") {
+      return MakeError(Errc::InvalidArgument, "--ipch_peer_mode needs =auto, =fork or =exec, got '" + v + "'");
+    }
+    ::setenv("IPCH_PEER_MODE", v.c_str(), 1);
+    return Ok();
+  }
   return MakeError(Errc::InvalidArgument, "unknown flag " + arg +
                                               " (ipch flags: --ipch_isolate, --ipch_jobs=N, "
-                                              "--ipch_case_timeout=SECONDS, --ipch_serial=PATTERNS)");
+                                              "--ipch_case_timeout=SECONDS, --ipch_serial=PATTERNS, "
+                                              "--ipch_peer_mode=auto|fork|exec)");
 }
 
 bool IsHelpFlag(const std::string& a) {

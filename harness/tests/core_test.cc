@@ -2,10 +2,17 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <mutex>
+#include <string>
 #include <thread>
 
 #include "ipch/child_process.h"
 #include "ipch/deadline.h"
+#include "ipch/peer.h"
 #include "ipch/result.h"
 #include "ipch/temp_dir.h"
 #include "ipch/testing.h"
@@ -170,6 +177,104 @@ TEST(ChildProcess, WaitUntilSleepingSeesBlockedChild) {
   IPCH_EXPECT_OK(WaitUntilSleeping(c->pid(), Deadline::After(std::chrono::seconds(10))));
   c->Kill();
   IPCH_EXPECT_ERRC(WaitUntilSleeping(c->pid(), Deadline::After(Millis(10))), PeerClosed);
+}
+
+// Exec'd peers (ipch/peer.h): this program started again in a peer role, running a registered body.
+Status EchoTwiceReversed(std::string_view payload, ControlChannel& ch) {
+  for (int i = 0; i < 2; ++i) {
+    auto s = ch.ReceiveString(Deadline::After(Scaled(std::chrono::seconds(10))));
+    if (!s.ok()) return std::move(s).error();
+    IPCH_RETURN_IF_ERROR(ch.SendString(std::string(payload) + ":" + std::string(s->rbegin(), s->rend())));
+  }
+  return Ok();
+}
+Status FailsWithPayload(std::string_view payload, ControlChannel&) {
+  return MakeError(Errc::Corrupt, "exec'd body says " + std::string(payload));
+}
+Status ReportsPlanEnvironment(std::string_view, ControlChannel& ch) {
+  const char* v = std::getenv("IPCH_CORE_TEST_MARK");
+  return ch.SendString(v ? v : "(unset)");
+}
+const char* const kEchoBody = ipch::testing::RegisterExecBody("core_test.echo", &EchoTwiceReversed);
+const char* const kFailBody = ipch::testing::RegisterExecBody("core_test.fail", &FailsWithPayload);
+const char* const kEnvBody = ipch::testing::RegisterExecBody("core_test.env", &ReportsPlanEnvironment);
+
+std::string CommandLineOf(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::replace(all.begin(), all.end(), '\0', ' ');
+  return all;
+}
+
+TEST(ExecPeer, RunsTheRegisteredBodyInAFreshProgram) {
+  auto p = ipch::testing::Peer::StartExec(kEchoBody, "pay", {});
+  IPCH_ASSERT_OK(p);
+  ASSERT_TRUE(p->is_process());
+  IPCH_ASSERT_OK(p->control().SendString("abc"));
+  auto r = p->control().ReceiveString(Deadline::After(Scaled(std::chrono::seconds(10))));
+  IPCH_ASSERT_OK(r);
+  EXPECT_EQ(*r, "pay:cba");
+  // Not a fork of this process: its command line is the peer role's, whatever ours is.
+  EXPECT_NE(CommandLineOf(p->pid()).find("--ipch_peer=core_test.echo --ipch_peer_fds="), std::string::npos)
+      << CommandLineOf(p->pid());
+  IPCH_ASSERT_OK(p->control().SendString("xy"));
+  r = p->control().ReceiveString(Deadline::After(Scaled(std::chrono::seconds(10))));
+  IPCH_ASSERT_OK(r);
+  EXPECT_EQ(*r, "pay:yx");
+  IPCH_EXPECT_OK(p->Join(Deadline::After(Scaled(std::chrono::seconds(10)))));
+}
+
+TEST(ExecPeer, ABodysErrorAndAnUnknownBodyComeBackFromJoin) {
+  auto p = ipch::testing::Peer::StartExec(kFailBody, "42", {});
+  IPCH_ASSERT_OK(p);
+  Status st = p->Join(Deadline::After(Scaled(std::chrono::seconds(10))));
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().ToString().find("exec'd body says 42"), std::string::npos) << st.error().ToString();
+  EXPECT_NE(st.error().ToString().find("exited with code 1"), std::string::npos) << st.error().ToString();
+
+  auto q = ipch::testing::Peer::StartExec("core_test.no_such_body", "", {});
+  IPCH_ASSERT_OK(q);
+  st = q->Join(Deadline::After(Scaled(std::chrono::seconds(10))));
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().ToString().find("this program has no peer body core_test.no_such_body"), std::string::npos)
+      << st.error().ToString();
+}
+
+TEST(ExecPeer, GetsTheEnvironmentItIsGivenAndIsKilledForReal) {
+  ::setenv("IPCH_CORE_TEST_MARK", "old", 1);
+  auto p = ipch::testing::Peer::StartExec(kEnvBody, "", {"IPCH_CORE_TEST_MARK=new"});
+  ::unsetenv("IPCH_CORE_TEST_MARK");
+  IPCH_ASSERT_OK(p);
+  auto r = p->control().ReceiveString(Deadline::After(Scaled(std::chrono::seconds(10))));
+  IPCH_ASSERT_OK(r);
+  EXPECT_EQ(*r, "new") << "an entry given replaces the inherited one";
+  auto parked = ipch::testing::Peer::StartExec(kEchoBody, "", {});
+  IPCH_ASSERT_OK(parked);
+  const ExitInfo e = parked->Kill();
+  EXPECT_FALSE(e.exited);
+  EXPECT_EQ(e.signal, SIGKILL);
+  IPCH_EXPECT_OK(p->Join(Deadline::After(Scaled(std::chrono::seconds(10)))));
+}
+
+TEST(ExecPeer, PeerModeComesFromTheEnvironmentThenTheAdapterThenTheThreads) {
+  using ipch::testing::ExecPeers;
+  using ipch::testing::PeerMode;
+  ::setenv("IPCH_PEER_MODE", "fork", 1);
+  EXPECT_FALSE(ExecPeers(PeerMode::kExec));
+  ::setenv("IPCH_PEER_MODE", "exec", 1);
+  EXPECT_TRUE(ExecPeers(PeerMode::kFork));
+  ::unsetenv("IPCH_PEER_MODE");
+  EXPECT_TRUE(ExecPeers(PeerMode::kExec));
+  EXPECT_FALSE(ExecPeers(PeerMode::kFork));
+  ASSERT_EQ(ThreadCount(), 1) << "this test needs to start alone";
+  EXPECT_FALSE(ExecPeers(PeerMode::kAuto)) << "one thread: a fork is safe";
+  std::mutex mu;
+  std::unique_lock lock(mu);
+  std::thread other([&] { std::lock_guard l(mu); });
+  EXPECT_EQ(ThreadCount(), 2);
+  EXPECT_TRUE(ExecPeers(PeerMode::kAuto)) << "another thread: exec";
+  lock.unlock();
+  other.join();
 }
 
 TEST(Testing, MessagesVerifyAndDetectDamage) {

@@ -22,6 +22,7 @@
 #include <functional>
 
 #include "ipch/child_process.h"
+#include "ipch/peer.h"
 #include "ipch/testing.h"
 #include "ipch/unique_fd.h"
 
@@ -302,6 +303,44 @@ TEST(FaultPlanEnv, AnExecdChildArmsItselfFromTheEnvironment) {
   auto miss = RunProbe(IPCH_FAULT_PROBE, "read:EPIPE", "ok", false);
   EXPECT_TRUE(miss.exit.Success()) << "a read rule must leave writes alone: " << miss.exit.ToString() << " "
                                    << miss.err;
+}
+
+// A peer started by exec (ipch/peer.h) with PlanEnvironment() arms the plan armed in its
+// parent, as a forked one inherits it: its own write to a socket fails with the plan's errno.
+Status WriteUnderInheritedPlan(std::string_view, ControlChannel& ch) {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return ErrnoError("socketpair");
+  UniqueFd a(sv[0]), b(sv[1]);
+  const ssize_t w = ::write(a.get(), "x", 1);
+  const auto plan = ArmedPlan();
+  return ch.SendString((w < 0 ? std::string(std::strerror(errno)) : std::string("written")) + " | " +
+                       (plan ? FormatPlan(*plan) : std::string("no plan")));
+}
+const char* const kInheritedPlanBody =
+    ipch::testing::RegisterExecBody("fault_test.inherited_plan", &WriteUnderInheritedPlan);
+
+TEST(FaultPlanEnv, APeerExecdUnderAPlanArmsItToo) {
+  Plan plan;
+  std::string error;
+  ASSERT_TRUE(ParsePlan("seed=5;write:EPIPE,max=1", &plan, &error)) << error;
+  std::string said;
+  {
+    ScopedPlan armed(plan);
+    auto peer = ipch::testing::Peer::StartExec(kInheritedPlanBody, "", PlanEnvironment());
+    IPCH_ASSERT_OK(peer);
+    auto r = peer->control().ReceiveString(Deadline::After(Scaled(std::chrono::seconds(10))));
+    IPCH_ASSERT_OK(r);
+    said = *r;
+    IPCH_EXPECT_OK(peer->Join(Deadline::After(Scaled(std::chrono::seconds(10)))));
+  }
+  EXPECT_EQ(said, std::string(std::strerror(EPIPE)) + " | " + FormatPlan(plan));
+  EXPECT_TRUE(PlanEnvironment().empty()) << "no plan armed, nothing to pass on";
+  auto unarmed = ipch::testing::Peer::StartExec(kInheritedPlanBody, "", PlanEnvironment());
+  IPCH_ASSERT_OK(unarmed);
+  auto r = unarmed->control().ReceiveString(Deadline::After(Scaled(std::chrono::seconds(10))));
+  IPCH_ASSERT_OK(r);
+  EXPECT_EQ(*r, "written | no plan");
+  IPCH_EXPECT_OK(unarmed->Join(Deadline::After(Scaled(std::chrono::seconds(10)))));
 }
 
 TEST(FaultPlanEnv, PreloadedIntoABinaryWithoutOurCode) {

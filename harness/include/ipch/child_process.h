@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ipch/deadline.h"
@@ -47,6 +48,12 @@ class ChildProcess {
   // exits 1). The child never returns into the caller's code: it ends with _exit.
   using Body = std::function<Status(ControlChannel&)>;
   static Result<ChildProcess> Spawn(Body body);
+  // Runs this same program again (/proc/self/exe, exec'd at once in the forked child) with
+  // `args` and `env` ("NAME=value", added to this process's environment) instead of a function:
+  // for libraries that cannot go on in a forked copy of a threaded process. The new program gets
+  // its ends of the control channel and the error pipe as --ipch_peer_fds=<control>,<errors>
+  // (appended to `args`; ExecPeerFds() reads them back). The rest is as for Spawn.
+  static Result<ChildProcess> SpawnSelf(const std::vector<std::string>& args, const std::vector<std::string>& env);
 
   ChildProcess() = default;
   ChildProcess(ChildProcess&& o) noexcept;
@@ -67,6 +74,7 @@ class ChildProcess {
   std::string Describe() const;
 
  private:
+  static Result<ChildProcess> Adopt(pid_t pid, UniqueFd control, UniqueFd errors);
   void Reap(int status);
   pid_t pid_ = -1;
   UniqueFd pidfd_;
@@ -76,6 +84,13 @@ class ChildProcess {
   ExitInfo exit_;
   std::string child_error_;
 };
+
+// In a program started by SpawnSelf: its control channel and error pipe descriptors, parsed
+// from `arg` ("--ipch_peer_fds=C,E"); false if `arg` is not that flag.
+bool ExecPeerFds(std::string_view arg, int* control, int* errors);
+
+// How many threads this process has now (1 when only the calling one).
+int ThreadCount();
 
 // Every pid this process has spawned through ChildProcess (the audit attributes objects by it).
 std::vector<pid_t> SpawnedPids();

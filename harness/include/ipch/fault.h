@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -114,6 +115,11 @@ inline constexpr const char* kPlanEnv = "IPCH_FAULT_PLAN";
 // Arms `plan` process-wide. Not reentrant with another armed plan.
 void Arm(const Plan& plan);
 void Disarm();
+// The plan armed now (not paused), if any.
+std::optional<Plan> ArmedPlan();
+// The environment entry ("IPCH_FAULT_PLAN=<text>") that makes a program exec'd now arm the
+// plan armed here, as a forked child inherits it; none when no plan is armed.
+std::vector<std::string> PlanEnvironment();
 // Number of faults injected since the last Arm (in this process).
 uint64_t InjectedCount();
 // Calls that matched rule `rule`'s operations since the last Arm, fired or not.

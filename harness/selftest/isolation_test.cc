@@ -386,6 +386,99 @@ TEST_F(IsolationTest, SerialCasesNeverOverlap) {
   EXPECT_LT(hang, pass) << r.output;
 }
 
+// ---- a known-failures baseline (--ipch_known, harness/testing/baseline.h) ----------------------
+
+class KnownFailuresTest : public IsolationTest {
+ protected:
+  std::string Baseline(const std::string& text) {
+    const std::string path = dir_ / "known.txt";
+    std::ofstream(path) << text;
+    return path;
+  }
+};
+
+// A listed failure is KNOWN and the run passes, whether the case fails an assertion or crashes,
+// isolated or not; the JUnit report shows it skipped with the reason, not failed.
+TEST_F(KnownFailuresTest, AListedFailureIsKnownAndTheRunPasses) {
+  const std::string known =
+      Baseline("# the fake transport's known failures\n" + kCalm + "FailsAnAssertion  fails on purpose (issue 7)\n\n" +
+               kCrashes + "Seg*\tcrashes on purpose\n");
+  const std::string xml = dir_ / "known.xml";
+  const Ended iso = RunBinary({"--ipch_isolate", "--ipch_known=" + known, "--gtest_output=xml:" + xml,
+                               "--gtest_filter=*.FailsAnAssertion:*.Segfaults:*.Passes"});
+  ASSERT_TRUE(WIFEXITED(iso.status)) << iso.output;
+  EXPECT_EQ(WEXITSTATUS(iso.status), 0) << iso.output;
+  EXPECT_TRUE(
+      Has(iso.output, "[  KNOWN   ] " + kCalm + "FailsAnAssertion: fails on purpose (issue 7) (" + known + ":2)"))
+      << iso.output;
+  EXPECT_TRUE(Has(iso.output, "[  KNOWN   ] " + kCrashes + "Segfaults: crashes on purpose (" + known + ":4)"))
+      << iso.output;
+  EXPECT_TRUE(Has(iso.output, "[  KNOWN   ] 2 tests failed as " + known + " expects:")) << iso.output;
+  EXPECT_FALSE(Has(iso.output, "[  FAILED  ] 1 test, listed below")) << iso.output;
+  EXPECT_TRUE(Has(iso.output, "PASS 1 +1k")) << "the matrix counts known failures apart:\n" << iso.output;
+  const std::string parsed = ParsedJUnit(dir_, xml);
+  EXPECT_TRUE(Has(parsed, "CASE Isolation/Calm/fake.FailsAnAssertion skipped 0 2")) << parsed;
+  EXPECT_TRUE(Has(parsed, "ROOT testsuites 3 0")) << parsed;
+
+  const Ended direct = RunBinary({"--ipch_known=" + known, "--gtest_filter=*.FailsAnAssertion:*.Passes"});
+  ASSERT_TRUE(WIFEXITED(direct.status)) << direct.output;
+  EXPECT_EQ(WEXITSTATUS(direct.status), 0) << direct.output;
+  EXPECT_TRUE(Has(direct.output, "[  KNOWN   ] " + kCalm + "FailsAnAssertion: fails on purpose (issue 7)"))
+      << direct.output;
+  EXPECT_TRUE(Has(direct.output, "[  KNOWN   ] 1 known failure(s) of " + known + "; 0 other failure(s)"))
+      << direct.output;
+}
+
+// An unlisted failure still fails the run; a listed case that passes or is skipped fails it too,
+// so the baseline shrinks as the library is fixed.
+TEST_F(KnownFailuresTest, AnUnexpectedFailurePassOrSkipFailsTheRun) {
+  const std::string known = Baseline(kCalm + "Passes  was broken once\n" + kCalm + "SkipsUnsupported  broken too\n");
+  for (const bool isolate : {true, false}) {
+    std::vector<std::string> args{"--ipch_known=" + known, "--gtest_filter=*.Passes:*.SkipsUnsupported"};
+    if (isolate) args.push_back("--ipch_isolate");
+    const Ended r = RunBinary(args);
+    ASSERT_TRUE(WIFEXITED(r.status)) << r.output;
+    EXPECT_EQ(WEXITSTATUS(r.status), 1) << (isolate ? "isolated: " : "direct: ") << r.output;
+    EXPECT_TRUE(Has(r.output, "[UNEXPECTED] " + kCalm + "Passes passed, but " + known +
+                                  ":1 lists it as a known failure (was broken once): remove the entry"))
+        << r.output;
+    EXPECT_TRUE(Has(r.output, "[UNEXPECTED] " + kCalm + "SkipsUnsupported was skipped, but " + known + ":2"))
+        << r.output;
+  }
+  const Ended other = RunBinary({"--ipch_isolate", "--ipch_known=" + known, "--gtest_filter=*.FailsAnAssertion"});
+  EXPECT_TRUE(WIFEXITED(other.status) && WEXITSTATUS(other.status) == 1) << other.output;
+  EXPECT_TRUE(Has(other.output, "[  FAILED  ] " + kCalm + "FailsAnAssertion")) << other.output;
+}
+
+// A baseline that cannot be trusted stops the run before any case: unreadable, an entry without
+// its reason, or one that matches no test of the program (stale, or misspelt).
+TEST_F(KnownFailuresTest, ABadBaselineIsRefusedWithTheLine) {
+  struct Bad {
+    std::string text, says;
+  };
+  const std::vector<Bad> bad = {
+      {"# fine\n" + kCalm + "Passes\n", ":2: '" + kCalm + "Passes' has no reason: write why the case fails after it"},
+      {kCalm + "NoSuchCase  gone\n", ":1: '" + kCalm + "NoSuchCase' matches no test of this program"},
+      {kCalm + "Passes:" + kCalm + "Hangs  two\n",
+       ":1: '" + kCalm + "Passes:" + kCalm + "Hangs' is one gtest name pattern"},
+  };
+  for (const auto& b : bad) {
+    const std::string path = Baseline(b.text);
+    for (const bool isolate : {true, false}) {
+      std::vector<std::string> args{"--ipch_known=" + path, "--gtest_filter=*.Passes"};
+      if (isolate) args.push_back("--ipch_isolate");
+      const Ended r = RunBinary(args);
+      ASSERT_TRUE(WIFEXITED(r.status)) << r.output;
+      EXPECT_EQ(WEXITSTATUS(r.status), 2) << r.output;
+      EXPECT_TRUE(Has(r.output, "ipch: --ipch_known: " + path + b.says)) << r.output;
+      EXPECT_FALSE(Has(r.output, "[ RUN      ]")) << "no case may run under a bad baseline:\n" << r.output;
+    }
+  }
+  const Ended missing = RunBinary({"--ipch_known=" + (dir_ / "none.txt"), "--gtest_filter=*.Passes"});
+  EXPECT_TRUE(WIFEXITED(missing.status) && WEXITSTATUS(missing.status) == 2) << missing.output;
+  EXPECT_TRUE(Has(missing.output, "reading the known-failures baseline " + (dir_ / "none.txt"))) << missing.output;
+}
+
 TEST_F(IsolationTest, ABadFlagIsRefused) {
   const Ended r = RunBinary({"--ipch_isolate", "--ipch_jobs=0"});
   ASSERT_TRUE(WIFEXITED(r.status)) << r.output;

@@ -75,10 +75,17 @@ Status ApplyIsolateFlag(const std::string& arg, IsolateOptions& o) {
     ::setenv("IPCH_PEER_MODE", v.c_str(), 1);
     return Ok();
   }
+  if (FlagValue(arg, "ipch_known", &v, &has)) {
+    // Kept in the environment too, where the isolated cases read it.
+    if (!has || v.empty())
+      return MakeError(Errc::InvalidArgument, "--ipch_known needs =FILE (a known-failures baseline)");
+    ::setenv("IPCH_KNOWN", v.c_str(), 1);
+    return Ok();
+  }
   return MakeError(Errc::InvalidArgument, "unknown flag " + arg +
                                               " (ipch flags: --ipch_isolate, --ipch_jobs=N, "
                                               "--ipch_case_timeout=SECONDS, --ipch_serial=PATTERNS, "
-                                              "--ipch_peer_mode=auto|fork|exec)");
+                                              "--ipch_peer_mode=auto|fork|exec, --ipch_known=FILE)");
 }
 
 bool IsHelpFlag(const std::string& a) {

@@ -82,7 +82,8 @@ void WriteCase(std::ostream& out, const CaseReport& c) {
   out << "    <testcase" << Attr("name", c.name);
   if (!c.value_param.empty()) out << Attr("value_param", c.value_param);
   if (!c.type_param.empty()) out << Attr("type_param", c.type_param);
-  out << Attr("status", "run") << Attr("result", c.outcome == Outcome::kSkip ? "skipped" : "completed")
+  out << Attr("status", "run")
+      << Attr("result", c.outcome == Outcome::kSkip || c.outcome == Outcome::kKnown ? "skipped" : "completed")
       << Attr("time", Seconds(c.ms)) << Attr("timestamp", Timestamp(c.started)) << Attr("classname", c.suite);
   if (c.parts.empty()) {
     out << " />\n";
@@ -128,7 +129,7 @@ std::string Document(const std::vector<CaseReport>& cases, std::chrono::system_c
     SuiteTotals& t = totals[c.suite];
     ++t.tests;
     t.failures += c.outcome == Outcome::kFail;
-    t.skipped += c.outcome == Outcome::kSkip;
+    t.skipped += c.outcome == Outcome::kSkip || c.outcome == Outcome::kKnown;
     t.ms += c.ms;
     t.started = std::min(t.started, c.started);
     failures += c.outcome == Outcome::kFail;

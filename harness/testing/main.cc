@@ -11,5 +11,5 @@ int main(int argc, char** argv) {
   if (auto status = ipch::testing::RunIsolatedIfRequested(argc, argv)) return *status;
   ::testing::InitGoogleTest(&argc, argv);
   ipch::testing::InstallListeners();
-  return RUN_ALL_TESTS();
+  return ipch::testing::ExitCode(RUN_ALL_TESTS());
 }

@@ -16,6 +16,7 @@
 #include <set>
 #include <sstream>
 
+#include "baseline.h"
 #include "case_process.h"
 #include "case_record.h"
 #include "ipch/audit.h"
@@ -222,7 +223,7 @@ struct Slot {
 };
 
 struct SuiteProgress {
-  int total = 0, done = 0, passed = 0, failed = 0, skipped = 0;
+  int total = 0, done = 0, passed = 0, failed = 0, skipped = 0, known = 0;
   Clock::time_point first = Clock::time_point::max(), last = Clock::time_point::min();
 };
 
@@ -256,6 +257,7 @@ class Supervisor {
   std::vector<std::unique_ptr<Slot>> running_;
   std::vector<CaseReport> reports_;
   std::vector<std::string> failed_;  // "name", or "name: cause" when the process decided
+  std::vector<std::string> known_;   // failed as the known-failures baseline expects
   int passed_ = 0, skipped_ = 0;
   VerdictMatrix matrix_;
   std::map<std::string, SuiteProgress> suites_;
@@ -424,14 +426,30 @@ void Supervisor::Conclude(Slot& s) {
     if (!removed.empty()) block += "  left behind and removed: " + Join(removed) + "\n";
     block += ReplayLine(name) + "[  FAILED  ] " + name + ParamComment(c) + " (" + std::to_string(ms) + " ms)\n";
   }
+  std::string why = cause;
+  const Judged j = Judge(Baseline::FromEnvironment(), name, r.outcome);
+  if (!j.note.empty()) {
+    block += j.note;
+    if (j.outcome == Outcome::kKnown) {
+      // Reported as a skip with the reason (JUnit readers show it neither passed nor failed).
+      for (auto& p : r.parts) p.skipped = true;
+      r.parts.insert(r.parts.begin(), {true, "", j.note});
+    } else {
+      r.parts.push_back({false, "", j.note});
+      why = r.outcome == Outcome::kPass ? "passed, but the baseline lists it as a known failure"
+                                        : "skipped, but the baseline lists it as a known failure";
+    }
+    r.outcome = j.outcome;
+  }
   std::fwrite(block.data(), 1, block.size(), stdout);
   std::fflush(stdout);
-  Record(r, cause, s.started);
+  Record(r, why, s.started);
 }
 
 void Supervisor::Record(const CaseReport& r, const std::string& cause, Clock::time_point started) {
   const std::string name = r.suite + "." + r.name;
   if (r.outcome == Outcome::kFail) failed_.push_back(cause.empty() ? name : name + ": " + cause);
+  if (r.outcome == Outcome::kKnown) known_.push_back(name);
   passed_ += r.outcome == Outcome::kPass;
   skipped_ += r.outcome == Outcome::kSkip;
   matrix_.Add(r.suite, r.outcome);
@@ -440,11 +458,12 @@ void Supervisor::Record(const CaseReport& r, const std::string& cause, Clock::ti
   p.passed += r.outcome == Outcome::kPass;
   p.failed += r.outcome == Outcome::kFail;
   p.skipped += r.outcome == Outcome::kSkip;
+  p.known += r.outcome == Outcome::kKnown;
   p.first = std::min(p.first, started);
   p.last = std::max(p.last, Clock::now());
   if (p.done == p.total) {
     const long long span = std::chrono::duration_cast<std::chrono::milliseconds>(p.last - p.first).count();
-    std::fputs(ProgressLine(r.suite, p.passed, p.failed, p.skipped, span).c_str(), stderr);
+    std::fputs(ProgressLine(r.suite, p.passed, p.failed, p.skipped, span, p.known).c_str(), stderr);
   }
   reports_.push_back(r);
 }
@@ -468,6 +487,11 @@ int Supervisor::Summarize() {
                   " ran, each in its own process. (" + std::to_string(total_ms) + " ms total)\n";
   s += "[  PASSED  ] " + Count(static_cast<size_t>(passed_), "test") + ".\n";
   if (skipped_ > 0) s += "[  SKIPPED ] " + Count(static_cast<size_t>(skipped_), "test") + ".\n";
+  if (!known_.empty()) {
+    s += "[  KNOWN   ] " + Count(known_.size(), "test") + " failed as " + Baseline::FromEnvironment()->path() +
+         " expects:\n";
+    for (const auto& k : known_) s += "[  KNOWN   ] " + k + "\n";
+  }
   if (!failed_.empty()) {
     s += "[  FAILED  ] " + Count(failed_.size(), "test") + ", listed below:\n";
     for (const auto& f : failed_) s += "[  FAILED  ] " + f + "\n";
@@ -499,6 +523,7 @@ int Supervisor::Run() {
     std::fprintf(stderr, "ipch isolate: %s\n", st.error().ToString().c_str());
     return 1;
   }
+  CheckBaselineOrExit();
   if (std::string why = audit::EnsureMqueueMounted(); !why.empty()) std::fprintf(stderr, "ipch: %s\n", why.c_str());
   PrintSweep(audit::SweepDeadOwners());
   auto listed = ListCases();

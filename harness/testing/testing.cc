@@ -8,6 +8,7 @@
 #include <sstream>
 #include <vector>
 
+#include "baseline.h"
 #include "case_record.h"
 #include "ipch/audit.h"
 #include "ipch/temp_dir.h"
@@ -97,9 +98,17 @@ Outcome OutcomeOf(const ::testing::TestResult& r) {
 }
 
 // Progress lines and the transport × group verdicts of a direct run (VerdictMatrix).
+// Under a known-failures baseline it also judges each case (Judge) and says why a verdict changed.
 class MatrixListener : public ::testing::EmptyTestEventListener {
  public:
-  void OnTestEnd(const ::testing::TestInfo& t) override { matrix_.Add(t.test_suite_name(), OutcomeOf(*t.result())); }
+  void OnTestEnd(const ::testing::TestInfo& t) override {
+    const std::string name = std::string(t.test_suite_name()) + "." + t.name();
+    const Judged j = Judge(Baseline::FromEnvironment(), name, OutcomeOf(*t.result()));
+    std::fputs(j.note.c_str(), stdout);
+    matrix_.Add(t.test_suite_name(), j.outcome);
+    failed_ += j.outcome == Outcome::kFail;
+    known_ += j.outcome == Outcome::kKnown;
+  }
 
   void OnTestSuiteEnd(const ::testing::TestSuite& suite) override {
     std::fputs(ProgressLine(suite.name(), suite.successful_test_count(), suite.failed_test_count(),
@@ -108,11 +117,21 @@ class MatrixListener : public ::testing::EmptyTestEventListener {
                stderr);
   }
 
-  void OnTestProgramEnd(const ::testing::UnitTest&) override { std::cout << matrix_.Render() << std::flush; }
+  void OnTestProgramEnd(const ::testing::UnitTest&) override {
+    std::cout << matrix_.Render();
+    if (const Baseline* b = Baseline::FromEnvironment()) {
+      std::cout << "[  KNOWN   ] " << known_ << " known failure(s) of " << b->path() << "; " << failed_
+                << " other failure(s) or unexpected pass(es)\n";
+    }
+    std::cout << std::flush;
+  }
+  int failed() const { return failed_; }
 
  private:
   VerdictMatrix matrix_;
+  int failed_ = 0, known_ = 0;
 };
+MatrixListener* g_matrix = nullptr;
 
 }  // namespace
 
@@ -150,8 +169,17 @@ void InstallListeners() {
   // failure is part of the result that the matrix (or the supervisor's record) and the default
   // printer then report. The supervisor prints progress and the matrix for its children.
   if (role.result_fd >= 0) listeners.Append(NewResultReporter(role.result_fd));
-  if (!role.supervised) listeners.Append(new MatrixListener);
+  if (!role.supervised) {
+    CheckBaselineOrExit();
+    g_matrix = new MatrixListener;
+    listeners.Append(g_matrix);
+  }
   listeners.Append(new AuditListener);
+}
+
+int ExitCode(int rc) {
+  if (g_matrix == nullptr || Baseline::FromEnvironment() == nullptr) return rc;
+  return g_matrix->failed() > 0 ? 1 : 0;
 }
 
 void PrintSweep(const std::vector<std::string>& removed) {

@@ -23,6 +23,8 @@ void VerdictMatrix::Add(const std::string& suite, Outcome outcome) {
   Cell& c = cells_[transport][group];
   if (outcome == Outcome::kSkip) {
     ++c.skipped;
+  } else if (outcome == Outcome::kKnown) {
+    ++c.known;
   } else if (outcome == Outcome::kFail) {
     ++c.failed;
   } else {
@@ -31,10 +33,11 @@ void VerdictMatrix::Add(const std::string& suite, Outcome outcome) {
 }
 
 std::string VerdictMatrix::CellText(const Cell& c) {
-  const int ran = c.passed + c.failed;
+  const int ran = c.passed + c.failed + c.known;
   if (c.failed > 0) return "FAIL " + std::to_string(c.failed) + "/" + std::to_string(ran);
   if (ran == 0) return "UNSUPPORTED";
-  std::string cell = "PASS " + std::to_string(c.passed);
+  std::string cell = c.passed == 0 ? "KNOWN " + std::to_string(c.known) : "PASS " + std::to_string(c.passed);
+  if (c.known && c.passed > 0) cell += " +" + std::to_string(c.known) + "k";
   if (c.skipped) cell += " +" + std::to_string(c.skipped) + "u";
   return cell;
 }
@@ -47,27 +50,32 @@ std::string VerdictMatrix::Render() const {
   out << Pad("transport", 10);
   for (const auto& g : groups_) out << Pad(g, w);
   out << Pad("verdict", 8) << "\n";
+  bool known_seen = false;
   for (const auto& tr : transports_) {
     out << Pad(tr, 10);
-    bool any_fail = false;
+    bool any_fail = false, any_known = false;
     const auto& row = cells_.at(tr);
     for (const auto& g : groups_) {
       auto it = row.find(g);
       out << Pad(it == row.end() ? "-" : CellText(it->second), w);
       any_fail = any_fail || (it != row.end() && it->second.failed > 0);
+      any_known = any_known || (it != row.end() && it->second.known > 0);
     }
-    out << (any_fail ? "FAIL" : "PASS") << "\n";
+    out << (any_fail ? "FAIL" : any_known ? "KNOWN" : "PASS") << "\n";
+    known_seen = known_seen || any_known;
   }
   out << "(+Nu: N cases UNSUPPORTED: a capability or adapter hook the case needs is missing; each skip names it)\n";
+  if (known_seen)
+    out << "(+Nk: N known failures, as the baseline (--ipch_known) lists them; KNOWN: no other failure)\n";
   return out.str();
 }
 
-std::string ProgressLine(const std::string& suite, int passed, int failed, int skipped, long long ms) {
+std::string ProgressLine(const std::string& suite, int passed, int failed, int skipped, long long ms, int known) {
   if (!IsConformanceSuite(suite)) return "";
   char line[512];
-  std::snprintf(line, sizeof line, "[ipch] %-40s %3d passed %3d failed %3d unsupported  %6lld ms\n", suite.c_str(),
+  std::snprintf(line, sizeof line, "[ipch] %-40s %3d passed %3d failed %3d unsupported  %6lld ms", suite.c_str(),
                 passed, failed, skipped, ms);
-  return line;
+  return std::string(line) + (known > 0 ? "  " + std::to_string(known) + " known\n" : "\n");
 }
 
 }  // namespace ipch::testing

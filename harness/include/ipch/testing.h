@@ -31,6 +31,10 @@ std::mt19937_64 Rng();
 
 // Registers the audit, replay-line and matrix listeners. Call after InitGoogleTest.
 void InstallListeners();
+// main's exit code from RUN_ALL_TESTS's `rc`: `rc` itself, or under a known-failures baseline
+// (--ipch_known) 1 exactly when a case failed that the baseline does not list, or a listed one
+// passed or was skipped.
+int ExitCode(int rc);
 
 // Crash isolation (docs/architecture.md): with --ipch_isolate or IPCH_ISOLATE=1, this process
 // becomes a supervisor that runs each selected case in its own child (--ipch_jobs=N at a time,

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <utility>
@@ -81,6 +82,18 @@ class Fault : public TransportTest<T> {
     return Surfaced(receive(), receive);
   }
   // What a failing Surfaced check adds to its message.
+  // The client sends "x" and the server receives under `plan` (a read fault). Without AsyncIo
+  // the plan is armed after the send, so that the fault hits the receive's own read; with it,
+  // before, so that the transport's reader thread reads "x" under it (armed after, that thread
+  // may have read it already, and nothing would be faulted).
+  template <class P>
+  static Status ReceiveUnderReadFault(P& p, const fault::Plan& plan) {
+    std::optional<fault::ScopedPlan> armed;
+    if (T::kCaps.Has(Cap::AsyncIo)) armed.emplace(plan);
+    IPCH_RETURN_IF_ERROR(p.client.Send(AsBytes("x"), Settle()));
+    if (!armed) armed.emplace(plan);
+    return ReceiveUnderFault(p.server);
+  }
   static const char* AsyncNote() {
     return T::kCaps.Has(Cap::AsyncIo) ? " (AsyncIo: the error may come from a later call within 2 s, scaled; none did)"
                                       : "";

@@ -76,9 +76,7 @@ TYPED_TEST_P(Fault, BrokenPipeOnSendIsPeerClosed) {
 TYPED_TEST_P(Fault, ResetOnReceiveIsPeerClosed) {
   IPCH_REQUIRE_CAP(SyscallIo);
   IPCH_CONNECTED(p);
-  IPCH_ASSERT_OK(p.client.Send(AsBytes("x"), Settle()));
-  fault::ScopedPlan armed(this->NthOf(fault::kRead, ECONNRESET, 1));
-  Status st = this->ReceiveUnderFault(p.server);
+  Status st = this->ReceiveUnderReadFault(p, this->NthOf(fault::kRead, ECONNRESET, 1));
   if (fault::InjectedCount() == 0) {
     GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << " reads from descriptors that never fail with ECONNRESET "
                  << "(a FIFO has no connection to reset: its writer's death is an end of file, which PeerDeath checks)";
@@ -89,10 +87,8 @@ TYPED_TEST_P(Fault, ResetOnReceiveIsPeerClosed) {
 TYPED_TEST_P(Fault, HardReadErrorKeepsItsErrno) {
   IPCH_REQUIRE_CAP(SyscallIo);
   IPCH_CONNECTED(p);
-  IPCH_ASSERT_OK(p.client.Send(AsBytes("x"), Settle()));
   // recv(2) fails with ENOMEM when the kernel cannot allocate for it.
-  fault::ScopedPlan armed(this->NthOf(fault::kRead, ENOMEM, 1));
-  Status st = this->ReceiveUnderFault(p.server);
+  Status st = this->ReceiveUnderReadFault(p, this->NthOf(fault::kRead, ENOMEM, 1));
   if (fault::InjectedCount() == 0) {
     GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << " reads from descriptors without hard read errors "
                  << "(a FIFO's read fails only with EINTR or EAGAIN, which EintrEverywhereIsInvisible and "

@@ -148,6 +148,14 @@ Decision Decide(uint32_t op, int fd, const char* name) {
     d.kind = r.rule.kind;
     d.err = err;
     if (d.kind == Kind::kErrno) s.last_errno.store(err, std::memory_order_relaxed);
+    // A reset or a broken pipe ends a connection for every later read too, not only for the
+    // call that saw it: so the socket's reading side is shut for real (later reads: end of
+    // file), or a library that, after a failed write, waits for its reads to fail (libzmq)
+    // would wait for ever on a connection only the fault engine called dead.
+    if (d.kind == Kind::kErrno && (op & kByteIo) != 0 && fd_kind == FdKind::kSocket &&
+        (err == ECONNRESET || err == EPIPE)) {
+      ::syscall(SYS_shutdown, fd, SHUT_RD);
+    }
     d.salt = Mix(s.seed ^ k ^ (static_cast<uint64_t>(op) << 40));
     char what[32];
     if (d.kind == Kind::kShort) {

@@ -184,6 +184,31 @@ TEST(FaultEngine, RegularFilesAndDisarmedCallsAreUntouched) {
   std::filesystem::remove(path);
 }
 
+// A reset or a broken pipe injected into a socket's I/O ends the connection for the reads after it
+// too (the reading side is shut for real), as a real one does; a retryable errno leaves it alone.
+TEST(FaultEngine, AnInjectedResetEndsTheConnectionForLaterReads) {
+  for (const int err : {ECONNRESET, EPIPE}) {
+    SocketPair s;
+    {
+      ScopedPlan armed(Every(kWrite, err));
+      EXPECT_EQ(::write(s.a.get(), "x", 1), -1);
+      EXPECT_EQ(errno, err);
+    }
+    char c;
+    EXPECT_EQ(::recv(s.a.get(), &c, 1, MSG_DONTWAIT), 0) << std::strerror(err) << ": reads must see the end";
+  }
+  SocketPair s;
+  {
+    ScopedPlan armed(Every(kWrite, EAGAIN));
+    EXPECT_EQ(::write(s.a.get(), "x", 1), -1);
+  }
+  char c;
+  EXPECT_EQ(::recv(s.a.get(), &c, 1, MSG_DONTWAIT), -1) << "EAGAIN ends nothing";
+  EXPECT_EQ(errno, EAGAIN);
+  EXPECT_EQ(::write(s.b.get(), "y", 1), 1);
+  EXPECT_EQ(::recv(s.a.get(), &c, 1, MSG_DONTWAIT), 1);
+}
+
 TEST(FaultEngine, ForkedChildInheritsPlanWithFreshCounters) {
   SocketPair s;
   char c = 'x';

@@ -81,7 +81,6 @@ class Fault : public TransportTest<T> {
     };
     return Surfaced(receive(), receive);
   }
-  // What a failing Surfaced check adds to its message.
   // The client sends "x" and the server receives under `plan` (a read fault). Without AsyncIo
   // the plan is armed after the send, so that the fault hits the receive's own read; with it,
   // before, so that the transport's reader thread reads "x" under it (armed after, that thread
@@ -94,6 +93,7 @@ class Fault : public TransportTest<T> {
     if (!armed) armed.emplace(plan);
     return ReceiveUnderFault(p.server);
   }
+  // What a failing Surfaced check adds to its message.
   static const char* AsyncNote() {
     return T::kCaps.Has(Cap::AsyncIo) ? " (AsyncIo: the error may come from a later call within 2 s, scaled; none did)"
                                       : "";

@@ -221,6 +221,8 @@ TEST_P(ProxyTest, ForwardsBothWaysUntouchedAndPassesEof) {
   ::shutdown(t.client.get(), SHUT_WR);
   got = ReadUpTo(t.upstream.get(), 1, Settle());
   EXPECT_EQ(got.end, 0) << "the client's EOF must reach the server";
+  // The proxy counts a write after it returns, so a reader can see the bytes a moment sooner.
+  EXPECT_TRUE(t.proxy->WaitFor([&](const Stats& s) { return s.forwarded[0] >= up.size() && s.forwarded[1] >= down.size(); }, Settle()));
   EXPECT_EQ(t.proxy->stats().forwarded[0], up.size());
   EXPECT_EQ(t.proxy->stats().forwarded[1], down.size());
 }
@@ -232,6 +234,8 @@ TEST_P(ProxyTest, SliceOneWritesEveryByteSeparatelyAndInOrder) {
   ASSERT_TRUE(SendAll(t.upstream.get(), down));
   EXPECT_TRUE(ReadUpTo(t.upstream.get(), up.size(), Settle()).data == up);
   EXPECT_TRUE(ReadUpTo(t.client.get(), down.size(), Settle()).data == down);
+  // The proxy counts a write after it returns: the last byte can be read before it is counted.
+  EXPECT_TRUE(t.proxy->WaitFor([&](const Stats& s) { return s.forwarded[0] >= up.size() && s.forwarded[1] >= down.size(); }, Settle()));
   const Stats st = t.proxy->stats();
   EXPECT_EQ(st.segments[0], up.size()) << "slice=1: one write per byte";
   EXPECT_GE(st.segments[1], down.size() / 5) << "slice=5: segments of at most 5 bytes";

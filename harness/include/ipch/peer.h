@@ -50,8 +50,10 @@ class Peer {
     if (!c.ok()) return std::move(c).error();
     Peer p;
     p.child_ = std::make_unique<ChildProcess>(std::move(*c));
-    if (Status st = p.child_->control().SendString(payload); !st.ok()) {
-      return MakeError(Errc::PeerClosed, "exec'd peer: " + p.child_->Describe());
+    // A peer that ended before it took its payload (an unknown body, a failed exec) is still
+    // started: its Join reports why it ended, as for a forked peer that fails at once.
+    if (Status st = p.child_->control().SendString(payload); !st.ok() && !st.error().Is(Errc::PeerClosed)) {
+      return Error{st.error().code, "exec'd peer: sending its payload: " + st.error().context};
     }
     return p;
   }

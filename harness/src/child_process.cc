@@ -44,7 +44,11 @@ std::vector<pid_t>& Spawned() {
 // none, and a child that inherited one of its locks hangs at its first allocation (seen: a peer
 // forked while the fifo listener's thread was starting). So Spawn first waits, bounded, until
 // no other thread of this process is running: one asleep (poll, futex, read) holds none.
-bool OtherThreadsRunning() {
+// Calls `f(tid)` for every thread of this process but the caller, read from /proc/self/task by
+// raw syscalls (a fault plan armed in a test cannot change what the harness sees). False when the
+// directory cannot be read.
+template <class F>
+bool ForEachOtherThread(F f) {
   struct Dirent64 {
     uint64_t d_ino;
     int64_t d_off;
@@ -56,7 +60,6 @@ bool OtherThreadsRunning() {
   const int dir =
       static_cast<int>(::syscall(SYS_openat, AT_FDCWD, "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dir < 0) return false;
-  bool running = false;
   alignas(8) char buf[4096];
   for (;;) {
     const long n = ::syscall(SYS_getdents64, dir, buf, sizeof buf);
@@ -66,21 +69,33 @@ bool OtherThreadsRunning() {
       off += e->d_reclen;
       if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
       const long tid = std::strtol(e->d_name, nullptr, 10);
-      if (tid == self) continue;
-      char path[64];
-      std::snprintf(path, sizeof path, "/proc/self/task/%ld/stat", tid);
-      const int fd = static_cast<int>(::syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC));
-      if (fd < 0) continue;  // it ended meanwhile
-      char stat[512];
-      const ssize_t r = RawRead(fd, stat, sizeof stat - 1);
-      ::syscall(SYS_close, fd);
-      if (r <= 0) continue;
-      stat[r] = '\0';
-      const char* p = std::strrchr(stat, ')');  // "tid (comm) S ...": comm may hold anything
-      if (p && p[1] == ' ' && p[2] == 'R') running = true;
+      if (tid != self) f(tid);
     }
   }
   ::syscall(SYS_close, dir);
+  return true;
+}
+
+// Forking copies every lock another thread holds at that instant into the child, where no one
+// will release it. glibc's malloc has fork handlers; ASan's allocator (libsanitizer 12) has
+// none, and a child that inherited one of its locks hangs at its first allocation (seen: a peer
+// forked while the fifo listener's thread was starting). So Spawn first waits, bounded, until
+// no other thread of this process is running: one asleep (poll, futex, read) holds none.
+bool OtherThreadsRunning() {
+  bool running = false;
+  ForEachOtherThread([&](long tid) {
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/self/task/%ld/stat", tid);
+    const int fd = static_cast<int>(::syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC));
+    if (fd < 0) return;  // it ended meanwhile
+    char stat[512];
+    const ssize_t r = RawRead(fd, stat, sizeof stat - 1);
+    ::syscall(SYS_close, fd);
+    if (r <= 0) return;
+    stat[r] = '\0';
+    const char* p = std::strrchr(stat, ')');  // "tid (comm) S ...": comm may hold anything
+    if (p && p[1] == ' ' && p[2] == 'R') running = true;
+  });
   return running;
 }
 
@@ -271,12 +286,9 @@ bool ExecPeerFds(std::string_view arg, int* control, int* errors) {
 }
 
 int ThreadCount() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("Threads:", 0) == 0) return std::atoi(line.c_str() + 8);
-  }
-  return 1;
+  int others = 0;
+  ForEachOtherThread([&](long) { ++others; });
+  return 1 + others;
 }
 
 ChildProcess::ChildProcess(ChildProcess&& o) noexcept { *this = std::move(o); }

@@ -427,6 +427,9 @@ TEST_F(KnownFailuresTest, AListedFailureIsKnownAndTheRunPasses) {
       << direct.output;
   EXPECT_TRUE(Has(direct.output, "[  KNOWN   ] 1 known failure(s) of " + known + "; 0 other failure(s)"))
       << direct.output;
+  EXPECT_TRUE(Has(direct.output, "  1 passed   0 failed   0 unsupported")) << "the progress line counts as judged:\n"
+                                                                            << direct.output;
+  EXPECT_TRUE(Has(direct.output, " ms  1 known")) << direct.output;
 }
 
 // An unlisted failure still fails the run; a listed case that passes or is skipped fails it too,
@@ -450,6 +453,31 @@ TEST_F(KnownFailuresTest, AnUnexpectedFailurePassOrSkipFailsTheRun) {
   EXPECT_TRUE(Has(other.output, "[  FAILED  ] " + kCalm + "FailsAnAssertion")) << other.output;
 }
 
+// A '~' entry is for a library's race: the case may fail (KNOWN) or pass (PASS, with a note),
+// and the run passes either way; a skip still fails it, as the entry no longer applies.
+TEST_F(KnownFailuresTest, ASometimesEntryMayPassOrFail) {
+  const std::string known = Baseline("~" + kCalm + "Passes  races in the library\n~" + kCalm +
+                                     "FailsAnAssertion  races too\n~" + kCalm + "SkipsUnsupported  stale\n");
+  for (const bool isolate : {true, false}) {
+    std::vector<std::string> args{"--ipch_known=" + known, "--gtest_filter=*.Passes:*.FailsAnAssertion"};
+    if (isolate) args.push_back("--ipch_isolate");
+    const Ended r = RunBinary(args);
+    const std::string how = isolate ? "isolated: " : "direct: ";
+    ASSERT_TRUE(WIFEXITED(r.status)) << how << r.output;
+    EXPECT_EQ(WEXITSTATUS(r.status), 0) << how << r.output;
+    EXPECT_TRUE(Has(r.output, "[  FLAKY   ] " + kCalm + "Passes passed this time; " + known +
+                                  ":1 says it fails sometimes (races in the library)"))
+        << how << r.output;
+    EXPECT_TRUE(Has(r.output, "[  KNOWN   ] " + kCalm + "FailsAnAssertion: races too (" + known + ":2)"))
+        << how << r.output;
+    EXPECT_TRUE(Has(r.output, "PASS 1 +1k")) << how << r.output;
+  }
+  const Ended skip = RunBinary({"--ipch_isolate", "--ipch_known=" + known, "--gtest_filter=*.SkipsUnsupported"});
+  EXPECT_TRUE(WIFEXITED(skip.status) && WEXITSTATUS(skip.status) == 1) << skip.output;
+  EXPECT_TRUE(Has(skip.output, "[UNEXPECTED] " + kCalm + "SkipsUnsupported was skipped, but " + known + ":3"))
+      << skip.output;
+}
+
 // A baseline that cannot be trusted stops the run before any case: unreadable, an entry without
 // its reason, or one that matches no test of the program (stale, or misspelt).
 TEST_F(KnownFailuresTest, ABadBaselineIsRefusedWithTheLine) {
@@ -459,6 +487,7 @@ TEST_F(KnownFailuresTest, ABadBaselineIsRefusedWithTheLine) {
   const std::vector<Bad> bad = {
       {"# fine\n" + kCalm + "Passes\n", ":2: '" + kCalm + "Passes' has no reason: write why the case fails after it"},
       {kCalm + "NoSuchCase  gone\n", ":1: '" + kCalm + "NoSuchCase' matches no test of this program"},
+      {"~  nothing\n", ":1: '~' is one gtest name pattern"},
       {kCalm + "Passes:" + kCalm + "Hangs  two\n",
        ":1: '" + kCalm + "Passes:" + kCalm + "Hangs' is one gtest name pattern"},
   };

@@ -29,12 +29,14 @@ Result<Baseline> Baseline::Parse(const std::string& path, const std::string& tex
     std::string pattern = line.substr(first, gap - first), reason = line.substr(reason_at);
     while (!reason.empty() && (reason.back() == ' ' || reason.back() == '\t' || reason.back() == '\r'))
       reason.pop_back();
-    if (pattern.find(':') != std::string::npos || pattern.find('-') == 0) {
-      return MakeError(Errc::InvalidArgument, where + ": '" + pattern +
+    const bool sometimes = pattern.front() == '~';
+    if (sometimes) pattern.erase(0, 1);
+    if (pattern.empty() || pattern.find(':') != std::string::npos || pattern.find('-') == 0) {
+      return MakeError(Errc::InvalidArgument, where + ": '" + line.substr(first, gap - first) +
                                                   "' is one gtest name pattern (no ':' lists, "
                                                   "no '-' exclusions)");
     }
-    b.entries_.push_back({pattern, reason, n});
+    b.entries_.push_back({pattern, reason, n, sometimes});
   }
   return b;
 }
@@ -88,6 +90,10 @@ Judged Judge(const Baseline* b, const std::string& full_name, Outcome raw) {
     case Outcome::kFail:
       return {Outcome::kKnown, "[  KNOWN   ] " + full_name + ": " + k->reason + " (" + b->Where(*k) + ")\n"};
     case Outcome::kPass:
+      if (k->sometimes) {
+        return {Outcome::kPass, "[  FLAKY   ] " + full_name + " passed this time; " + b->Where(*k) +
+                                    " says it fails sometimes (" + k->reason + ")\n"};
+      }
       return {Outcome::kFail, "[UNEXPECTED] " + full_name + " passed, but " + said +
                                   ": remove the entry, the baseline must shrink as the failures are fixed\n"};
     default:

@@ -434,7 +434,7 @@ void Supervisor::Conclude(Slot& s) {
       // Reported as a skip with the reason (JUnit readers show it neither passed nor failed).
       for (auto& p : r.parts) p.skipped = true;
       r.parts.insert(r.parts.begin(), {true, "", j.note});
-    } else {
+    } else if (j.outcome == Outcome::kFail) {
       r.parts.push_back({false, "", j.note});
       why = r.outcome == Outcome::kPass ? "passed, but the baseline lists it as a known failure"
                                         : "skipped, but the baseline lists it as a known failure";

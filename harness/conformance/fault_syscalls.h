@@ -156,7 +156,12 @@ TYPED_TEST_P(Fault, EachWriteInTurnFailingIsPeerClosedAndLosesNothingBefore) {
       EXPECT_TRUE(VerifyMessage(got, i, 200 + 700 * i, salt)) << "message " << i;
     }
   });
-  EXPECT_GE(total, 3u) << "each send is at least one write call";
+  // A library's own I/O thread may write several queued messages in one call (AsyncIo).
+  if (this->Has(Cap::AsyncIo)) {
+    EXPECT_GE(total, 1u) << "the exchange's bytes go through write calls";
+  } else {
+    EXPECT_GE(total, 3u) << "each send is at least one write call";
+  }
 }
 
 }  // namespace ipch::conformance

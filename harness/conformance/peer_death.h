@@ -306,12 +306,22 @@ TYPED_TEST_P(PeerDeath, StoppedPeerLosesNothing) {
   IPCH_ASSERT_OK(peer->control().WaitSignal(Settle()));
   IPCH_ASSERT_OK(peer->process()->Stop());
   Bytes got;
-  IPCH_ASSERT_OK(s->Receive(got, Settle()));
-  EXPECT_TRUE(VerifyMessage(got, 0, 100, salt));
-  // A stopped peer is not a dead one: we time out, and nothing is lost when it resumes.
-  IPCH_EXPECT_ERRC(s->Receive(got, Deadline::After(ShortWait())), Timeout);
+  // With AsyncIo a send that returned may still be queued in the peer's own I/O thread, which
+  // the stop froze with it: the first message may then come only once the peer resumes.
+  const bool async = this->Has(Cap::AsyncIo);
+  const Status first = s->Receive(got, async ? Deadline::After(ShortWait()) : Settle());
+  // Either way the stopped peer's silence is a Timeout, and nothing is lost when it resumes.
+  if (!(async && first.Is(Errc::Timeout))) {
+    IPCH_ASSERT_OK(first);
+    EXPECT_TRUE(VerifyMessage(got, 0, 100, salt));
+    IPCH_EXPECT_ERRC(s->Receive(got, Deadline::After(ShortWait())), Timeout);
+  }
   IPCH_ASSERT_OK(peer->control().Signal());
   IPCH_ASSERT_OK(peer->process()->Continue());
+  if (!first.ok()) {
+    IPCH_ASSERT_OK(s->Receive(got, Settle()));
+    EXPECT_TRUE(VerifyMessage(got, 0, 100, salt));
+  }
   IPCH_ASSERT_OK(s->Receive(got, Settle()));
   EXPECT_TRUE(VerifyMessage(got, 1, 100, salt));
   IPCH_ASSERT_PEER_OK(*peer);

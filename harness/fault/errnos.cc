@@ -95,6 +95,9 @@ constexpr Entry kTable[] = {
     {"mq_receive", {EAGAIN, EINTR, ETIMEDOUT, EMSGSIZE, kEnd}, {kEnd}},
     {"mq_timedreceive", {EAGAIN, EINTR, ETIMEDOUT, EMSGSIZE, kEnd}, {kEnd}},
     {"mq_unlink", {EACCES, ENOENT, kEnd}, {kEnd}},
+    // futex(2) FUTEX_WAIT: a signal, the word no longer holding the value expected, the timeout.
+    {"futex_wait", {EINTR, EAGAIN, ETIMEDOUT, kEnd}, {kEnd}},
+    {"futex_wait_untimed", {EINTR, EAGAIN, kEnd}, {kEnd}},
 };
 // clang-format on
 

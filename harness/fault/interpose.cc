@@ -7,6 +7,7 @@
 // - fortified aliases (__read_chk, __recv_chk, __recvfrom_chk, __poll_chk) are hooked too.
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <mqueue.h>
 #include <poll.h>
 #include <pthread.h>
@@ -103,7 +104,7 @@ struct Decision {
 };
 
 // Decides whether this call (of class `op`, on `fd`) gets a fault.
-Decision Decide(uint32_t op, int fd, const char* name) {
+Decision Decide(uint64_t op, int fd, const char* name) {
   State& s = S();
   Decision d;
   if (!s.armed.load(std::memory_order_acquire)) return d;
@@ -115,6 +116,7 @@ Decision Decide(uint32_t op, int fd, const char* name) {
     ArmedRule& r = s.rules[i];
     if ((r.rule.ops & op) == 0) continue;
     if (r.rule.kind == Kind::kShort && (op & kByteIo) == 0) continue;  // short I/O exists only for bytes
+    if (r.rule.kind == Kind::kWake && (op & kWaits) == 0) continue;    // and an early wake-up for waits
     int err = r.rule.err;
     if (r.rule.kind == Kind::kErrno && (err == kTypicalErrno || !r.rule.any_errno)) {
       // Only what this call can really fail with (errnos.cc): another errno skips it, uncounted.
@@ -156,10 +158,12 @@ Decision Decide(uint32_t op, int fd, const char* name) {
         (err == ECONNRESET || err == EPIPE)) {
       ::syscall(SYS_shutdown, fd, SHUT_RD);
     }
-    d.salt = Mix(s.seed ^ k ^ (static_cast<uint64_t>(op) << 40));
+    d.salt = Mix(s.seed ^ k ^ (op << 40) ^ (op >> 24));
     char what[32];
     if (d.kind == Kind::kShort) {
       std::snprintf(what, sizeof what, "short");
+    } else if (d.kind == Kind::kWake) {
+      std::snprintf(what, sizeof what, "woken early");
     } else {
       std::snprintf(what, sizeof what, "errno %d", d.err);
     }
@@ -263,7 +267,7 @@ uint64_t MatchedCalls(std::size_t rule) {
   return rule < static_cast<std::size_t>(s.nrules.load()) ? s.rules[rule].calls.load() : 0;
 }
 
-uint64_t Enumerate(uint32_t ops, int err, const std::function<void(uint64_t n)>& scenario) {
+uint64_t Enumerate(uint64_t ops, int err, const std::function<void(uint64_t n)>& scenario) {
   uint64_t total = 0;
   {
     // A rule that never fires still counts the calls it matches.
@@ -305,6 +309,17 @@ namespace F = ipch::fault;
     return -1;                                \
   }                                           \
   if ((d).fire && (d).kind == Kind::kShort) n_var = ShortLen((d), n_var)
+
+// A wait's fault: an errno, or (kWake) 0 at once with no event reported, as a timeout would.
+#define IPCH_WAIT_FAULT(d, fds, n)                             \
+  if ((d).fire && (d).kind == Kind::kErrno) {                  \
+    errno = (d).err;                                           \
+    return -1;                                                 \
+  }                                                            \
+  if ((d).fire && (d).kind == Kind::kWake) {                   \
+    for (nfds_t i_ = 0; i_ < (n); ++i_) (fds)[i_].revents = 0; \
+    return 0;                                                  \
+  }
 
 extern "C" {
 
@@ -418,10 +433,7 @@ ssize_t recvmsg(int fd, msghdr* m, int flags) {
 int poll(pollfd* fds, nfds_t n, int timeout) {
   IPCH_REAL(poll, int (*)(pollfd*, nfds_t, int));
   auto d = Decide(F::kPoll, n > 0 ? fds[0].fd : -1, "poll");
-  if (d.fire) {
-    errno = d.err;
-    return -1;
-  }
+  IPCH_WAIT_FAULT(d, fds, n);
   return real_poll(fds, n, timeout);
 }
 int __poll_chk(pollfd* fds, nfds_t n, int timeout, size_t) { return poll(fds, n, timeout); }
@@ -429,10 +441,7 @@ int __poll_chk(pollfd* fds, nfds_t n, int timeout, size_t) { return poll(fds, n,
 int ppoll(pollfd* fds, nfds_t n, const timespec* ts, const sigset_t* mask) {
   IPCH_REAL(ppoll, int (*)(pollfd*, nfds_t, const timespec*, const sigset_t*));
   auto d = Decide(F::kPoll, n > 0 ? fds[0].fd : -1, "ppoll");
-  if (d.fire) {
-    errno = d.err;
-    return -1;
-  }
+  IPCH_WAIT_FAULT(d, fds, n);
   return real_ppoll(fds, n, ts, mask);
 }
 
@@ -478,13 +487,22 @@ int connect(int fd, const sockaddr* a, socklen_t al) {
 
 int select(int n, fd_set* r, fd_set* w, fd_set* e, timeval* t) {
   IPCH_REAL(select, int (*)(int, fd_set*, fd_set*, fd_set*, timeval*));
-  IPCH_FAIL_IF(Decide(F::kPoll, -1, "select"), -1);
+  const auto d = Decide(F::kPoll, -1, "select");
+  IPCH_FAIL_IF(d, -1);
+  if (d.fire && d.kind == Kind::kWake) {  // nothing ready: the sets come back empty
+    for (fd_set* set : {r, w, e}) {
+      if (set != nullptr) FD_ZERO(set);
+    }
+    return 0;
+  }
   return real_select(n, r, w, e, t);
 }
 
 int epoll_wait(int epfd, epoll_event* ev, int max, int timeout) {
   IPCH_REAL(epoll_wait, int (*)(int, epoll_event*, int, int));
-  IPCH_FAIL_IF(Decide(F::kPoll, -1, "epoll_wait"), -1);
+  const auto d = Decide(F::kPoll, -1, "epoll_wait");
+  IPCH_FAIL_IF(d, -1);
+  if (d.fire && d.kind == Kind::kWake) return 0;
   return real_epoll_wait(epfd, ev, max, timeout);
 }
 
@@ -710,6 +728,29 @@ int mq_unlink(const char* name) {
   IPCH_REAL(mq_unlink, int (*)(const char*));
   IPCH_FAIL_IF(Decide(F::kMqUnlink, -1, "mq_unlink"), -1);
   return real_mq_unlink(name);
+}
+
+// libc's generic syscall(2): a futex wait has no libc function of its own, so a shared-memory
+// ring waits through this one. Only FUTEX_WAIT and FUTEX_WAIT_BITSET are faulted; every other
+// call (the harness's own raw syscalls among them) goes straight through. Six arguments are
+// taken whatever the call passed, as libc's own syscall(2) does.
+long syscall(long number, ...) {
+  IPCH_REAL(syscall, long (*)(long, ...));
+  va_list ap;
+  va_start(ap, number);
+  long a[6];
+  for (long& x : a) x = va_arg(ap, long);
+  va_end(ap);
+  if (number == SYS_futex) {
+    const int cmd = static_cast<int>(a[1]) & FUTEX_CMD_MASK;
+    if (cmd == FUTEX_WAIT || cmd == FUTEX_WAIT_BITSET) {
+      // Without a timeout a futex wait cannot time out: another entry point, without ETIMEDOUT.
+      const auto d = Decide(F::kFutex, -1, a[3] != 0 ? "futex_wait" : "futex_wait_untimed");
+      IPCH_FAIL_IF(d, -1);
+      if (d.fire && d.kind == Kind::kWake) return 0;  // woken, with nothing changed
+    }
+  }
+  return real_syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
 
 }  // extern "C"

@@ -18,12 +18,12 @@ namespace {
 
 struct Named {
   const char* name;
-  uint32_t value;
+  uint64_t value;
 };
 
 // Groups first: FormatPlan prints the first entry whose bits are all present, then the rest.
-constexpr uint32_t kAll = ~0u;
-constexpr uint32_t kIo = kRead | kWrite | kPoll | kAccept | kConnect;
+constexpr uint64_t kAll = ~uint64_t{0} >> (63 - 32);  // every Op bit, kFutex the highest
+constexpr uint64_t kIo = kRead | kWrite | kPoll | kAccept | kConnect;
 constexpr Named kOps[] = {
     {"all", kAll},
     {"io", kIo},
@@ -65,6 +65,7 @@ constexpr Named kOps[] = {
     {"mq_send", kMqSend},
     {"mq_receive", kMqReceive},
     {"mq_unlink", kMqUnlink},
+    {"futex", kFutex},
 };
 
 #define IPCH_ERRNO(e) \
@@ -139,6 +140,8 @@ bool ParseRule(std::string_view text, Rule* rule, std::string* error) {
   rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
   if (effect == "short") {
     rule->kind = Kind::kShort;
+  } else if (effect == "wake") {
+    rule->kind = Kind::kWake;
   } else if (effect.rfind("delay=", 0) == 0) {
     std::string_view v = effect.substr(6);
     uint64_t unit = 0;
@@ -163,7 +166,8 @@ bool ParseRule(std::string_view text, Rule* rule, std::string* error) {
     if (rule->err == 0 && ParseUint(effect, &n) && n > 0 && n < 4096) rule->err = static_cast<int>(n);
     if (rule->err == 0) {
       return Fail(error, where + ": unknown effect '" + std::string(effect) +
-                             "' (short, an errno number, or one of: " + Choices(kErrnos, std::size(kErrnos)) + ")");
+                             "' (short, wake, delay=N[ms|us], typical, an errno number, or one of: " +
+                             Choices(kErrnos, std::size(kErrnos)) + ")");
     }
   }
   bool has_every = false, has_p = false;
@@ -205,6 +209,8 @@ bool ParseRule(std::string_view text, Rule* rule, std::string* error) {
   if (has_every && has_p) return Fail(error, where + ": give every=N or p=P, not both");
   if (rule->kind == Kind::kShort && (rule->ops & ~kByteIo) != 0)
     return Fail(error, where + ": short applies to read and write only; other calls take an errno");
+  if (rule->kind == Kind::kWake && (rule->ops & ~kWaits) != 0)
+    return Fail(error, where + ": wake applies to poll and futex only; other calls take an errno");
   return true;
 }
 
@@ -242,7 +248,7 @@ std::string FormatPlan(const Plan& plan) {
   for (const Rule& r : plan.rules) {
     s += ';';
     bool first = true;
-    uint32_t left = r.ops;
+    uint64_t left = r.ops;
     for (const auto& o : kOps) {
       if (left != 0 && (left & o.value) == o.value) {
         s += (first ? "" : "|") + std::string(o.name);
@@ -253,6 +259,8 @@ std::string FormatPlan(const Plan& plan) {
     s += ':';
     if (r.kind == Kind::kShort) {
       s += "short";
+    } else if (r.kind == Kind::kWake) {
+      s += "wake";
     } else if (r.kind == Kind::kDelay) {
       s += r.delay_us % 1000 == 0 ? "delay=" + std::to_string(r.delay_us / 1000) + "ms"
                                   : "delay=" + std::to_string(r.delay_us) + "us";

@@ -3,6 +3,7 @@
 #include "ipch/fault.h"
 
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <mqueue.h>
 #include <poll.h>
 #include <sys/epoll.h>
@@ -13,6 +14,7 @@
 #include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -42,16 +44,16 @@ struct SocketPair {
   }
 };
 
-Plan Every(uint32_t ops, int err, uint32_t n = 1, uint32_t max_fires = 0) {
+Plan Every(uint64_t ops, int err, uint32_t n = 1, uint32_t max_fires = 0) {
   return Plan{{Rule{ops, Kind::kErrno, err, n, 0.0, max_fires}}, 1};
 }
-Plan Short(uint32_t ops) { return Plan{{Rule{ops, Kind::kShort, 0, 1, 0.0, 0}}, 1}; }
+Plan Short(uint64_t ops) { return Plan{{Rule{ops, Kind::kShort, 0, 1, 0.0, 0}}, 1}; }
 
 // Runs `call` under a plan that fails every matching call with EPERM (never produced by these
 // calls, so the plan says any_errno: only the injection can produce it) and checks the caller
 // sees it.
 template <class F>
-void ExpectErrnoInjected(uint32_t ops, F call, const char* what) {
+void ExpectErrnoInjected(uint64_t ops, F call, const char* what) {
   Plan plan = Every(ops, EPERM);
   plan.rules[0].any_errno = true;
   ScopedPlan armed(plan);
@@ -233,7 +235,7 @@ TEST(FaultPlanText, ParsesEveryPartAndFormatsBack) {
       << error;
   EXPECT_EQ(p.seed, 42u);
   ASSERT_EQ(p.rules.size(), 3u);
-  EXPECT_EQ(p.rules[0].ops, uint32_t{kRead | kWrite});
+  EXPECT_EQ(p.rules[0].ops, uint64_t{kRead | kWrite});
   EXPECT_EQ(p.rules[0].kind, Kind::kErrno);
   EXPECT_EQ(p.rules[0].err, EINTR);
   EXPECT_EQ(p.rules[0].every_nth, 3u);
@@ -241,7 +243,7 @@ TEST(FaultPlanText, ParsesEveryPartAndFormatsBack) {
   EXPECT_EQ(p.rules[1].every_nth, 0u);
   EXPECT_DOUBLE_EQ(p.rules[1].probability, 0.25);
   EXPECT_EQ(p.rules[1].max_fires, 100u);
-  EXPECT_EQ(p.rules[2].ops, uint32_t{kAccept});
+  EXPECT_EQ(p.rules[2].ops, uint64_t{kAccept});
   EXPECT_EQ(p.rules[2].err, ECONNRESET);  // 104 by number is named on the way back
   EXPECT_EQ(p.rules[2].every_nth, 1u) << "a rule without a trigger fires on every call";
   const std::string text = FormatPlan(p);
@@ -250,10 +252,14 @@ TEST(FaultPlanText, ParsesEveryPartAndFormatsBack) {
   ASSERT_TRUE(ParsePlan(text, &again, &error)) << error;
   EXPECT_EQ(FormatPlan(again), text);
   ASSERT_TRUE(ParsePlan("io:EIO;all:EIO;sysv_msg|mq_open:ENOSPC", &again, &error)) << error;
-  EXPECT_EQ(again.rules[0].ops, uint32_t{kRead | kWrite | kPoll | kAccept | kConnect});
-  EXPECT_EQ(again.rules[1].ops, ~0u);
-  EXPECT_EQ(again.rules[2].ops, uint32_t{kMsgget | kMsgsnd | kMsgrcv | kMsgctl | kMqOpen});
+  EXPECT_EQ(again.rules[0].ops, uint64_t{kRead | kWrite | kPoll | kAccept | kConnect});
+  EXPECT_EQ(again.rules[1].ops, (uint64_t{kFutex} << 1) - 1) << "all: every entry point, the futex wait too";
+  EXPECT_EQ(again.rules[2].ops, uint64_t{kMsgget | kMsgsnd | kMsgrcv | kMsgctl | kMqOpen});
   EXPECT_EQ(FormatPlan(again), "seed=0;io:EIO;all:EIO;sysv_msg|mq_open:ENOSPC");
+  ASSERT_TRUE(ParsePlan("poll|futex:wake,p=0.5;futex:ETIMEDOUT,max=2", &again, &error)) << error;
+  EXPECT_EQ(again.rules[0].kind, Kind::kWake);
+  EXPECT_EQ(again.rules[0].ops, uint64_t{kPoll | kFutex});
+  EXPECT_EQ(FormatPlan(again), "seed=0;poll|futex:wake,p=0.5;futex:ETIMEDOUT,max=2");
 }
 
 TEST(FaultPlanText, BadPlansNameWhatIsWrong) {
@@ -275,6 +281,7 @@ TEST(FaultPlanText, BadPlansNameWhatIsWrong) {
       {"read:EINTR,often=2", "unknown option 'often'"},
       {"read:EINTR,max=0", "max=0"},
       {"mmap:short", "short applies to read and write only"},
+      {"read|futex:wake", "wake applies to poll and futex only"},
       {"seed=x;read:EINTR", "seed 'x'"},
       {"read:EINTR;read:EINTR;read:EINTR;read:EINTR;read:EINTR;read:EINTR;read:EINTR;read:EINTR;read:EINTR",
        "more than 8 rules"},
@@ -388,11 +395,12 @@ struct Ctx {
   void* p = nullptr;
   mqd_t q = static_cast<mqd_t>(-1);
   std::string name;
+  uint32_t word = 0;  // a futex word
 };
 
 struct EntryCase {
   const char* fn;
-  uint32_t op;
+  uint64_t op;
   int err;
   std::function<void(Ctx&)> setup;
   std::function<long(Ctx&)> call;  // returns the call's result; -1 (or MAP_FAILED) means failed
@@ -597,6 +605,16 @@ std::vector<EntryCase> EntryCases() {
        [](Ctx& c) -> long { return ::mq_timedreceive(c.q, buf, 64, nullptr, &soon); }, RmMq},
       {"mq_unlink", kMqUnlink, EACCES, Nothing, [](Ctx&) -> long { return ::mq_unlink("/ipch-no-such-queue"); },
        Nothing},
+      // The word holds 0 and the wait expects 0: unfaulted, both would sleep (the first 10 s).
+      {"futex_wait", kFutex, ETIMEDOUT, Nothing,
+       [](Ctx& c) -> long {
+         static const timespec ten_s{10, 0};
+         return ::syscall(SYS_futex, &c.word, FUTEX_WAIT, 0, &ten_s, nullptr, 0);
+       },
+       Nothing},
+      {"futex_wait_untimed", kFutex, EINTR, Nothing,
+       [](Ctx& c) -> long { return ::syscall(SYS_futex, &c.word, FUTEX_WAIT_BITSET, 0, nullptr, nullptr, ~0u); },
+       Nothing},
   };
 }
 
@@ -627,8 +645,9 @@ TEST(FaultEngine, EveryOtherEntryPointInjectsAndTheCallerSeesIt) {
     EXPECT_EQ(log.back().rfind(std::string(e.fn) + " #1 -> errno " + std::to_string(e.err), 0), 0u) << log.back();
     ++checked;
   }
-  // 15 byte-I/O entry points are covered above; with these the engine interposes 50 functions.
-  EXPECT_EQ(checked, 35);
+  // 15 byte-I/O entry points are covered above; with these the engine has 52 (the two futex
+  // waits are one interposed function, syscall).
+  EXPECT_EQ(checked, 37);
 }
 
 // A call is faulted only with an errno it can really return: close of a socket never fails with
@@ -672,7 +691,7 @@ TEST(FaultEngine, OnlyErrnosTheCallCanReturnAreInjected) {
 
 TEST(FaultEngine, EveryEntryPointHasItsErrnoTable) {
   const auto names = EntryPoints();
-  EXPECT_EQ(names.size(), 50u);
+  EXPECT_EQ(names.size(), 52u);
   for (auto n : names) {
     const auto errs = PossibleErrnos(n);
     if (n == "close" || n == "shmdt") {
@@ -691,6 +710,57 @@ TEST(FaultEngine, EveryEntryPointHasItsErrnoTable) {
   EXPECT_TRUE(p.rules[0].any_errno);
   EXPECT_EQ(p.rules[1].err, kTypicalErrno);
   EXPECT_EQ(FormatPlan(p), "seed=0;close:EIO,any_errno;all:typical");
+}
+
+// A futex wait takes EINTR, EAGAIN, ETIMEDOUT (timed waits only) and early wake-ups; a wake, and
+// every other call made through syscall(2), goes through untouched.
+TEST(FaultEngine, FutexWaitsTakeTheirErrnosAndEarlyWakeUps) {
+  uint32_t word = 0;
+  const timespec ten_s{10, 0};
+  auto wait = [&](const timespec* t) { return ::syscall(SYS_futex, &word, FUTEX_WAIT, 0, t, nullptr, 0); };
+  {
+    ScopedPlan plan(Plan{{Rule{kFutex, Kind::kWake, 0, 1, 0.0, 0}}, 1});
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_EQ(wait(&ten_s), 0) << "woken at once, as a spurious wake-up is";
+    EXPECT_EQ(wait(nullptr), 0);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5)) << "it slept";
+    EXPECT_EQ(InjectedCount(), 2u);
+    EXPECT_EQ(::syscall(SYS_futex, &word, FUTEX_WAKE, 1, nullptr, nullptr, 0), 0) << "a wake is not a wait";
+    EXPECT_EQ(::syscall(SYS_getpid), ::getpid()) << "other syscalls go straight through";
+    EXPECT_EQ(InjectedCount(), 2u);
+    EXPECT_EQ(InjectedLog().back(), "futex_wait_untimed #2 -> woken early");
+  }
+  {
+    ScopedPlan plan(Plan{{Rule{kFutex, Kind::kErrno, ETIMEDOUT, 1, 0.0, 0}}, 1});
+    EXPECT_EQ(wait(&ten_s), -1);
+    EXPECT_EQ(errno, ETIMEDOUT);
+    word = 1;  // the untimed wait cannot time out: not faulted, and the kernel says the word moved
+    EXPECT_EQ(wait(nullptr), -1);
+    EXPECT_EQ(errno, EAGAIN);
+    EXPECT_EQ(InjectedCount(), 1u);
+    EXPECT_EQ(MatchedCalls(0), 1u) << "a call that cannot fail so is not counted";
+  }
+  word = 0;
+  ScopedPlan plan(Plan{{Rule{kFutex, Kind::kErrno, kTypicalErrno, 1, 0.0, 0}}, 1});
+  EXPECT_EQ(wait(&ten_s), -1);
+  EXPECT_EQ(errno, EINTR) << "a futex wait's typical failure is a signal";
+}
+
+// A poll (and select, epoll_wait) woken early reports nothing ready, whatever is.
+TEST(FaultEngine, AWaitWokenEarlyReportsNothingReady) {
+  SocketPair s;
+  ASSERT_EQ(::write(s.b.get(), "x", 1), 1);
+  ScopedPlan plan(Plan{{Rule{kPoll, Kind::kWake, 0, 1, 0.0, 0}}, 1});
+  pollfd p{s.a.get(), POLLIN, 0};
+  EXPECT_EQ(::poll(&p, 1, 1000), 0);
+  EXPECT_EQ(p.revents, 0);
+  fd_set r;
+  FD_ZERO(&r);
+  FD_SET(s.a.get(), &r);
+  timeval tv{1, 0};
+  EXPECT_EQ(::select(s.a.get() + 1, &r, nullptr, nullptr, &tv), 0);
+  EXPECT_FALSE(FD_ISSET(s.a.get(), &r));
+  EXPECT_EQ(InjectedCount(), 2u);
 }
 
 TEST(FaultEngine, ARuleForOneEntryPointLeavesTheOthersAlone) {

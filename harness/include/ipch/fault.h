@@ -16,7 +16,7 @@
 namespace ipch::fault {
 
 // What a rule matches: the five byte-I/O classes, then one bit per other entry point.
-enum Op : uint32_t {
+enum Op : uint64_t {
   kRead = 1u << 0,     // read, readv, recv, recvfrom, recvmsg (+ __*_chk)
   kWrite = 1u << 1,    // write, writev, send, sendto, sendmsg
   kPoll = 1u << 2,     // poll, ppoll, select, epoll_wait
@@ -49,19 +49,26 @@ enum Op : uint32_t {
   kMqSend = 1u << 29,     // mq_send, mq_timedsend
   kMqReceive = 1u << 30,  // mq_receive, mq_timedreceive
   kMqUnlink = 1u << 31,
+  // syscall(SYS_futex, ..., FUTEX_WAIT or FUTEX_WAIT_BITSET, ...): the wait a shared-memory ring
+  // blocks in (libc has no futex function; the `syscall` entry point is interposed for it).
+  kFutex = uint64_t{1} << 32,
 };
 // Short I/O applies to these; every other entry point takes errno faults only.
-inline constexpr uint32_t kByteIo = kRead | kWrite;
+inline constexpr uint64_t kByteIo = kRead | kWrite;
+// Early wake-ups (Kind::kWake) apply to these: the waits that can come back with nothing.
+inline constexpr uint64_t kWaits = kPoll | kFutex;
 
 // kErrno: the call fails with `err`; kShort: byte I/O moves 1..n-1 bytes; kDelay: the call
-// sleeps `delay_us` first, then runs normally (latency without failure).
-enum class Kind { kErrno, kShort, kDelay };
+// sleeps `delay_us` first, then runs normally (latency without failure); kWake: a wait (poll,
+// futex) returns 0 at once without waiting, as a spurious wake-up or a timeout that came early
+// does: nothing is ready, and the caller must look again.
+enum class Kind { kErrno, kShort, kDelay, kWake };
 
 // An `err` that stands for each call's typical failure: the first of its PossibleErrnos().
 inline constexpr int kTypicalErrno = -1;
 
 struct Rule {
-  uint32_t ops = 0;
+  uint64_t ops = 0;
   Kind kind = Kind::kErrno;
   int err = 0;               // for kErrno: an errno, or kTypicalErrno
   uint32_t every_nth = 0;    // fire on calls n, 2n, 3n ... (counted per rule) ; 0: use probability
@@ -96,11 +103,11 @@ inline constexpr std::size_t kMaxPlanRules = 8;
 //   plan   := [seed=N ;] rule { ; rule }
 //   rule   := ops : effect { , option }
 //   ops    := op { | op }        op: read write poll accept connect (classes), any entry point by
-//             name (socket, bind, close, mmap, shmget, msgsnd, mq_open, ...), or a group: io
+//             name (socket, bind, close, mmap, shmget, msgsnd, mq_open, futex, ...), or a group: io
 //             (the five classes), sockets, files, shm, sysv_shm, sysv_msg, mq, all
-//   effect := short (read/write only) | delay=<N>ms | delay=<N>us | EINTR | EAGAIN | ECONNRESET | ... | <errno number>
-//   effect := ... | typical (each call's own typical errno, the first of its PossibleErrnos)
-//   option := every=N (calls N, 2N, ...; the default is every=1) | p=P (probability, decided by
+//   effect := short (read/write only) | wake (poll/futex only) | delay=<N>ms | delay=<N>us | EINTR | EAGAIN |
+//   ECONNRESET | ... | <errno number> effect := ... | typical (each call's own typical errno, the first of its
+//   PossibleErrnos) option := every=N (calls N, 2N, ...; the default is every=1) | p=P (probability, decided by
 //             the seed) | max=N (at most N fires) | any_errno (also where the call could never
 //             fail with that errno)
 // e.g. "seed=7;read|write:EINTR,every=3;write:short,p=0.25,max=100". On a parse error, returns
@@ -128,7 +135,7 @@ uint64_t MatchedCalls(std::size_t rule = 0);
 // match `ops`, then `scenario(n)` for n = 1 .. that count with errno `err` injected at exactly
 // the n-th matching call, so every call site gets its turn. Returns the count. The scenario
 // asserts what must happen; it must make the same calls each time up to the fault.
-uint64_t Enumerate(uint32_t ops, int err, const std::function<void(uint64_t n)>& scenario);
+uint64_t Enumerate(uint64_t ops, int err, const std::function<void(uint64_t n)>& scenario);
 // Human-readable log of the last injected faults ("write #3 -> EINTR"), newest last.
 std::vector<std::string> InjectedLog();
 // True if the interposer is actually in the call path (a self-check run by Arm's callers).

@@ -21,9 +21,9 @@ REGISTER_TYPED_TEST_SUITE_P(Fault, EachAcquiringCallFailingInTurnLeavesNothingBe
                             FlippedBitOnTheWireIsCorruptNeverDelivered, RandomBitFlipsNeverDeliverAWrongMessage,
                             EachWriteInTurnFailingIsPeerClosedAndLosesNothingBefore, EintrEverywhereIsInvisible,
                             ShortWritesAreCompleted, ShortReadsAreAssembled, EagainIsRetried,
-                            AcceptInterruptedIsRetried, ResetOnSendIsPeerClosed, BrokenPipeOnSendIsPeerClosed,
-                            ResetOnReceiveIsPeerClosed, HardReadErrorKeepsItsErrno, ConnectRefusedIsPeerClosed,
-                            EintrOnQueueCallsIsInvisible, QueueFullOrEmptyIsWaitedOut,
+                            WaitsWokenEarlyAreWaitedAgain, AcceptInterruptedIsRetried, ResetOnSendIsPeerClosed,
+                            BrokenPipeOnSendIsPeerClosed, ResetOnReceiveIsPeerClosed, HardReadErrorKeepsItsErrno,
+                            ConnectRefusedIsPeerClosed, EintrOnQueueCallsIsInvisible, QueueFullOrEmptyIsWaitedOut,
                             QueueSendOutOfMemoryKeepsItsErrnoAndLosesNothing, QueueRemovedUnderReceiveIsPeerClosed);
 
 }  // namespace ipch::conformance

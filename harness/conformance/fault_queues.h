@@ -18,8 +18,8 @@
 
 namespace ipch::conformance {
 
-inline constexpr uint32_t kQueueSend = fault::kMsgsnd | fault::kMqSend;
-inline constexpr uint32_t kQueueReceive = fault::kMsgrcv | fault::kMqReceive;
+inline constexpr uint64_t kQueueSend = fault::kMsgsnd | fault::kMqSend;
+inline constexpr uint64_t kQueueReceive = fault::kMsgrcv | fault::kMqReceive;
 
 TYPED_TEST_P(Fault, EintrOnQueueCallsIsInvisible) {
   IPCH_REQUIRE_CAP(QueueIo);

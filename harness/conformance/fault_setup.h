@@ -26,11 +26,11 @@ namespace ipch::conformance {
 
 // Calls that acquire something (descriptors, sockets, mappings, segments) and calls that release
 // it. shmctl and msgctl do both (IPC_STAT checks, IPC_RMID removes) and count as releases.
-inline constexpr uint32_t kAcquireCalls =
+inline constexpr uint64_t kAcquireCalls =
     fault::kSocket | fault::kSocketpair | fault::kBind | fault::kListen | fault::kAccept | fault::kConnect |
     fault::kOpen | fault::kPipe | fault::kMkfifo | fault::kMmap | fault::kFtruncate | fault::kShmOpen |
     fault::kMemfdCreate | fault::kShmget | fault::kShmat | fault::kMsgget | fault::kMqOpen;
-inline constexpr uint32_t kReleaseCalls = fault::kClose | fault::kShutdown | fault::kMunmap | fault::kShmUnlink |
+inline constexpr uint64_t kReleaseCalls = fault::kClose | fault::kShutdown | fault::kMunmap | fault::kShmUnlink |
                                           fault::kShmdt | fault::kShmctl | fault::kMsgctl | fault::kMqUnlink;
 
 // Whether a failed setup step reports the errno injected: the errno itself, or the contract's
@@ -71,7 +71,7 @@ std::string SetUpAndTearDown(const std::string& address, const Bytes& msg, Statu
 // Enumerate(ops, err) over SetUpAndTearDown: after each turn, with faults paused, calls
 // check(n, failed_step, status, leaks) and then removes whatever the turn left behind.
 template <class T, class Check>
-uint64_t EnumerateSetUps(const std::string& address, uint32_t ops, int err, uint64_t salt, Check check) {
+uint64_t EnumerateSetUps(const std::string& address, uint64_t ops, int err, uint64_t salt, Check check) {
   const std::string prefix = "ipch-" + std::to_string(::getpid()) + "-";
   const auto& scratch = ::ipch::testing::Current().scratch_dir;
   const Bytes msg = MakeMessage(1, 100, salt);

@@ -139,21 +139,46 @@ TEST(SelfTest, AQueueReceiverTrustingItsChunksIsCaught) {
                "", "naive_queue_control");
 }
 
-// The mutant of the shm transport whose Listen takes a dead owner's rendezvous over in place
-// (harness/selftest/CMakeLists.txt): its control is the reference transport, which passes the
-// case in the reference battery.
-TEST(SelfTest, TakingOverADeadOwnersObjectInPlaceIsCaught) {
-  const std::string c = ".NewListenerGetsNothingOfADeadGeneration";
-  RunResult r = RunBattery("Mutant/PeerDeath/posix_shm_takes_over" + c + ":Mutant/PeerDeath/sysv_shm_takes_over" + c,
-                           "", "", IPCH_MUTANTS_BIN);
+// Runs `group_case` ("Group.Case") over both backings of the shm transport's mutant `name`
+// (harness/selftest/CMakeLists.txt) and checks both fail it, with each of `says` in the output.
+// The control of each mutant is the reference transport, which passes the same case in the
+// reference battery.
+void ExpectMutantCaught(const std::string& name, const std::string& group_case, const std::vector<std::string>& says) {
+  const auto dot = group_case.find('.');
+  const std::string group = group_case.substr(0, dot), c = group_case.substr(dot);
+  RunResult r = RunBattery("Mutant/" + group + "/posix_shm_mutant" + c + ":Mutant/" + group + "/sysv_shm_mutant" + c,
+                           "", "IPCH_MUTATION=" + name, IPCH_MUTANTS_BIN);
   EXPECT_NE(r.exit_code, 0) << r.output;
-  for (const char* t : {"posix_shm_takes_over", "sysv_shm_takes_over"}) {
-    EXPECT_NE(r.output.find(std::string("[  FAILED  ] Mutant/PeerDeath/") + t + c), std::string::npos)
-        << "not caught: " << t << "\n"
+  for (const std::string t : {"posix_shm_mutant", "sysv_shm_mutant"}) {
+    EXPECT_NE(r.output.find("[  FAILED  ] Mutant/" + group + "/" + t + c), std::string::npos)
+        << name << " not caught for " << t << "\n"
         << r.output;
   }
-  EXPECT_NE(r.output.find("is the dead listener's object, taken over in place"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("the new listener got the dead generation's data"), std::string::npos) << r.output;
+  for (const auto& s : says) EXPECT_NE(r.output.find(s), std::string::npos) << "missing: " << s << "\n" << r.output;
+}
+
+// Listen takes a dead owner's rendezvous over in place.
+TEST(SelfTest, TakingOverADeadOwnersObjectInPlaceIsCaught) {
+  ExpectMutantCaught(
+      "takes_over", "PeerDeath.NewListenerGetsNothingOfADeadGeneration",
+      {"is the dead listener's object, taken over in place", "the new listener got the dead generation's data"});
+}
+
+// A futex wait that comes back interrupted fails the call.
+TEST(SelfTest, AFutexWaitTakingEintrForAFailureIsCaught) {
+  ExpectMutantCaught("eintr_fatal", "Fault.EintrEverywhereIsInvisible",
+                     {"Interrupted system call (shm receive: futex wait)"});
+}
+
+// A wait woken with nothing new is taken for the deadline.
+TEST(SelfTest, AWaitWokenEarlyTakenForTheDeadlineIsCaught) {
+  ExpectMutantCaught("wake_is_timeout", "Fault.WaitsWokenEarlyAreWaitedAgain", {"ms before the deadline, after"});
+}
+
+// Once connected, the peer's death is never looked for.
+TEST(SelfTest, NotLookingForAConnectedPeersDeathIsCaught) {
+  ExpectMutantCaught("deaf_to_death", "PeerDeath.PeerKilledMidMessage",
+                     {"expected PeerClosed, got Timeout (shm receive: deadline passed)"});
 }
 
 TEST(SelfTest, CrashingOnHostileBytesIsOneFail) {

@@ -26,12 +26,14 @@ TYPED_TEST_P(Fault, EintrOnQueueCallsIsInvisible) {
   this->EchoUnder(this->PlanOf(kQueueSend | kQueueReceive, fault::Kind::kErrno, EINTR, 0.3));
 }
 
-// A full queue (EAGAIN from a non-blocking send or receive) is waited out, never an error.
+// A full or empty queue is waited out, never an error: what a call that does not wait says
+// (EAGAIN; msgrcv's ENOMSG) and what a timed POSIX queue call says when its wait ran out
+// (ETIMEDOUT), each only where the call can say it (the engine skips a blocking call's EAGAIN).
 TYPED_TEST_P(Fault, QueueFullOrEmptyIsWaitedOut) {
   IPCH_REQUIRE_CAP(QueueIo);
-  // What each call says for "full" or "empty" without waiting: EAGAIN, except msgrcv's ENOMSG.
   fault::Plan plan = this->PlanOf(kQueueSend | fault::kMqReceive, fault::Kind::kErrno, EAGAIN, 0.3);
   plan.rules.push_back({fault::kMsgrcv, fault::Kind::kErrno, ENOMSG, 0, 0.3, 0});
+  plan.rules.push_back({fault::kMqSend | fault::kMqReceive, fault::Kind::kErrno, ETIMEDOUT, 0, 0.3, 0});
   this->EchoUnder(plan);
 }
 

@@ -90,9 +90,10 @@ constexpr Entry kTable[] = {
     {"msgrcv", {EINTR, ENOMSG, EIDRM, E2BIG, EACCES, EINVAL, kEnd}, {kEnd}},
     {"msgctl", {EACCES, EPERM, EIDRM, EINVAL, kEnd}, {kEnd}},
     {"mq_open", {EMFILE, ENFILE, ENOMEM, ENOSPC, EACCES, EEXIST, ENOENT, EINVAL, kEnd}, {kEnd}},
-    {"mq_send", {EAGAIN, EINTR, ETIMEDOUT, ENOMEM, kEnd}, {kEnd}},
+    // Without a timeout mq_send and mq_receive cannot time out.
+    {"mq_send", {EAGAIN, EINTR, ENOMEM, kEnd}, {kEnd}},
     {"mq_timedsend", {EAGAIN, EINTR, ETIMEDOUT, ENOMEM, kEnd}, {kEnd}},
-    {"mq_receive", {EAGAIN, EINTR, ETIMEDOUT, EMSGSIZE, kEnd}, {kEnd}},
+    {"mq_receive", {EAGAIN, EINTR, EMSGSIZE, kEnd}, {kEnd}},
     {"mq_timedreceive", {EAGAIN, EINTR, ETIMEDOUT, EMSGSIZE, kEnd}, {kEnd}},
     {"mq_unlink", {EACCES, ENOENT, kEnd}, {kEnd}},
     // futex(2) FUTEX_WAIT: a signal, the word no longer holding the value expected, the timeout.

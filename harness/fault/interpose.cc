@@ -81,6 +81,22 @@ FdKind KindOf(int fd) {
   return S_ISSOCK(st.st_mode) ? FdKind::kSocket : S_ISFIFO(st.st_mode) ? FdKind::kFifo : FdKind::kOther;
 }
 
+// "Would block" (EAGAIN from byte I/O, accept, connect, msgsnd and the POSIX queue calls;
+// ENOMSG from msgrcv) is what a call says only when it was asked not to wait: a blocking call
+// waits instead (a socket's receive timeout aside, whose EAGAIN means that time has passed,
+// which no injected fault can fake). `nowait` is what the hook knows: 1 a flag said so
+// (MSG_DONTWAIT, IPC_NOWAIT, a queue opened O_NONBLOCK), 0 it blocks, -1 ask the descriptor.
+bool WouldBlockErrno(uint64_t op, int err) {
+  if (err == ENOMSG) return (op & kMsgrcv) != 0;
+  return err == EAGAIN && (op & (kByteIo | kAccept | kConnect | kMsgsnd | kMqSend | kMqReceive)) != 0;
+}
+bool DoesNotWait(int nowait, int fd) {
+  if (nowait >= 0) return nowait == 1;
+  if (fd < 0) return true;
+  const long flags = ::syscall(SYS_fcntl, fd, F_GETFL);
+  return flags >= 0 && (flags & O_NONBLOCK) != 0;
+}
+
 // Whether `err` is among `list` (a 0-terminated PossibleErrnos list; null: an unknown name).
 bool Among(const int* list, int err) {
   for (; list != nullptr && *list != 0; ++list) {
@@ -103,8 +119,8 @@ struct Decision {
   uint64_t salt = 0;
 };
 
-// Decides whether this call (of class `op`, on `fd`) gets a fault.
-Decision Decide(uint64_t op, int fd, const char* name) {
+// Decides whether this call (of class `op`, on `fd`; `nowait` as for DoesNotWait) gets a fault.
+Decision Decide(uint64_t op, int fd, const char* name, int nowait = -1) {
   State& s = S();
   Decision d;
   if (!s.armed.load(std::memory_order_acquire)) return d;
@@ -119,10 +135,17 @@ Decision Decide(uint64_t op, int fd, const char* name) {
     if (r.rule.kind == Kind::kWake && (op & kWaits) == 0) continue;    // and an early wake-up for waits
     int err = r.rule.err;
     if (r.rule.kind == Kind::kErrno && (err == kTypicalErrno || !r.rule.any_errno)) {
-      // Only what this call can really fail with (errnos.cc): another errno skips it, uncounted.
+      // Only what this call can really fail with (errnos.cc), in the mode it was made in:
+      // another errno skips it, uncounted.
       const int* possible = ErrnosOf(name, fd_kind == FdKind::kFifo);
-      if (err == kTypicalErrno) err = possible != nullptr ? possible[0] : 0;
+      if (err == kTypicalErrno) {
+        err = 0;
+        for (const int* e = possible; e != nullptr && *e != 0 && err == 0; ++e) {
+          if (!WouldBlockErrno(op, *e) || DoesNotWait(nowait, fd)) err = *e;
+        }
+      }
       if (err == 0 || (!r.rule.any_errno && !Among(possible, err))) continue;
+      if (!r.rule.any_errno && WouldBlockErrno(op, err) && !DoesNotWait(nowait, fd)) continue;
     }
     uint64_t k = r.calls.fetch_add(1, std::memory_order_relaxed) + 1;
     bool fire;
@@ -171,6 +194,16 @@ Decision Decide(uint64_t op, int fd, const char* name) {
     return d;
   }
   return d;
+}
+
+// What a call's flags say about waiting (for Decide): MSG_DONTWAIT does not wait; otherwise
+// the descriptor decides.
+int NoWait(int flags) { return (flags & MSG_DONTWAIT) != 0 ? 1 : -1; }
+// Whether a POSIX queue descriptor was opened (or set) O_NONBLOCK: asked of the kernel directly.
+int QueueNoWait(mqd_t q) {
+  mq_attr a{};
+  if (::syscall(SYS_mq_getsetattr, q, nullptr, &a) != 0) return -1;
+  return (a.mq_flags & O_NONBLOCK) != 0 ? 1 : 0;
 }
 
 // A short count in [1, n-1] (n >= 2), chosen from the decision's salt.
@@ -340,7 +373,7 @@ ssize_t write(int fd, const void* buf, size_t n) {
 
 ssize_t recv(int fd, void* buf, size_t n, int flags) {
   IPCH_REAL(recv, ssize_t(*)(int, void*, size_t, int));
-  auto d = Decide(F::kRead, fd, "recv");
+  auto d = Decide(F::kRead, fd, "recv", F::NoWait(flags));
   IPCH_ERRNO_OR_SHORT(d, n);
   return real_recv(fd, buf, n, flags);
 }
@@ -348,14 +381,14 @@ ssize_t __recv_chk(int fd, void* buf, size_t n, size_t, int flags) { return recv
 
 ssize_t send(int fd, const void* buf, size_t n, int flags) {
   IPCH_REAL(send, ssize_t(*)(int, const void*, size_t, int));
-  auto d = Decide(F::kWrite, fd, "send");
+  auto d = Decide(F::kWrite, fd, "send", F::NoWait(flags));
   IPCH_ERRNO_OR_SHORT(d, n);
   return real_send(fd, buf, n, flags);
 }
 
 ssize_t recvfrom(int fd, void* buf, size_t n, int flags, sockaddr* a, socklen_t* al) {
   IPCH_REAL(recvfrom, ssize_t(*)(int, void*, size_t, int, sockaddr*, socklen_t*));
-  auto d = Decide(F::kRead, fd, "recvfrom");
+  auto d = Decide(F::kRead, fd, "recvfrom", F::NoWait(flags));
   IPCH_ERRNO_OR_SHORT(d, n);
   return real_recvfrom(fd, buf, n, flags, a, al);
 }
@@ -365,7 +398,7 @@ ssize_t __recvfrom_chk(int fd, void* buf, size_t n, size_t, int flags, sockaddr*
 
 ssize_t sendto(int fd, const void* buf, size_t n, int flags, const sockaddr* a, socklen_t al) {
   IPCH_REAL(sendto, ssize_t(*)(int, const void*, size_t, int, const sockaddr*, socklen_t));
-  auto d = Decide(F::kWrite, fd, "sendto");
+  auto d = Decide(F::kWrite, fd, "sendto", F::NoWait(flags));
   IPCH_ERRNO_OR_SHORT(d, n);
   return real_sendto(fd, buf, n, flags, a, al);
 }
@@ -396,7 +429,7 @@ ssize_t writev(int fd, const iovec* iov, int cnt) {
 
 ssize_t sendmsg(int fd, const msghdr* m, int flags) {
   IPCH_REAL(sendmsg, ssize_t(*)(int, const msghdr*, int));
-  auto d = Decide(F::kWrite, fd, "sendmsg");
+  auto d = Decide(F::kWrite, fd, "sendmsg", F::NoWait(flags));
   int cnt = static_cast<int>(m->msg_iovlen);
   size_t n = F::IovLen(m->msg_iov, cnt), full = n;
   IPCH_ERRNO_OR_SHORT(d, n);
@@ -412,7 +445,7 @@ ssize_t sendmsg(int fd, const msghdr* m, int flags) {
 
 ssize_t recvmsg(int fd, msghdr* m, int flags) {
   IPCH_REAL(recvmsg, ssize_t(*)(int, msghdr*, int));
-  auto d = Decide(F::kRead, fd, "recvmsg");
+  auto d = Decide(F::kRead, fd, "recvmsg", F::NoWait(flags));
   int cnt = static_cast<int>(m->msg_iovlen);
   size_t n = F::IovLen(m->msg_iov, cnt), full = n;
   IPCH_ERRNO_OR_SHORT(d, n);
@@ -669,13 +702,13 @@ int msgget(key_t key, int flags) {
 
 int msgsnd(int id, const void* msg, size_t n, int flags) {
   IPCH_REAL(msgsnd, int (*)(int, const void*, size_t, int));
-  IPCH_FAIL_IF(Decide(F::kMsgsnd, -1, "msgsnd"), -1);
+  IPCH_FAIL_IF(Decide(F::kMsgsnd, -1, "msgsnd", (flags & IPC_NOWAIT) != 0 ? 1 : 0), -1);
   return real_msgsnd(id, msg, n, flags);
 }
 
 ssize_t msgrcv(int id, void* msg, size_t n, long type, int flags) {
   IPCH_REAL(msgrcv, ssize_t(*)(int, void*, size_t, long, int));
-  IPCH_FAIL_IF(Decide(F::kMsgrcv, -1, "msgrcv"), -1);
+  IPCH_FAIL_IF(Decide(F::kMsgrcv, -1, "msgrcv", (flags & IPC_NOWAIT) != 0 ? 1 : 0), -1);
   return real_msgrcv(id, msg, n, type, flags);
 }
 
@@ -702,25 +735,25 @@ mqd_t mq_open(const char* name, int flags, ...) {
 
 int mq_send(mqd_t q, const char* msg, size_t n, unsigned prio) {
   IPCH_REAL(mq_send, int (*)(mqd_t, const char*, size_t, unsigned));
-  IPCH_FAIL_IF(Decide(F::kMqSend, -1, "mq_send"), -1);
+  IPCH_FAIL_IF(Decide(F::kMqSend, -1, "mq_send", F::QueueNoWait(q)), -1);
   return real_mq_send(q, msg, n, prio);
 }
 
 int mq_timedsend(mqd_t q, const char* msg, size_t n, unsigned prio, const timespec* t) {
   IPCH_REAL(mq_timedsend, int (*)(mqd_t, const char*, size_t, unsigned, const timespec*));
-  IPCH_FAIL_IF(Decide(F::kMqSend, -1, "mq_timedsend"), -1);
+  IPCH_FAIL_IF(Decide(F::kMqSend, -1, "mq_timedsend", F::QueueNoWait(q)), -1);
   return real_mq_timedsend(q, msg, n, prio, t);
 }
 
 ssize_t mq_receive(mqd_t q, char* msg, size_t n, unsigned* prio) {
   IPCH_REAL(mq_receive, ssize_t(*)(mqd_t, char*, size_t, unsigned*));
-  IPCH_FAIL_IF(Decide(F::kMqReceive, -1, "mq_receive"), -1);
+  IPCH_FAIL_IF(Decide(F::kMqReceive, -1, "mq_receive", F::QueueNoWait(q)), -1);
   return real_mq_receive(q, msg, n, prio);
 }
 
 ssize_t mq_timedreceive(mqd_t q, char* msg, size_t n, unsigned* prio, const timespec* t) {
   IPCH_REAL(mq_timedreceive, ssize_t(*)(mqd_t, char*, size_t, unsigned*, const timespec*));
-  IPCH_FAIL_IF(Decide(F::kMqReceive, -1, "mq_timedreceive"), -1);
+  IPCH_FAIL_IF(Decide(F::kMqReceive, -1, "mq_timedreceive", F::QueueNoWait(q)), -1);
   return real_mq_timedreceive(q, msg, n, prio, t);
 }
 

@@ -146,7 +146,7 @@ TEST(FaultEngine, ShortWritesAndReadsAreShort) {
 TEST(FaultEngine, EveryNthAndMaxFires) {
   SocketPair s;
   char c = 'x';
-  ScopedPlan armed(Every(kWrite, EAGAIN, 3, 2));
+  ScopedPlan armed(Every(kWrite, EINTR, 3, 2));
   std::vector<int> failed;
   for (int i = 1; i <= 12; ++i) {
     if (::write(s.a.get(), &c, 1) < 0) failed.push_back(i);
@@ -155,7 +155,7 @@ TEST(FaultEngine, EveryNthAndMaxFires) {
   EXPECT_EQ(InjectedCount(), 2u);
   auto log = InjectedLog();
   ASSERT_EQ(log.size(), 2u);
-  EXPECT_EQ(log[0], "write #3 -> errno 11");
+  EXPECT_EQ(log[0], "write #3 -> errno 4");
 }
 
 TEST(FaultEngine, SameSeedSameFaults) {
@@ -201,11 +201,11 @@ TEST(FaultEngine, AnInjectedResetEndsTheConnectionForLaterReads) {
   }
   SocketPair s;
   {
-    ScopedPlan armed(Every(kWrite, EAGAIN));
+    ScopedPlan armed(Every(kWrite, EINTR));
     EXPECT_EQ(::write(s.a.get(), "x", 1), -1);
   }
   char c;
-  EXPECT_EQ(::recv(s.a.get(), &c, 1, MSG_DONTWAIT), -1) << "EAGAIN ends nothing";
+  EXPECT_EQ(::recv(s.a.get(), &c, 1, MSG_DONTWAIT), -1) << "EINTR ends nothing";
   EXPECT_EQ(errno, EAGAIN);
   EXPECT_EQ(::write(s.b.get(), "y", 1), 1);
   EXPECT_EQ(::recv(s.a.get(), &c, 1, MSG_DONTWAIT), 1);
@@ -687,6 +687,78 @@ TEST(FaultEngine, OnlyErrnosTheCallCanReturnAreInjected) {
   EXPECT_EQ(::read(r.get(), &c, 1), -1);
   EXPECT_EQ(errno, EINTR) << "a FIFO's read has no reset: EINTR is its typical failure";
   EXPECT_EQ(LastInjectedErrno(), EINTR);
+}
+
+// "Would block" is said only by a call that was asked not to wait: EAGAIN from byte I/O on a
+// blocking descriptor (without MSG_DONTWAIT), from msgsnd without IPC_NOWAIT or from a blocking
+// POSIX queue, and msgrcv's ENOMSG without IPC_NOWAIT, are never injected nor counted; `typical`
+// then picks the call's next errno.
+TEST(FaultEngine, WouldBlockIsSaidOnlyByACallThatDoesNotWait) {
+  SocketPair s;
+  char c = 'x';
+  {
+    ScopedPlan plan(Every(kRead | kWrite, EAGAIN));
+    EXPECT_EQ(::write(s.b.get(), &c, 1), 1) << "a blocking write waits for room: it never says EAGAIN";
+    EXPECT_EQ(::read(s.a.get(), &c, 1), 1) << "a blocking read waits for bytes: it never says EAGAIN";
+    EXPECT_EQ(InjectedCount(), 0u);
+    EXPECT_EQ(MatchedCalls(0), 0u);
+    EXPECT_EQ(::recv(s.a.get(), &c, 1, MSG_DONTWAIT), -1);
+    EXPECT_EQ(errno, EAGAIN) << "MSG_DONTWAIT: this call does not wait";
+    ASSERT_EQ(::fcntl(s.a.get(), F_SETFL, O_NONBLOCK), 0);
+    EXPECT_EQ(::read(s.a.get(), &c, 1), -1);
+    EXPECT_EQ(errno, EAGAIN) << "a non-blocking descriptor";
+    EXPECT_EQ(InjectedCount(), 2u);
+  }
+  const int q = ::msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+  ASSERT_GE(q, 0);
+  struct {
+    long type = 1;
+    char text[8] = "x";
+  } m;
+  {
+    Plan plan = Every(kMsgsnd, EAGAIN);
+    plan.rules.push_back(Rule{kMsgrcv, Kind::kErrno, ENOMSG, 1, 0.0, 0});
+    ScopedPlan armed(plan);
+    EXPECT_EQ(::msgsnd(q, &m, sizeof m.text, 0), 0) << "msgsnd without IPC_NOWAIT waits for room";
+    EXPECT_EQ(::msgrcv(q, &m, sizeof m.text, 0, 0), static_cast<ssize_t>(sizeof m.text))
+        << "msgrcv without IPC_NOWAIT waits for a message";
+    EXPECT_EQ(InjectedCount(), 0u);
+    EXPECT_EQ(::msgsnd(q, &m, sizeof m.text, IPC_NOWAIT), -1);
+    EXPECT_EQ(errno, EAGAIN);
+    EXPECT_EQ(::msgrcv(q, &m, sizeof m.text, 0, IPC_NOWAIT), -1);
+    EXPECT_EQ(errno, ENOMSG);
+  }
+  {
+    ScopedPlan typical(Plan{{Rule{kMsgsnd, Kind::kErrno, kTypicalErrno, 1, 0.0, 0}}, 1});
+    EXPECT_EQ(::msgsnd(q, &m, sizeof m.text, 0), -1);
+    EXPECT_EQ(errno, EINTR) << "a blocking msgsnd's typical failure is not EAGAIN";
+  }
+  ::msgctl(q, IPC_RMID, nullptr);
+  const std::string name = "/" + ::ipch::testing::Current().token + "-wb";
+  mq_attr a{};
+  a.mq_maxmsg = 2;
+  a.mq_msgsize = 8;
+  const mqd_t mq = ::mq_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600, &a);
+  ASSERT_NE(mq, static_cast<mqd_t>(-1));
+  ::mq_unlink(name.c_str());
+  {
+    Plan plan = Every(kMqSend | kMqReceive, EAGAIN);
+    plan.rules.push_back(Rule{kMqSend | kMqReceive, Kind::kErrno, ETIMEDOUT, 1, 0.0, 0});
+    ScopedPlan armed(plan);
+    EXPECT_EQ(::mq_send(mq, "x", 1, 0), 0) << "a blocking queue waits; untimed, it cannot time out";
+    char buf[8];
+    EXPECT_EQ(::mq_receive(mq, buf, sizeof buf, nullptr), 1);
+    EXPECT_EQ(InjectedCount(), 0u);
+    const timespec past{0, 0};
+    EXPECT_EQ(::mq_timedsend(mq, "x", 1, 0, &past), -1);
+    EXPECT_EQ(errno, ETIMEDOUT) << "a timed wait can time out";
+    mq_attr nb{};
+    nb.mq_flags = O_NONBLOCK;
+    ASSERT_EQ(::mq_setattr(mq, &nb, nullptr), 0);
+    EXPECT_EQ(::mq_send(mq, "x", 1, 0), -1);
+    EXPECT_EQ(errno, EAGAIN) << "a queue set O_NONBLOCK";
+  }
+  ::mq_close(mq);
 }
 
 TEST(FaultEngine, EveryEntryPointHasItsErrnoTable) {

@@ -563,10 +563,24 @@ int listen(int fd, int backlog) {
   return real_listen(fd, backlog);
 }
 
+// shutdown fails on Linux only with ENOTCONN, for a socket no longer connected (its peer reset
+// it), and shuts it all the same (the kernel wakes its waiters, then reports ENOTCONN); on a
+// listening socket, where it is how a server wakes its blocked accept, it never fails. So the
+// fault is reported after the real call, and a listening socket is never faulted.
 int shutdown(int fd, int how) {
   IPCH_REAL(shutdown, int (*)(int, int));
-  IPCH_FAIL_IF(Decide(F::kShutdown, fd, "shutdown"), -1);
-  return real_shutdown(fd, how);
+  int listening = 0;
+  socklen_t len = sizeof listening;
+  if (::syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening != 0) {
+    return real_shutdown(fd, how);
+  }
+  const auto d = Decide(F::kShutdown, fd, "shutdown");
+  const int r = real_shutdown(fd, how);
+  if (d.fire) {
+    errno = d.err;
+    return -1;
+  }
+  return r;
 }
 
 static mode_t ModeArg(int flags, va_list ap) {

@@ -761,6 +761,29 @@ TEST(FaultEngine, WouldBlockIsSaidOnlyByACallThatDoesNotWait) {
   ::mq_close(mq);
 }
 
+// A faulted shutdown reports ENOTCONN having shut the socket all the same, as Linux does; a
+// listening socket's shutdown (how a server wakes its blocked accept) never fails, nor is counted.
+TEST(FaultEngine, ShutdownFailsAsLinuxDoes) {
+  SocketPair s;
+  UniqueFd l(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  const std::string path = (::ipch::testing::Current().scratch_dir / "l.sock").string();
+  std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path.c_str());
+  ASSERT_EQ(::bind(l.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  ASSERT_EQ(::listen(l.get(), 1), 0);
+  {
+    ScopedPlan armed(Every(kShutdown, ENOTCONN));
+    EXPECT_EQ(::shutdown(l.get(), SHUT_RDWR), 0) << "a listening socket's shutdown never fails";
+    EXPECT_EQ(MatchedCalls(0), 0u);
+    EXPECT_EQ(::shutdown(s.a.get(), SHUT_WR), -1);
+    EXPECT_EQ(errno, ENOTCONN);
+  }
+  char c;
+  EXPECT_EQ(::recv(s.b.get(), &c, 1, MSG_DONTWAIT), 0) << "the faulted shutdown shut the socket all the same";
+  ::unlink(path.c_str());
+}
+
 TEST(FaultEngine, EveryEntryPointHasItsErrnoTable) {
   const auto names = EntryPoints();
   EXPECT_EQ(names.size(), 52u);

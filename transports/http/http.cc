@@ -578,10 +578,25 @@ Status DecodeTransferError(int curl_code, long os_errno, const std::string& deta
       // A reset (the OS says so), or curl refused what came (a chunk size that is not hex).
       if (os_errno == 0) return MakeError(Errc::Corrupt, msg);
       return MakeError(Errc::PeerClosed, msg);
-    case CURLE_COULDNT_CONNECT:  // refused: nobody listens there any more
-    case CURLE_GOT_NOTHING:      // the server closed without answering
-    case CURLE_SEND_ERROR:       // reset or broken pipe
-    case CURLE_PARTIAL_FILE:     // the answer was cut short
+    case CURLE_COULDNT_CONNECT:
+      // Refused: nobody listens there any more. But this host's own lack of descriptors,
+      // buffers, memory or ports says nothing about the peer: that errno, and nothing was sent.
+      switch (os_errno) {
+        case EMFILE:
+        case ENFILE:
+        case ENOBUFS:
+        case ENOMEM:
+        case EAGAIN:
+        case EADDRNOTAVAIL:
+        case EACCES:
+        case EPERM:
+          return ErrnoError(msg, static_cast<int>(os_errno));
+        default:
+          return MakeError(Errc::PeerClosed, msg);
+      }
+    case CURLE_GOT_NOTHING:   // the server closed without answering
+    case CURLE_SEND_ERROR:    // reset or broken pipe
+    case CURLE_PARTIAL_FILE:  // the answer was cut short
       return MakeError(Errc::PeerClosed, msg);
     case CURLE_UNSUPPORTED_PROTOCOL:  // an answer that is not HTTP/1.x ("HTTP/0.9", a bad status line)
     case CURLE_WEIRD_SERVER_REPLY:    // a malformed head
@@ -1242,16 +1257,22 @@ void Serve(ServerState& state, const httplib::Request& req, httplib::Response& r
   }
 }
 
-// bind_to_port only says "failed": find out why with a probe bind of the same address.
-Error BindError(const SocketAddress& sa, const std::string& address) {
+// bind_to_port only says "failed": errno says why (the socket, bind or listen call that failed
+// set it, and nothing after it in httplib does); if it says nothing, a probe bind of the same
+// address finds out.
+Error BindError(const SocketAddress& sa, const std::string& address, int err) {
   const std::string ctx = "http listen " + address;
+  if (err == EADDRINUSE) return MakeError(Errc::AlreadyExists, ctx + ": address in use");
+  if (err == EACCES || err == EPERM) return MakeError(Errc::PermissionDenied, ctx + ": " + strerror(err));
+  if (err == EADDRNOTAVAIL) return MakeError(Errc::InvalidArgument, ctx + ": address not local");
+  if (err != 0) return ErrnoError(ctx + ": socket, bind or listen", err);
   UniqueFd fd(::socket(sa.family, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) return ErrnoError(ctx + ": socket");
   int one = 1;
   ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (::bind(fd.get(), sa.get(), sa.len) == 0)
     return ErrnoError(ctx + ": bind failed, then succeeded on retry", EADDRINUSE);
-  int err = errno;
+  err = errno;
   if (err == EADDRINUSE) return MakeError(Errc::AlreadyExists, ctx + ": address in use");
   if (err == EACCES) return MakeError(Errc::PermissionDenied, ctx + ": " + strerror(err));
   if (err == EADDRNOTAVAIL) return MakeError(Errc::InvalidArgument, ctx + ": address not local");
@@ -1332,12 +1353,13 @@ Result<Listener> Listen(const std::string& address, std::size_t max_message_size
   svr.Patch(".*", handler);
   svr.Options(".*", handler);
   int bound = -1;
+  errno = 0;
   if (port == 0) {
     bound = svr.bind_to_any_port(host);
   } else if (svr.bind_to_port(host, static_cast<int>(port))) {
     bound = static_cast<int>(port);
   }
-  if (bound < 0) return BindError(*sa, address);
+  if (bound < 0) return BindError(*sa, address, errno);
   try {
     hub->thread = std::thread([h = hub.get()] {
       h->svr.listen_after_bind();

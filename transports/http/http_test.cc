@@ -6,8 +6,10 @@
 #include <curl/curl.h>
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <string>
 
+#include "ipch/fault.h"
 #include "ipch/testing.h"
 
 namespace ipch::http {
@@ -70,6 +72,12 @@ TEST(HttpDecode, ConnectAnswer) {
 TEST(HttpDecode, TransferErrors) {
   IPCH_EXPECT_ERRC(DecodeTransferError(CURLE_OPERATION_TIMEDOUT, 0, "", "t"), Timeout);
   IPCH_EXPECT_ERRC(DecodeTransferError(CURLE_COULDNT_CONNECT, ECONNREFUSED, "", "t"), PeerClosed);
+  IPCH_EXPECT_ERRC(DecodeTransferError(CURLE_COULDNT_CONNECT, 0, "", "t"), PeerClosed);
+  for (const int local : {EMFILE, ENFILE, ENOBUFS, ENOMEM, EADDRNOTAVAIL}) {
+    EXPECT_EQ(DecodeTransferError(CURLE_COULDNT_CONNECT, local, "", "t").error().code,
+              std::error_code(local, std::system_category()))
+        << "this host's own shortage (" << std::strerror(local) << ") says nothing about the peer";
+  }
   IPCH_EXPECT_ERRC(DecodeTransferError(CURLE_GOT_NOTHING, 0, "", "t"), PeerClosed);
   IPCH_EXPECT_ERRC(DecodeTransferError(CURLE_RECV_ERROR, ECONNRESET, "", "t"), PeerClosed);
   IPCH_EXPECT_ERRC(DecodeTransferError(CURLE_SEND_ERROR, EPIPE, "", "t"), PeerClosed);
@@ -84,6 +92,20 @@ TEST(HttpDecode, TransferErrors) {
   EXPECT_NE(st.error().ToString().find("detail text"), std::string::npos);
   EXPECT_EQ(DecodeTransferError(CURLE_OUT_OF_MEMORY, 0, "", "t").error().code,
             std::error_code(ENOMEM, std::system_category()));
+}
+
+// A listen that fails says why: the errno of the call that failed (socket's EMFILE, bind's
+// ENOMEM), not an address in use that a probe made up.
+TEST(HttpListen, AFailedListenKeepsTheErrnoOfTheCallThatFailed) {
+  for (const auto& [op, err] : {std::pair{fault::kSocket, EMFILE}, std::pair{fault::kBind, ENOMEM}}) {
+    fault::ScopedPlan armed(fault::Plan{{fault::Rule{op, fault::Kind::kErrno, err, 1, 0.0, 1}}, 1});
+    auto l = Listen("127.0.0.1:0");
+    ASSERT_FALSE(l.ok());
+    EXPECT_EQ(l.error().code, std::error_code(err, std::system_category())) << l.error().ToString();
+    EXPECT_EQ(fault::InjectedCount(), 1u);
+  }
+  fault::ScopedPlan armed(fault::Plan{{fault::Rule{fault::kListen, fault::Kind::kErrno, EADDRINUSE, 1, 0.0, 1}}, 1});
+  IPCH_EXPECT_ERRC(Listen("127.0.0.1:0"), AlreadyExists);
 }
 
 // ---- handler -----------------------------------------------------------------------------------

@@ -66,7 +66,7 @@ class Fault : public TransportTest<T> {
         ASSERT_TRUE(RoundTripVia(*s, MakeMessage(i, n, plan.seed))) << "message " << i << "; faults: " << FaultLog();
       }
       IPCH_ASSERT_PEER_OK(*peer);
-      injected = fault::InjectedCount();
+      injected = fault::InjectedInTree();  // the peer's faults count too: its end is the transport's
     }
     // A shared-memory transport may wait where no interposer reaches (a process-shared pthread
     // condition variable waits in libc's own futex calls): then nothing here applies to it.

@@ -30,6 +30,7 @@
 #include <cstdio>
 #include <cstring>
 #include <mutex>
+#include <new>
 
 #include "ipch/fault.h"
 
@@ -54,6 +55,10 @@ struct State {
   ArmedRule rules[kMaxRules];
   uint64_t seed = 0;
   std::atomic<uint64_t> injected{0};
+  // Shared with the children forked while a plan is armed (MAP_SHARED survives fork): what
+  // this process and they injected since Arm. tree_owner: the process whose Arm made it.
+  std::atomic<uint64_t>* tree = nullptr;
+  long tree_owner = 0;
   std::atomic<int> last_errno{0};
   std::atomic<bool> active{false};
   std::mutex log_mu;
@@ -159,6 +164,7 @@ Decision Decide(uint64_t op, int fd, const char* name, int nowait = -1) {
     if (r.rule.max_fires > 0 && r.fires.load() >= r.rule.max_fires) continue;
     r.fires.fetch_add(1, std::memory_order_relaxed);
     s.injected.fetch_add(1, std::memory_order_relaxed);
+    if (s.tree != nullptr) s.tree->fetch_add(1, std::memory_order_relaxed);
     if (r.rule.kind == Kind::kDelay) {
       // Latency, not failure: sleep here (a raw syscall, never a hooked one) and let the call run.
       char what[32];
@@ -268,6 +274,18 @@ void Arm(const Plan& plan) {
   }
   s.seed = plan.seed;
   s.injected.store(0);
+  // A process's own counter for its tree: a forked child that arms a plan of its own counts
+  // apart from its parent's. Raw syscalls: the hooks' own mmap must not see this one.
+  const long self = ::syscall(SYS_getpid);
+  if (s.tree == nullptr || s.tree_owner != self) {
+    void* page = reinterpret_cast<void*>(::syscall(SYS_mmap, nullptr, sizeof(std::atomic<uint64_t>),
+                                                   PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+    if (page != MAP_FAILED) {
+      s.tree = new (page) std::atomic<uint64_t>(0);
+      s.tree_owner = self;
+    }
+  }
+  if (s.tree != nullptr) s.tree->store(0);
   s.last_errno.store(0);
   {
     std::lock_guard lk(s.log_mu);
@@ -294,6 +312,10 @@ std::vector<std::string> PlanEnvironment() {
 bool Pause() { return S().armed.exchange(false, std::memory_order_acq_rel); }
 void Unpause() { S().armed.store(true, std::memory_order_release); }
 uint64_t InjectedCount() { return S().injected.load(); }
+uint64_t InjectedInTree() {
+  State& s = S();
+  return s.tree != nullptr ? s.tree->load() : s.injected.load();
+}
 int LastInjectedErrno() { return S().last_errno.load(); }
 uint64_t MatchedCalls(std::size_t rule) {
   State& s = S();

@@ -225,6 +225,18 @@ TEST(FaultEngine, ForkedChildInheritsPlanWithFreshCounters) {
   int status = 0;
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_EQ(InjectedCount(), 0u) << "the child's fault is not this process's";
+  EXPECT_EQ(InjectedInTree(), 1u) << "but it is the tree's: a peer forked under the plan counts";
+  // A child that arms a plan of its own counts apart.
+  pid = ::fork();
+  if (pid == 0) {
+    ScopedPlan own(Every(kWrite, EPIPE, 1));
+    const bool ok = ::write(s.a.get(), &c, 1) == -1 && InjectedInTree() == 1;
+    ::_exit(ok ? 0 : 1);
+  }
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_EQ(InjectedInTree(), 1u);
 }
 
 // ---- the text form and the environment -------------------------------------------------------

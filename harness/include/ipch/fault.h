@@ -129,6 +129,10 @@ std::optional<Plan> ArmedPlan();
 std::vector<std::string> PlanEnvironment();
 // Number of faults injected since the last Arm (in this process).
 uint64_t InjectedCount();
+// Faults injected since the last Arm here and in the children forked under that plan (one
+// counter, shared across fork). An exec'd child, or a child that arms a plan of its own,
+// counts apart.
+uint64_t InjectedInTree();
 // Calls that matched rule `rule`'s operations since the last Arm, fired or not.
 uint64_t MatchedCalls(std::size_t rule = 0);
 // Systematic enumeration: runs `scenario(0)` once with nothing injected, counting the calls that

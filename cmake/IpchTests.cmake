@@ -16,7 +16,8 @@ function(ipch_discover_tests target)
   set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES "${ctest_file}")
 endfunction()
 
-# ipch_battery_sources(src...): for the files that instantiate the battery (IPCH_INSTANTIATE_*).
+# ipch_battery_sources(src...): for the files that instantiate the battery (IPCH_INSTANTIATE_*),
+# or any test-only file.
 # One instantiation is hundreds of typed test cases; at -O2 -g it takes ~2.5x as long to compile
 # as at -O1 -g1, for nothing a test needs (the transport's own library keeps its flags, and line
 # tables are enough for a sanitizer's file:line reports). Debug builds keep -O0.

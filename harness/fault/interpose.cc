@@ -206,7 +206,9 @@ Decision Decide(uint64_t op, int fd, const char* name, int nowait = -1) {
 // the descriptor decides.
 int NoWait(int flags) { return (flags & MSG_DONTWAIT) != 0 ? 1 : -1; }
 // Whether a POSIX queue descriptor was opened (or set) O_NONBLOCK: asked of the kernel directly.
+// Only asked while a plan is armed: a disarmed queue call costs no extra syscall.
 int QueueNoWait(mqd_t q) {
+  if (!S().armed.load(std::memory_order_relaxed)) return -1;
   mq_attr a{};
   if (::syscall(SYS_mq_getsetattr, q, nullptr, &a) != 0) return -1;
   return (a.mq_flags & O_NONBLOCK) != 0 ? 1 : 0;

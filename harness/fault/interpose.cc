@@ -132,6 +132,11 @@ Decision Decide(uint64_t op, int fd, const char* name, int nowait = -1) {
   s.active.store(true, std::memory_order_relaxed);
   const FdKind fd_kind = fd >= 0 ? KindOf(fd) : FdKind::kOther;
   if (fd >= 0 && fd_kind == FdKind::kOther) return d;
+  // Whether this call was asked not to wait: found out once, and only if a rule needs to know.
+  auto does_not_wait = [&] {
+    if (nowait < 0) nowait = DoesNotWait(nowait, fd) ? 1 : 0;
+    return nowait == 1;
+  };
   int n = s.nrules.load(std::memory_order_acquire);
   for (int i = 0; i < n; ++i) {
     ArmedRule& r = s.rules[i];
@@ -146,11 +151,11 @@ Decision Decide(uint64_t op, int fd, const char* name, int nowait = -1) {
       if (err == kTypicalErrno) {
         err = 0;
         for (const int* e = possible; e != nullptr && *e != 0 && err == 0; ++e) {
-          if (!WouldBlockErrno(op, *e) || DoesNotWait(nowait, fd)) err = *e;
+          if (!WouldBlockErrno(op, *e) || does_not_wait()) err = *e;
         }
       }
       if (err == 0 || (!r.rule.any_errno && !Among(possible, err))) continue;
-      if (!r.rule.any_errno && WouldBlockErrno(op, err) && !DoesNotWait(nowait, fd)) continue;
+      if (!r.rule.any_errno && WouldBlockErrno(op, err) && !does_not_wait()) continue;
     }
     uint64_t k = r.calls.fetch_add(1, std::memory_order_relaxed) + 1;
     bool fire;
@@ -593,6 +598,7 @@ int listen(int fd, int backlog) {
 // fault is reported after the real call, and a listening socket is never faulted.
 int shutdown(int fd, int how) {
   IPCH_REAL(shutdown, int (*)(int, int));
+  if (!F::S().armed.load(std::memory_order_acquire)) return real_shutdown(fd, how);  // no extra syscall disarmed
   int listening = 0;
   socklen_t len = sizeof listening;
   if (::syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening != 0) {

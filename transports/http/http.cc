@@ -1262,21 +1262,20 @@ void Serve(ServerState& state, const httplib::Request& req, httplib::Response& r
 // address finds out.
 Error BindError(const SocketAddress& sa, const std::string& address, int err) {
   const std::string ctx = "http listen " + address;
-  if (err == EADDRINUSE) return MakeError(Errc::AlreadyExists, ctx + ": address in use");
-  if (err == EACCES || err == EPERM) return MakeError(Errc::PermissionDenied, ctx + ": " + strerror(err));
-  if (err == EADDRNOTAVAIL) return MakeError(Errc::InvalidArgument, ctx + ": address not local");
-  if (err != 0) return ErrnoError(ctx + ": socket, bind or listen", err);
+  auto named = [&](int e, const char* call) {
+    if (e == EADDRINUSE) return MakeError(Errc::AlreadyExists, ctx + ": address in use");
+    if (e == EACCES || e == EPERM) return MakeError(Errc::PermissionDenied, ctx + ": " + strerror(e));
+    if (e == EADDRNOTAVAIL) return MakeError(Errc::InvalidArgument, ctx + ": address not local");
+    return ErrnoError(ctx + ": " + call, e);
+  };
+  if (err != 0) return named(err, "socket, bind or listen");
   UniqueFd fd(::socket(sa.family, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) return ErrnoError(ctx + ": socket");
   int one = 1;
   ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (::bind(fd.get(), sa.get(), sa.len) == 0)
     return ErrnoError(ctx + ": bind failed, then succeeded on retry", EADDRINUSE);
-  err = errno;
-  if (err == EADDRINUSE) return MakeError(Errc::AlreadyExists, ctx + ": address in use");
-  if (err == EACCES) return MakeError(Errc::PermissionDenied, ctx + ": " + strerror(err));
-  if (err == EADDRNOTAVAIL) return MakeError(Errc::InvalidArgument, ctx + ": address not local");
-  return ErrnoError(ctx + ": bind", err);
+  return named(errno, "bind");
 }
 
 }  // namespace

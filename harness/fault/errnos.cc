@@ -99,6 +99,9 @@ constexpr Entry kTable[] = {
     // futex(2) FUTEX_WAIT: a signal, the word no longer holding the value expected, the timeout.
     {"futex_wait", {EINTR, EAGAIN, ETIMEDOUT, kEnd}, {kEnd}},
     {"futex_wait_untimed", {EINTR, EAGAIN, kEnd}, {kEnd}},
+    // FUTEX_WAKE fails only for a bad address or operation (EFAULT, EINVAL), never for a caller's
+    // valid word.
+    {"futex_wake", {kEnd}, {kEnd}},
 };
 // clang-format on
 

@@ -24,10 +24,12 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <new>
@@ -117,6 +119,26 @@ void Log(const char* op, uint64_t nth, const char* what) {
   ++s.log_next;
 }
 
+// A kill_after decided in this thread: the hook's KillAfterCall guard ends the process once the
+// real call has returned. Initial-exec TLS: no allocation, no lazy set-up inside a hook.
+__attribute__((tls_model("initial-exec"))) thread_local bool t_kill_after = false;
+
+[[noreturn]] void KillSelf() {
+  // Through syscall(2), whose own hook runs this guard too: cleared first, or it would recurse.
+  t_kill_after = false;
+  for (;;) ::syscall(SYS_kill, ::syscall(SYS_getpid), SIGKILL);
+}
+
+// Declared first in every hook (IPCH_REAL): its destructor runs after the hook's return value,
+// the real call's result, has been computed.
+struct KillAfterCall {
+  ~KillAfterCall() {
+    if (t_kill_after) KillSelf();
+  }
+};
+
+bool IsKill(Kind k) { return k == Kind::kKill || k == Kind::kKillAfter; }
+
 struct Decision {
   bool fire = false;
   Kind kind = Kind::kErrno;
@@ -170,6 +192,20 @@ Decision Decide(uint64_t op, int fd, const char* name, int nowait = -1) {
     r.fires.fetch_add(1, std::memory_order_relaxed);
     s.injected.fetch_add(1, std::memory_order_relaxed);
     if (s.tree != nullptr) s.tree->fetch_add(1, std::memory_order_relaxed);
+    if (IsKill(r.rule.kind)) {
+      const char* what = r.rule.kind == Kind::kKill ? "killed before the call" : "killed after the call";
+      Log(name, k, what);
+      // The log dies with the process: with IPCH_PRINT_FAULTS set, the kill is said on stderr.
+      if (const char* print = ::getenv("IPCH_PRINT_FAULTS"); print != nullptr && *print != '\0') {
+        char line[128];
+        const int len = std::snprintf(line, sizeof line, "[ipch fault] pid %ld: %s #%llu -> %s\n",
+                                      ::syscall(SYS_getpid), name, static_cast<unsigned long long>(k), what);
+        if (len > 0) ::syscall(SYS_write, 2, line, static_cast<size_t>(std::min(len, int{sizeof line} - 1)));
+      }
+      if (r.rule.kind == Kind::kKill) KillSelf();
+      t_kill_after = true;
+      return d;
+    }
     if (r.rule.kind == Kind::kDelay) {
       // Latency, not failure: sleep here (a raw syscall, never a hooked one) and let the call run.
       char what[32];
@@ -362,6 +398,7 @@ using ipch::fault::ShortLen;
 namespace F = ipch::fault;
 
 #define IPCH_REAL(name, type)                          \
+  const F::KillAfterCall kill_after_guard_;            \
   static std::atomic<void*> real_slot_##name{nullptr}; \
   auto real_##name = F::Real<type>(real_slot_##name, #name)
 
@@ -808,7 +845,7 @@ int mq_unlink(const char* name) {
 }
 
 // libc's generic syscall(2): a futex wait has no libc function of its own, so a shared-memory
-// ring waits through this one. Only FUTEX_WAIT and FUTEX_WAIT_BITSET are faulted; every other
+// ring waits and wakes through this one. Only the futex waits and wakes are faulted; every other
 // call (the harness's own raw syscalls among them) goes straight through. Six arguments are
 // taken whatever the call passed, as libc's own syscall(2) does.
 long syscall(long number, ...) {
@@ -825,6 +862,8 @@ long syscall(long number, ...) {
       const auto d = Decide(F::kFutex, -1, a[3] != 0 ? "futex_wait" : "futex_wait_untimed");
       IPCH_FAIL_IF(d, -1);
       if (d.fire && d.kind == Kind::kWake) return 0;  // woken, with nothing changed
+    } else if (cmd == FUTEX_WAKE || cmd == FUTEX_WAKE_BITSET) {
+      IPCH_FAIL_IF(Decide(F::kFutexWake, -1, "futex_wake"), -1);
     }
   }
   return real_syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);

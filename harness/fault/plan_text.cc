@@ -22,7 +22,7 @@ struct Named {
 };
 
 // Groups first: FormatPlan prints the first entry whose bits are all present, then the rest.
-constexpr uint64_t kAll = ~uint64_t{0} >> (63 - 32);  // every Op bit, kFutex the highest
+constexpr uint64_t kAll = kAllOps;
 constexpr uint64_t kIo = kRead | kWrite | kPoll | kAccept | kConnect;
 constexpr Named kOps[] = {
     {"all", kAll},
@@ -66,6 +66,7 @@ constexpr Named kOps[] = {
     {"mq_receive", kMqReceive},
     {"mq_unlink", kMqUnlink},
     {"futex", kFutex},
+    {"futex_wake", kFutexWake},
 };
 
 #define IPCH_ERRNO(e) \
@@ -142,6 +143,10 @@ bool ParseRule(std::string_view text, Rule* rule, std::string* error) {
     rule->kind = Kind::kShort;
   } else if (effect == "wake") {
     rule->kind = Kind::kWake;
+  } else if (effect == "kill") {
+    rule->kind = Kind::kKill;
+  } else if (effect == "kill_after") {
+    rule->kind = Kind::kKillAfter;
   } else if (effect.rfind("delay=", 0) == 0) {
     std::string_view v = effect.substr(6);
     uint64_t unit = 0;
@@ -166,7 +171,7 @@ bool ParseRule(std::string_view text, Rule* rule, std::string* error) {
     if (rule->err == 0 && ParseUint(effect, &n) && n > 0 && n < 4096) rule->err = static_cast<int>(n);
     if (rule->err == 0) {
       return Fail(error, where + ": unknown effect '" + std::string(effect) +
-                             "' (short, wake, delay=N[ms|us], typical, an errno number, or one of: " +
+                             "' (short, wake, kill, kill_after, delay=N[ms|us], typical, an errno number, or one of: " +
                              Choices(kErrnos, std::size(kErrnos)) + ")");
     }
   }
@@ -261,6 +266,8 @@ std::string FormatPlan(const Plan& plan) {
       s += "short";
     } else if (r.kind == Kind::kWake) {
       s += "wake";
+    } else if (r.kind == Kind::kKill || r.kind == Kind::kKillAfter) {
+      s += r.kind == Kind::kKill ? "kill" : "kill_after";
     } else if (r.kind == Kind::kDelay) {
       s += r.delay_us % 1000 == 0 ? "delay=" + std::to_string(r.delay_us / 1000) + "ms"
                                   : "delay=" + std::to_string(r.delay_us) + "us";

@@ -265,13 +265,54 @@ TEST(FaultPlanText, ParsesEveryPartAndFormatsBack) {
   EXPECT_EQ(FormatPlan(again), text);
   ASSERT_TRUE(ParsePlan("io:EIO;all:EIO;sysv_msg|mq_open:ENOSPC", &again, &error)) << error;
   EXPECT_EQ(again.rules[0].ops, uint64_t{kRead | kWrite | kPoll | kAccept | kConnect});
-  EXPECT_EQ(again.rules[1].ops, (uint64_t{kFutex} << 1) - 1) << "all: every entry point, the futex wait too";
+  EXPECT_EQ(again.rules[1].ops, (uint64_t{kFutexWake} << 1) - 1) << "all: every entry point, the futex calls too";
   EXPECT_EQ(again.rules[2].ops, uint64_t{kMsgget | kMsgsnd | kMsgrcv | kMsgctl | kMqOpen});
   EXPECT_EQ(FormatPlan(again), "seed=0;io:EIO;all:EIO;sysv_msg|mq_open:ENOSPC");
   ASSERT_TRUE(ParsePlan("poll|futex:wake,p=0.5;futex:ETIMEDOUT,max=2", &again, &error)) << error;
   EXPECT_EQ(again.rules[0].kind, Kind::kWake);
   EXPECT_EQ(again.rules[0].ops, uint64_t{kPoll | kFutex});
   EXPECT_EQ(FormatPlan(again), "seed=0;poll|futex:wake,p=0.5;futex:ETIMEDOUT,max=2");
+  ASSERT_TRUE(ParsePlan("all:kill,every=7,max=1;futex_wake|write:kill_after", &again, &error)) << error;
+  EXPECT_EQ(again.rules[0].kind, Kind::kKill);
+  EXPECT_EQ(again.rules[1].kind, Kind::kKillAfter);
+  EXPECT_EQ(again.rules[1].ops, uint64_t{kWrite | kFutexWake});
+  EXPECT_EQ(FormatPlan(again), "seed=0;all:kill,every=7,max=1;write|futex_wake:kill_after");
+}
+
+// A kill rule ends the process at its call, by SIGKILL: before the call (its bytes never go) or
+// once the call has returned (they went, and the caller never learns it). Every call of the
+// rule's operations counts, whatever it could fail with.
+TEST(FaultEngine, AKillEndsTheProcessBeforeOrAfterItsCall) {
+  for (const Kind kind : {Kind::kKill, Kind::kKillAfter}) {
+    SCOPED_TRACE(kind == Kind::kKill ? "kill" : "kill_after");
+    SocketPair s;
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ScopedPlan armed(Plan{{Rule{kWrite | kClose, kind, 0, 2, 0.0, 1}}, 1});
+      (void)!::write(s.a.get(), "a", 1);  // matching call 1
+      (void)!::write(s.a.get(), "b", 1);  // call 2: killed here
+      (void)!::write(s.a.get(), "c", 1);
+      ::_exit(0);
+    }
+    s.a.reset();
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
+    char buf[8];
+    std::string got;
+    for (ssize_t n; (n = ::read(s.b.get(), buf, sizeof buf)) > 0;) got.append(buf, static_cast<size_t>(n));
+    EXPECT_EQ(got, kind == Kind::kKill ? "a" : "ab");
+  }
+  // Counting alone (a rule that never fires) sees every call, close included.
+  SocketPair s;
+  const int fd = ::dup(s.a.get());
+  {
+    ScopedPlan count(Plan{{Rule{kWrite | kClose, Kind::kKill, 0, 0, 0.0, 0}}, 1});
+    EXPECT_EQ(::write(fd, "a", 1), 1);
+    EXPECT_EQ(::close(fd), 0);
+    EXPECT_EQ(MatchedCalls(0), 2u);
+    EXPECT_EQ(InjectedCount(), 0u);
+  }
 }
 
 TEST(FaultPlanText, BadPlansNameWhatIsWrong) {
@@ -627,6 +668,8 @@ std::vector<EntryCase> EntryCases() {
       {"futex_wait_untimed", kFutex, EINTR, Nothing,
        [](Ctx& c) -> long { return ::syscall(SYS_futex, &c.word, FUTEX_WAIT_BITSET, 0, nullptr, nullptr, ~0u); },
        Nothing},
+      {"futex_wake", kFutexWake, EFAULT, Nothing,
+       [](Ctx& c) -> long { return ::syscall(SYS_futex, &c.word, FUTEX_WAKE, 1, nullptr, nullptr, 0); }, Nothing},
   };
 }
 
@@ -657,9 +700,9 @@ TEST(FaultEngine, EveryOtherEntryPointInjectsAndTheCallerSeesIt) {
     EXPECT_EQ(log.back().rfind(std::string(e.fn) + " #1 -> errno " + std::to_string(e.err), 0), 0u) << log.back();
     ++checked;
   }
-  // 15 byte-I/O entry points are covered above; with these the engine has 52 (the two futex
-  // waits are one interposed function, syscall).
-  EXPECT_EQ(checked, 37);
+  // 15 byte-I/O entry points are covered above; with these the engine has 53 (the futex waits
+  // and wake are one interposed function, syscall).
+  EXPECT_EQ(checked, 38);
 }
 
 // A call is faulted only with an errno it can really return: close of a socket never fails with
@@ -798,10 +841,10 @@ TEST(FaultEngine, ShutdownFailsAsLinuxDoes) {
 
 TEST(FaultEngine, EveryEntryPointHasItsErrnoTable) {
   const auto names = EntryPoints();
-  EXPECT_EQ(names.size(), 52u);
+  EXPECT_EQ(names.size(), 53u);
   for (auto n : names) {
     const auto errs = PossibleErrnos(n);
-    if (n == "close" || n == "shmdt") {
+    if (n == "close" || n == "shmdt" || n == "futex_wake") {
       EXPECT_TRUE(errs.empty()) << n;
     } else {
       EXPECT_FALSE(errs.empty()) << n;

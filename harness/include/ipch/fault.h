@@ -52,7 +52,12 @@ enum Op : uint64_t {
   // syscall(SYS_futex, ..., FUTEX_WAIT or FUTEX_WAIT_BITSET, ...): the wait a shared-memory ring
   // blocks in (libc has no futex function; the `syscall` entry point is interposed for it).
   kFutex = uint64_t{1} << 32,
+  // syscall(SYS_futex, ..., FUTEX_WAKE or FUTEX_WAKE_BITSET, ...): a ring's wake of its waiting
+  // peer. It cannot fail where a caller sees it: only an any_errno rule or a kill reaches it.
+  kFutexWake = uint64_t{1} << 33,
 };
+// Every operation (the plan text's `all`).
+inline constexpr uint64_t kAllOps = (kFutexWake << 1) - 1;
 // Short I/O applies to these; every other entry point takes errno faults only.
 inline constexpr uint64_t kByteIo = kRead | kWrite;
 // Early wake-ups (Kind::kWake) apply to these: the waits that can come back with nothing.
@@ -61,8 +66,11 @@ inline constexpr uint64_t kWaits = kPoll | kFutex;
 // kErrno: the call fails with `err`; kShort: byte I/O moves 1..n-1 bytes; kDelay: the call
 // sleeps `delay_us` first, then runs normally (latency without failure); kWake: a wait (poll,
 // futex) returns 0 at once without waiting, as a spurious wake-up or a timeout that came early
-// does: nothing is ready, and the caller must look again.
-enum class Kind { kErrno, kShort, kDelay, kWake };
+// does: nothing is ready, and the caller must look again. kKill: the process SIGKILLs itself
+// at the call, before making it; kKillAfter: once the call has returned, before its caller sees
+// the result (a peer killed at its Nth call, from outside its code). A kill rule matches every
+// call of its operations, whatever the call could fail with.
+enum class Kind { kErrno, kShort, kDelay, kWake, kKill, kKillAfter };
 
 // An `err` that stands for each call's typical failure: the first of its PossibleErrnos().
 inline constexpr int kTypicalErrno = -1;
@@ -105,7 +113,7 @@ inline constexpr std::size_t kMaxPlanRules = 8;
 //   ops    := op { | op }        op: read write poll accept connect (classes), any entry point by
 //             name (socket, bind, close, mmap, shmget, msgsnd, mq_open, futex, ...), or a group: io
 //             (the five classes), sockets, files, shm, sysv_shm, sysv_msg, mq, all
-//   effect := short (read/write only) | wake (poll/futex only) | delay=<N>ms | delay=<N>us | EINTR | EAGAIN |
+//   effect := short (read/write only) | wake (poll/futex only) | kill | kill_after | delay=<N>ms | delay=<N>us | EINTR | EAGAIN |
 //   ECONNRESET | ... | <errno number> effect := ... | typical (each call's own typical errno, the first of its
 //   PossibleErrnos) option := every=N (calls N, 2N, ...; the default is every=1) | p=P (probability, decided by
 //             the seed) | max=N (at most N fires) | any_errno (also where the call could never

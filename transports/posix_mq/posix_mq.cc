@@ -17,6 +17,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <string_view>
 
 #include "../mq/connection.h"
 #include "../shm_ring/liveness.h"
@@ -174,6 +175,28 @@ void SweepConnections(const std::string& name) {
     const long pid = std::strtol(n.c_str() + prefix.size(), nullptr, 10);
     if (pid > 0 && pid != ::getpid() && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
       ::mq_unlink(("/" + n).c_str());
+    }
+  }
+  ::closedir(d);
+}
+
+// The temporary name a Listen writes its owner record under before it links it into place
+// (`name`.owner.<pid>.new): a record is never seen half written, and one a killed Listen left
+// names its dead maker.
+std::string RecordDraft(const std::string& name, long pid) { return name + ".owner." + std::to_string(pid) + ".new"; }
+
+// Removes the drafts of `name`'s owner record whose makers are gone.
+void SweepDrafts(const std::string& name) {
+  DIR* d = ::opendir("/dev/shm");
+  if (!d) return;
+  const std::string prefix = name.substr(1) + ".owner.";
+  while (dirent* e = ::readdir(d)) {
+    const std::string n = e->d_name;
+    if (n.compare(0, prefix.size(), prefix) != 0) continue;
+    char* end = nullptr;
+    const long pid = std::strtol(n.c_str() + prefix.size(), &end, 10);
+    if (pid > 0 && std::string_view(end) == ".new" && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+      ::shm_unlink(("/" + n).c_str());
     }
   }
   ::closedir(d);
@@ -488,6 +511,10 @@ Status Listener::State::Close() {
     }
     s.q.reset();
     ::mq_unlink(s.name.c_str());
+    // The queues of connectors killed before their request came count against this user's
+    // RLIMIT_MSGQUEUE until someone removes them: now nobody will accept them. (Not at Accept:
+    // a dead connector's request may be waiting in the listen queue, and must still be heard.)
+    SweepConnections(s.name);
   }
   if (s.record_ours) ::shm_unlink((s.name + ".owner").c_str());
   g_open_here.Set(s.name, false);
@@ -506,11 +533,30 @@ Result<Listener> Listen(const std::string& name, std::size_t max_message_size) {
   s.name = name;
   s.max = max_message_size;
   Listener l(std::move(st));  // from here on, its destructor undoes what we did
-  UniqueFd fd;
+  SweepDrafts(name);
+  // The record is written whole under this process's draft name, then linked into place: the
+  // name is taken only by a complete record, and a Listen killed before the link leaves a draft
+  // that names its dead maker (swept above by the next Listen).
+  const std::string draft = RecordDraft(name, ::getpid());
+  {
+    ::shm_unlink(draft.c_str());  // a draft of ours from a Listen that failed: this pid is alive, it is us
+    UniqueFd fd(::shm_open(draft.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (!fd) return ErrnoError(label + ": shm_open " + draft);
+    unsigned char b[kRecordSize];
+    EncodeRecord(shm::Self(), b);
+    if (RetryEintr([&] { return ::pwrite(fd.get(), b, sizeof b, 0); }) != static_cast<ssize_t>(sizeof b)) {
+      const int err = errno;
+      ::shm_unlink(draft.c_str());
+      return ErrnoError(label + ": write " + draft, err);
+    }
+  }
+  struct DraftGone {
+    const std::string& draft;
+    ~DraftGone() { ::shm_unlink(draft.c_str()); }
+  } draft_gone{draft};
   for (int attempt = 0;; ++attempt) {
-    fd = UniqueFd(::shm_open(rec.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0600));
-    if (fd) break;
-    if (errno != EEXIST || attempt >= 2) return ErrnoError(label + ": shm_open " + rec);
+    if (::link(("/dev/shm" + draft).c_str(), ("/dev/shm" + rec).c_str()) == 0) break;
+    if (errno != EEXIST || attempt >= 2) return ErrnoError(label + ": link " + draft + " to " + rec);
     // Taken: by a live listener, or left by a dead one (or abandoned by this process).
     auto r = ReadRecord(name, label);
     if (!r.ok()) {
@@ -537,11 +583,6 @@ Result<Listener> Listen(const std::string& name, std::size_t max_message_size) {
   }
   s.record_ours = true;
   g_open_here.Set(name, true);
-  unsigned char b[kRecordSize];
-  EncodeRecord(shm::Self(), b);
-  if (RetryEintr([&] { return ::pwrite(fd.get(), b, sizeof b, 0); }) != static_cast<ssize_t>(sizeof b)) {
-    return ErrnoError(label + ": write " + rec);
-  }
   mq_attr attr{};
   attr.mq_maxmsg = std::min(10L, ProcLimit("/proc/sys/fs/mqueue/msg_max", 10));
   attr.mq_msgsize = kRequestSize;

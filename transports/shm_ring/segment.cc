@@ -1,6 +1,8 @@
 #include "segment.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
 #include <sys/shm.h>
@@ -9,7 +11,9 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <string_view>
 
 #include "ipch/unique_fd.h"
 
@@ -61,27 +65,56 @@ void MappedRegion::reset() {
   size_ = 0;
 }
 
-Result<Created> CreateSegment(SegmentName name, std::size_t size) {
-  if (name.backing == Backing::Posix) {
-    UniqueFd fd(::shm_open(name.posix.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-    if (!fd) {
-      if (errno == EEXIST) return MakeError(Errc::AlreadyExists, "posix_shm " + name.posix + ": already exists");
-      return SysError(name, "shm_open(O_CREAT|O_EXCL)");
+std::string DraftName(const std::string& posix, long pid) { return posix + "." + std::to_string(pid) + ".new"; }
+
+void SweepDrafts(const std::string& posix) {
+  DIR* d = ::opendir("/dev/shm");
+  if (!d) return;
+  const std::string prefix = posix.substr(1);
+  while (dirent* e = ::readdir(d)) {
+    const std::string_view n = e->d_name;
+    if (n.size() <= prefix.size() + 5 || n.compare(0, prefix.size(), prefix) != 0 || n[prefix.size()] != '.' ||
+        n.substr(n.size() - 4) != ".new") {
+      continue;
     }
-    // From here on a failure must not leave the name behind.
-    auto undo = [&](Error e) {
-      ::shm_unlink(name.posix.c_str());
-      return e;
-    };
-    if (::fchmod(fd.get(), 0600) != 0) return undo(SysError(name, "fchmod"));  // umask cannot widen it, only narrow
+    // The pid is the last component before ".new".
+    const std::string_view rest = n.substr(0, n.size() - 4);
+    const auto dot = rest.rfind('.');
+    const std::string pid_text(rest.substr(dot + 1));
+    char* end = nullptr;
+    const long pid = std::strtol(pid_text.c_str(), &end, 10);
+    if (pid <= 0 || *end != '\0') continue;
+    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) ::shm_unlink(("/" + std::string(n)).c_str());
+  }
+  ::closedir(d);
+}
+
+Result<Created> CreateSegment(SegmentName name, std::size_t size, const std::function<void(std::byte*)>& init) {
+  if (name.backing == Backing::Posix) {
+    const std::string draft = DraftName(name.posix, ::getpid());
+    ::shm_unlink(draft.c_str());  // a draft of this process's own that an earlier call left
+    UniqueFd fd(::shm_open(draft.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!fd) return SysError(name, "shm_open(O_CREAT|O_EXCL) of its draft");
+    // From here on a failure must not leave the draft behind; once linked, the draft name goes.
+    struct DraftGone {
+      const std::string& draft;
+      ~DraftGone() { ::shm_unlink(draft.c_str()); }
+    } draft_gone{draft};
+    if (::fchmod(fd.get(), 0600) != 0) return SysError(name, "fchmod");  // umask cannot widen it, only narrow
     if (RetryEintr([&] { return ::ftruncate(fd.get(), static_cast<off_t>(size)); }) != 0)
-      return undo(SysError(name, "ftruncate"));
+      return SysError(name, "ftruncate");
     struct stat st {};
-    if (::fstat(fd.get(), &st) != 0) return undo(SysError(name, "fstat"));
+    if (::fstat(fd.get(), &st) != 0) return SysError(name, "fstat");
     name.ino = st.st_ino;
     void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
-    if (p == MAP_FAILED) return undo(SysError(name, "mmap"));
-    return Created{MappedRegion(p, size), std::move(name)};
+    if (p == MAP_FAILED) return SysError(name, "mmap");
+    MappedRegion region(p, size);
+    if (init) init(region.data());
+    if (::link(("/dev/shm" + draft).c_str(), ("/dev/shm" + name.posix).c_str()) != 0) {
+      if (errno == EEXIST) return MakeError(Errc::AlreadyExists, "posix_shm " + name.posix + ": already exists");
+      return SysError(name, "link of its draft");
+    }
+    return Created{std::move(region), std::move(name)};
   }
   int id = ::shmget(name.key, size, IPC_CREAT | IPC_EXCL | 0600);
   if (id < 0) {
@@ -95,7 +128,9 @@ Result<Created> CreateSegment(SegmentName name, std::size_t size) {
     ::shmctl(id, IPC_RMID, nullptr);
     return e;
   }
-  return Created{MappedRegion(p, size), std::move(name)};
+  MappedRegion region(p, size);
+  if (init) init(region.data());
+  return Created{std::move(region), std::move(name)};
 }
 
 Status StatSegment(SegmentName& name, SegmentInfo* info) {

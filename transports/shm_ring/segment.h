@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 
@@ -55,8 +56,19 @@ struct Created {
   SegmentName name;  // with shmid filled in for SysV
 };
 
-// Creates a new segment of `size` bytes, zero-filled, mode 0600. AlreadyExists if the name is taken.
-Result<Created> CreateSegment(SegmentName name, std::size_t size);
+// Creates a new segment of `size` bytes, zero-filled, mode 0600, and runs `init` on its bytes.
+// AlreadyExists if the name is taken. A POSIX segment is made and initialised under a draft name
+// (DraftName) and only then linked to its own: the name never holds a segment half made, and a
+// creator killed on the way leaves a draft that names it (SweepDrafts). A SysV key cannot be
+// given to a segment afterwards: a keyed segment is visible from shmget on, and its creator is
+// shm_cpid.
+Result<Created> CreateSegment(SegmentName name, std::size_t size,
+                              const std::function<void(std::byte*)>& init = nullptr);
+// "<posix name>.<pid>.new": where process `pid` makes the segment `posix` before linking it.
+std::string DraftName(const std::string& posix, long pid);
+// Removes the drafts left by dead processes of the segments named `posix` or `posix` + a suffix
+// beginning with '.' (a rendezvous and its connection segments).
+void SweepDrafts(const std::string& posix);
 
 // What an existing segment is, checked before it is mapped.
 struct SegmentInfo {

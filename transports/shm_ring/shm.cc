@@ -1,20 +1,27 @@
 #include "shm.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <vector>
 
+#include "ipch/unique_fd.h"
 #include "liveness.h"
 #include "ring.h"
 
@@ -183,6 +190,63 @@ void RemoveOffered(const SegmentName& rdv, const Slot& slot, uint64_t ticket) {
     }
   }
   (void)RemoveSegment(cn);
+}
+
+uint64_t RandomTicket() {
+  uint64_t t = 0;
+  if (::getrandom(&t, sizeof t, 0) != static_cast<ssize_t>(sizeof t)) t = static_cast<uint64_t>(::getpid()) << 32;
+  return t & ((uint64_t{1} << 48) - 1);  // room for 2^56 - 2^48 connections before the mask wraps
+}
+
+// Whether a slot of `rh` offers (or is accepting) the segment of `ticket`.
+bool Offered(const RendezvousHeader* rh, uint64_t ticket) {
+  for (uint32_t i = 0; i < kSlots; ++i) {
+    const uint64_t w = rh->slots[i].word.load(std::memory_order_acquire);
+    if (((w & 0xff) == kOffered || (w & 0xff) == kAccepting) && (w >> 8) == ticket) return true;
+  }
+  return false;
+}
+
+// Removes the POSIX connection segments of rendezvous `rdv` ("<name>.c<ticket>") whose connector
+// is dead and that were never accepted, unless a slot of `rh` offers them (null: none can be, the
+// rendezvous being new or closed): what a connector killed between making its segment and
+// offering it leaves. The drafts of dead makers go too. A SysV connection segment is private:
+// nothing names it but the offer, so one never offered is beyond reach (docs/architecture.md).
+void SweepDeadConnectors(const SegmentName& rdv, const RendezvousHeader* rh) {
+  if (rdv.backing != Backing::Posix) return;
+  SweepDrafts(rdv.posix);
+  DIR* d = ::opendir("/dev/shm");
+  if (!d) return;
+  const std::string prefix = rdv.posix.substr(1) + ".c";
+  std::vector<uint64_t> tickets;
+  while (dirent* e = ::readdir(d)) {
+    const std::string n = e->d_name;
+    if (n.size() <= prefix.size() || n.compare(0, prefix.size(), prefix) != 0) continue;
+    char* end = nullptr;
+    const uint64_t t = std::strtoull(n.c_str() + prefix.size(), &end, 10);
+    if (*end == '\0' && std::isdigit(static_cast<unsigned char>(n[prefix.size()]))) tickets.push_back(t);
+  }
+  ::closedir(d);
+  for (const uint64_t t : tickets) {
+    if (rh != nullptr && Offered(rh, t)) continue;
+    SegmentName cn = ConnName(rdv, t, -1);
+    UniqueFd fd(::shm_open(cn.posix.c_str(), O_RDONLY | O_CLOEXEC, 0));
+    struct stat st {};
+    if (!fd || ::fstat(fd.get(), &st) != 0 || st.st_uid != ::geteuid() ||
+        st.st_size < static_cast<off_t>(sizeof(ConnHeader))) {
+      continue;
+    }
+    void* p = ::mmap(nullptr, sizeof(ConnHeader), PROT_READ, MAP_SHARED, fd.get(), 0);
+    if (p == MAP_FAILED) continue;
+    const auto* h = static_cast<const ConnHeader*>(p);
+    const bool ours = std::memcmp(h->magic, kConnMagic, sizeof kConnMagic) == 0;
+    const ProcessIdentity maker{h->side[0].pid.load(std::memory_order_acquire), h->side[0].start_time.load()};
+    const bool accepted = h->side[1].pid.load(std::memory_order_acquire) != 0;
+    ::munmap(p, sizeof(ConnHeader));
+    if (!ours || accepted || maker.pid == 0 || PeerWatch::Open(maker).Alive()) continue;
+    cn.ino = st.st_ino;  // never another's segment that took the name since
+    (void)RemoveSegment(cn);
+  }
 }
 
 Status CheckConnHeader(const ConnHeader* h, uint32_t capacity, std::size_t size, const std::string& what) {
@@ -465,6 +529,7 @@ Status Listener::State::Close() {
   }
   Bump(rh->slot_freed, rh->connector_waiting);
   Status st = RemoveSegment(s.name);
+  SweepDeadConnectors(s.name, nullptr);  // every offer is refused: none is offered any more
   s.seg.reset();
   s.rh = nullptr;
   return st;
@@ -476,6 +541,8 @@ Result<Connection> Listener::Accept(Deadline d) {
   RendezvousHeader* rh = ls.rh;
   const std::string what = std::string(BackingName(ls.name.backing)) + " accept " + ls.address;
   Result<Connection> accepted = MakeError(Errc::Timeout, what);
+  // A connector killed before it offered its segment leaves it behind; each Accept clears them.
+  SweepDeadConnectors(ls.name, rh);
 
   auto free_slot = [&](Slot& slot) {
     slot.word.store(kFree, std::memory_order_release);
@@ -626,22 +693,28 @@ Result<Listener> Listen(Backing b, const std::string& address, Options o) {
   auto parsed = ParseAddress(b, address);
   if (!parsed.ok()) return std::move(parsed).error();
   const std::string what = std::string(BackingName(b)) + " listen " + address;
+  if (b == Backing::Posix) SweepDrafts(parsed->posix);
   for (int attempt = 0; attempt < 3; ++attempt) {
-    auto created = CreateSegment(*parsed, kRendezvousSize);
+    auto created = CreateSegment(*parsed, kRendezvousSize, [](std::byte* bytes) {
+      auto* rh = reinterpret_cast<RendezvousHeader*>(bytes);
+      std::memcpy(rh->magic, kRendezvousMagic, sizeof kRendezvousMagic);
+      rh->version = kVersion;
+      rh->slot_count = kSlots;
+      // Tickets name POSIX connection segments: a generation starts from a random one, so that a
+      // segment a killed connector of an earlier generation left never holds a new one's name.
+      rh->next_ticket.store(RandomTicket(), std::memory_order_relaxed);
+      const ProcessIdentity self = Self();
+      rh->owner_start.store(self.start_time, std::memory_order_relaxed);
+      rh->owner_pid.store(self.pid, std::memory_order_release);  // last: a non-zero owner means initialised
+    });
     if (created.ok()) {
       auto st = std::make_unique<Listener::State>();
       st->name = created->name;
       st->seg = std::move(created->region);
       st->address = address;
       st->opts = o;
-      auto* rh = reinterpret_cast<RendezvousHeader*>(st->seg.data());
-      std::memcpy(rh->magic, kRendezvousMagic, sizeof kRendezvousMagic);
-      rh->version = kVersion;
-      rh->slot_count = kSlots;
-      const ProcessIdentity self = Self();
-      rh->owner_start.store(self.start_time, std::memory_order_relaxed);
-      rh->owner_pid.store(self.pid, std::memory_order_release);  // last: a non-zero owner means initialised
-      st->rh = rh;
+      st->rh = reinterpret_cast<RendezvousHeader*>(st->seg.data());
+      SweepDeadConnectors(st->name, nullptr);  // a dead generation's: nothing of it is offered any more
       return Listener(std::move(st));
     }
     if (!created.Is(Errc::AlreadyExists)) return std::move(created).error();
@@ -735,19 +808,20 @@ Result<Connection> Connect(Backing b, const std::string& address, Deadline d, Op
 
   // Our connection segment, initialised before anyone can see it.
   const std::size_t size = ConnectionSize(o.ring_capacity);
+  const ProcessIdentity self = Self();
   uint64_t ticket = 0;
   Result<Created> created = MakeError(Errc::AlreadyExists, what);
   for (int i = 0; i < 3 && created.Is(Errc::AlreadyExists); ++i) {
     ticket = rh->next_ticket.fetch_add(1, std::memory_order_relaxed) & ((uint64_t{1} << 56) - 1);
-    created = CreateSegment(ConnName(rname, ticket, -1), size);
+    created = CreateSegment(ConnName(rname, ticket, -1), size, [&](std::byte* bytes) {
+      InitConnHeader(reinterpret_cast<ConnHeader*>(bytes), o.ring_capacity, size, self);
+    });
   }
   if (!created.ok()) return std::move(created).error();
   SegmentName cname = created->name;
   auto st = std::make_unique<Connection::State>();
   st->seg = std::move(created->region);
   auto* h = reinterpret_cast<ConnHeader*>(st->seg.data());
-  const ProcessIdentity self = Self();
-  InitConnHeader(h, o.ring_capacity, size, self);
   st->me = 0;
   st->hdr = h;
   st->capacity = o.ring_capacity;

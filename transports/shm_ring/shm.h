@@ -125,6 +125,12 @@ template <Backing B>
 struct Adapter {
   static constexpr std::string_view kName = B == Backing::Posix ? "posix_shm" : "sysv_shm";
   static constexpr Caps kCaps = Cap::CrossProcess | Cap::NamedResource | Cap::PeerDeathDetect | Cap::SharedMemory;
+  // The orphan policy (docs/architecture.md): a SysV connector killed after shmget and before its
+  // offer leaves a private segment only its id names, and only it knew the id. (POSIX segments
+  // have names, and the listener removes a dead connector's.)
+  static constexpr std::string_view kKilledPeerLeaves = B == Backing::Sysv ? "sysv shm key=0 " : "";
+  static constexpr std::string_view kKilledPeerLeavesWhy =
+      "a SysV connector killed between making its private segment and offering it: nothing names the segment";
   using Connection = shm::Connection;
   using Listener = shm::Listener;
   static std::string Address(const EndpointSpec& s) { return AddressFor(B, s.token); }

@@ -1,9 +1,12 @@
 #include "sysv_mq.h"
 
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +24,7 @@
 #include "../mq/connection.h"
 #include "../shm_ring/liveness.h"
 #include "../stream/wire.h"
+#include "ipch/unique_fd.h"
 
 namespace ipch::sysv_mq {
 namespace {
@@ -264,8 +268,9 @@ std::string_view Adapter::ImpostorDoesNotApply(Impostor kind) {
       return "a SysV queue has no size or kind to get wrong: whatever queue is at the key is a queue, and its "
              "owner, creator and mode are what is checked";
     case Impostor::Uninitialised:
-      return "a queue whose listener never took its beacon is a listener starting (AlreadyExists) for 2 s and "
-             "reclaimed after that (sysv_mq.h): it is never refused as orphaned";
+      return "a queue whose listener never took its beacon is a listener starting while the key's starting lock "
+             "is held (AlreadyExists), and one that died starting once it is not: it is reclaimed, never refused as "
+             "orphaned (sysv_mq.h)";
     case Impostor::Symlink:
       return "a SysV queue is named by a key, not a path: nothing can be linked";
     case Impostor::OtherOwner:
@@ -595,6 +600,49 @@ Result<key_t> ParseAddress(const std::string& address) {
 }
 
 namespace {
+// A key's starting lock: a Listen holds it (flock) from its msgget to its beacon, so a queue
+// without a beacon is a Listen starting only while the lock is held, and one whose maker died
+// starting once it is not (the kernel drops a dead holder's lock). The lock file goes when the
+// Listen is done; a Listen killed while holding it leaves the file, which the next takes.
+class StartingLock {
+ public:
+  static Result<StartingLock> Take(key_t key, const std::string& label) {
+    char path[64];
+    std::snprintf(path, sizeof path, "/dev/shm/ipch-sysvmsg-%08x.starting", static_cast<unsigned>(key));
+    for (;;) {
+      UniqueFd fd(::open(path, O_CREAT | O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0600));
+      if (!fd) return ErrnoError(label + ": the starting lock " + path);
+      if (RetryEintr([&] { return ::flock(fd.get(), LOCK_EX | LOCK_NB); }) != 0) {
+        if (errno == EWOULDBLOCK)
+          return MakeError(Errc::AlreadyExists, label + ": another listener is starting on this key");
+        return ErrnoError(label + ": flock " + path);
+      }
+      struct stat held {
+      }, named{};
+      if (::fstat(fd.get(), &held) != 0) return ErrnoError(label + ": fstat " + path);
+      // Its last holder may have removed it after we opened it: then the lock is on nothing.
+      if (::stat(path, &named) != 0 || named.st_ino != held.st_ino) continue;
+      if (held.st_uid != ::geteuid() || (held.st_mode & 077) != 0) {
+        return MakeError(Errc::PermissionDenied, label + ": the starting lock " + path + " is not ours alone");
+      }
+      StartingLock l;
+      l.path_ = path;
+      l.fd_ = std::move(fd);
+      return l;
+    }
+  }
+  StartingLock() = default;
+  StartingLock(StartingLock&&) noexcept = default;
+  StartingLock& operator=(StartingLock&&) noexcept = default;
+  ~StartingLock() {
+    if (fd_) ::unlink(path_.c_str());  // held: nobody else is between msgget and beacon
+  }
+
+ private:
+  std::string path_;
+  UniqueFd fd_;
+};
+
 Listener MakeListener(const std::string& address, key_t key, int q, std::size_t max) {
   auto st = std::make_unique<Listener::State>();
   st->address = address;
@@ -609,6 +657,8 @@ Result<Listener> Listen(const std::string& address, std::size_t max_message_size
   auto key = ParseAddress(address);
   if (!key.ok()) return std::move(key).error();
   const std::string label = "sysv_mq listen " + address;
+  auto starting = StartingLock::Take(*key, label);
+  if (!starting.ok()) return std::move(starting).error();
   int q = -1;
   for (int attempt = 0; q < 0; ++attempt) {
     q = ::msgget(*key, IPC_CREAT | IPC_EXCL | 0600);
@@ -627,11 +677,8 @@ Result<Listener> Listen(const std::string& address, std::size_t max_message_size
     if (owner != 0 && !abandoned_here) {
       return MakeError(Errc::AlreadyExists, label + ": a live listener owns this key");
     }
-    if (ds.msg_lrpid == 0 && ::time(nullptr) - ds.msg_ctime < 2) {
-      // Just created by a Listen that has not yet received its beacon.
-      return MakeError(Errc::AlreadyExists, label + ": another listener is starting on this key");
-    }
-    // Its listener is gone: refuse what it never accepted, then remove it.
+    // Its listener is gone, or (no beacon, and we hold the starting lock) died starting: refuse
+    // what it never accepted, then remove it.
     (void)MakeListener(address, *key, old, max_message_size).Close();
   }
   g_open_here.Set(q, true);

@@ -88,6 +88,12 @@ Result<key_t> ParseAddress(const std::string& address);
 struct Adapter {
   static constexpr std::string_view kName = "sysv_mq";
   static constexpr Caps kCaps = Cap::CrossProcess | Cap::NamedResource | Cap::PeerDeathDetect | Cap::QueueIo;
+  // The orphan policy (docs/architecture.md): a connector killed after making its private queues
+  // and before its request reached the listener leaves them; only their ids name them, and only
+  // it knew the ids (a queue records no creator).
+  static constexpr std::string_view kKilledPeerLeaves = "sysv msg key=0 ";
+  static constexpr std::string_view kKilledPeerLeavesWhy =
+      "a connector killed between making its private queues and sending its request: nothing names the queues";
   using Connection = mq::Connection;
   using Listener = sysv_mq::Listener;
   static std::string Address(const EndpointSpec& s) { return AddressFor(s.token); }

@@ -217,7 +217,9 @@ Result<Connection> Connect(const std::string& address, Deadline d);
 
 struct Adapter {
   static constexpr std::string_view kName = "http";
-  static constexpr Caps kCaps = Cap::CrossProcess | Cap::PeerDeathDetect | Cap::HttpWire;
+  // AsyncIo: a server end's Send returns once its message is queued for the client's next poll,
+  // which the HTTP server's own threads answer; a server killed before that loses it whole.
+  static constexpr Caps kCaps = Cap::CrossProcess | Cap::PeerDeathDetect | Cap::HttpWire | Cap::AsyncIo;
   using Connection = http::Connection;
   using Listener = http::Listener;
   static std::string Address(const EndpointSpec&) { return "127.0.0.1:0"; }

@@ -23,6 +23,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -36,6 +37,7 @@
 #include <cerrno>
 #include <chrono>
 #include <climits>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -150,6 +152,24 @@ inline void SweepConnections(const std::string& name) {
     if (std::string_view(e->d_name).substr(0, prefix.size()) == prefix) bip::message_queue::remove(e->d_name);
   }
   ::closedir(d);
+}
+
+// Removes the connection queues under a listener's name whose connector is dead (the pid is
+// the name's second part): a connector killed before its request was taken leaves them, and
+// once the listener closes nobody else would.
+inline void SweepDeadConnectors(const std::string& name) {
+  DIR* d = ::opendir("/dev/shm");
+  if (!d) return;
+  const std::string prefix = name + ".";
+  std::vector<std::string> dead;
+  while (dirent* e = ::readdir(d)) {
+    const std::string n = e->d_name;
+    if (n.compare(0, prefix.size(), prefix) != 0) continue;
+    const long pid = std::strtol(n.c_str() + prefix.size(), nullptr, 10);
+    if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) dead.push_back(n);
+  }
+  ::closedir(d);
+  for (const auto& n : dead) bip::message_queue::remove(n.c_str());
 }
 
 inline bool ValidName(const std::string& n) {
@@ -403,6 +423,7 @@ class Listener {
     }
     s->q.reset();
     bip::message_queue::remove(s->name.c_str());
+    SweepDeadConnectors(s->name);
     ::close(s->lock_fd);
     return ipch::Ok();
   }

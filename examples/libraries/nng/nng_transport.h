@@ -434,7 +434,13 @@ inline Result<Connection> Connect(const std::string& url, Deadline d) {
   nng_dialer dialer;
   if (int rv = nng_dialer_create(&dialer, (*e)->sock(), url.c_str()); rv != 0) return NngError(rv, "nng dial " + url);
   // Blocking: returns the first attempt's result (a refusal, ECONNREFUSED), with no retry.
-  if (int rv = nng_dialer_start(dialer, 0); rv != 0) return NngError(rv, "nng dial " + url);
+  if (int rv = nng_dialer_start(dialer, 0); rv != 0) {
+    // Our socket is open: a closed connection here is the listener's end closing it during the
+    // handshake (a listener that died as we dialled), not our Close.
+    if (rv == NNG_ECLOSED)
+      return MakeError(Errc::PeerClosed, "nng dial " + url + ": the listener closed the connection");
+    return NngError(rv, "nng dial " + url);
+  }
   if ((*e)->WaitPaired(d)) return Connection(std::move(*e));
   if ((*e)->gone()) return MakeError(Errc::PeerClosed, "nng dial " + url + ": the peer dropped the connection");
   return MakeError(Errc::Timeout, "nng dial " + url);

@@ -87,10 +87,16 @@ constexpr ::ipch::testing::PeerMode PeerModeOf() {
 }
 
 // A peer connects to an address and runs its body on the connection, or listens on it and runs
-// its body on the listener.
+// its body on the listener; with `plan` (a fault plan's text) armed first when it is not empty.
 enum class PeerRole { kClient, kListener };
 template <class T, PeerRole R, class F>
-Status RunPeer(const std::string& address, F& body, ControlChannel& ch) {
+Status RunPeer(const std::string& address, const std::string& plan, F& body, ControlChannel& ch) {
+  if (!plan.empty()) {
+    fault::Plan p;
+    std::string why;
+    if (!fault::ParsePlan(plan, &p, &why)) return MakeError(Errc::InvalidArgument, "peer's plan: " + why);
+    fault::Arm(p);
+  }
   if constexpr (R == PeerRole::kClient) {
     auto c = T::Connect(address, Settle());
     if (!c.ok()) return std::move(c).error();
@@ -109,21 +115,32 @@ template <class T, PeerRole R, class F>
 struct ExecPeer {
   static_assert(std::is_trivially_copyable_v<F>,
                 "a peer body may capture plain values only: an exec'd peer receives its closure as bytes");
-  static std::string Payload(const std::string& address, const F& body) {
-    const auto n = static_cast<uint32_t>(address.size());
-    std::string p(reinterpret_cast<const char*>(&n), sizeof n);
-    p += address;
+  // The address and the plan, each behind its 32-bit length, then the closure's bytes.
+  static std::string Payload(const std::string& address, const std::string& plan, const F& body) {
+    std::string p;
+    for (const std::string* part : {&address, &plan}) {
+      const auto n = static_cast<uint32_t>(part->size());
+      p.append(reinterpret_cast<const char*>(&n), sizeof n);
+      p += *part;
+    }
     p.append(reinterpret_cast<const char*>(&body), sizeof(F));
     return p;
   }
   static Status Run(std::string_view payload, ControlChannel& ch) {
-    uint32_t n = 0;
-    if (payload.size() >= sizeof n) std::memcpy(&n, payload.data(), sizeof n);
-    if (payload.size() != sizeof n + n + sizeof(F)) return MakeError(Errc::Corrupt, "exec'd peer: malformed payload");
-    const std::string address(payload.substr(sizeof n, n));
+    std::string parts[2];
+    for (std::string& part : parts) {
+      uint32_t n = 0;
+      if (payload.size() < sizeof n) return MakeError(Errc::Corrupt, "exec'd peer: malformed payload");
+      std::memcpy(&n, payload.data(), sizeof n);
+      payload.remove_prefix(sizeof n);
+      if (payload.size() < n) return MakeError(Errc::Corrupt, "exec'd peer: malformed payload");
+      part = payload.substr(0, n);
+      payload.remove_prefix(n);
+    }
+    if (payload.size() != sizeof(F)) return MakeError(Errc::Corrupt, "exec'd peer: malformed payload");
     alignas(F) unsigned char storage[sizeof(F)];
-    std::memcpy(storage, payload.data() + sizeof n + n, sizeof(F));
-    return RunPeer<T, R>(address, *std::launder(reinterpret_cast<F*>(storage)), ch);
+    std::memcpy(storage, payload.data(), sizeof(F));
+    return RunPeer<T, R>(parts[0], parts[1], *std::launder(reinterpret_cast<F*>(storage)), ch);
   }
   static inline const char* const kId = ::ipch::testing::RegisterExecBody(typeid(ExecPeer).name(), &Run);
 };
@@ -187,19 +204,26 @@ class TransportTest : public ::testing::Test {
   Result<Peer> StartListener(const std::string& address, F body) {
     return StartPeer<PeerRole::kListener>(address, body);
   }
+  // As StartClient and StartListener, with `plan` armed in the peer (a process) before it
+  // connects or listens, and not here: the peer's calls are counted and faulted, the test's not.
+  template <PeerRole R, class F>
+  Result<Peer> StartPeerUnder(const fault::Plan& plan, const std::string& address, F body) {
+    return StartPeer<R>(address, body, fault::FormatPlan(plan));
+  }
 
   std::string address_;
 
  private:
   template <PeerRole R, class F>
-  static Result<Peer> StartPeer(const std::string& address, F body) {
+  static Result<Peer> StartPeer(const std::string& address, F body, std::string plan = "") {
     using Exec = ExecPeer<T, R, F>;
     if (CrossProcess() && ::ipch::testing::ExecPeers(PeerModeOf<T>())) {
       // The exec'd peer arms the plan armed here, as a forked one inherits it.
-      return Peer::StartExec(Exec::kId, Exec::Payload(address, body), fault::PlanEnvironment());
+      return Peer::StartExec(Exec::kId, Exec::Payload(address, plan, body), fault::PlanEnvironment());
     }
-    return Peer::Start(CrossProcess(),
-                       [address, body](ControlChannel& ch) mutable { return RunPeer<T, R>(address, body, ch); });
+    return Peer::Start(CrossProcess(), [address, plan, body](ControlChannel& ch) mutable {
+      return RunPeer<T, R>(address, plan, body, ch);
+    });
   }
 };
 

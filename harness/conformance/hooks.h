@@ -85,6 +85,19 @@ uint64_t UnreadMessages() {
   }
 }
 
+// What a peer killed between making an object and handing it over leaves, when nothing can
+// tell whose it is (a SysV private object names no maker, and nobody else knows its id): an
+// adapter declares it, with the reason, and the kill cases' audit accepts it instead of
+// failing (the objects are removed all the same). The kind is the audit's wording of the
+// objects' leak lines ("sysv shm key=0 "; empty: none):
+//   static constexpr std::string_view kKilledPeerLeaves = "sysv msg key=0 ";
+//   static constexpr std::string_view kKilledPeerLeavesWhy = "...";
+template <class T>
+constexpr bool kHasKilledPeerLeftovers = requires {
+  { T::kKilledPeerLeaves } -> std::convertible_to<std::string_view>;
+  { T::kKilledPeerLeavesWhy } -> std::convertible_to<std::string_view>;
+};
+
 // Optional adapter hooks for the shared-memory and named-object cases. An adapter without a
 // hook gets those cases reported UNSUPPORTED with the hook's name, never a silent pass.
 template <class T>

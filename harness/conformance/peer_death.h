@@ -8,8 +8,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <iterator>
 #include <optional>
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,6 +22,7 @@
 #include "hooks.h"
 #include "ipch/child_process.h"
 #include "ipch/deadline.h"
+#include "ipch/fault.h"
 #include "ipch/result.h"
 #include "ipch/testing.h"
 #include "ipch/transport.h"
@@ -131,6 +136,266 @@ class PeerDeath : public TransportTest<T> {
       IPCH_RETURN_IF_ERROR(ch.SendString(l.address()));
       return ch.WaitSignal(Deadline::Never());
     });
+  }
+
+  // ---- a peer killed at its Nth call -----------------------------------------------------------
+  // The scenario: the peer in a child connects (or listens and accepts), exchanges `count`
+  // messages with the survivor here (it sends each, the other end echoes it), closes, and ends.
+  // Its calls are counted by the interposer in one run that kills nowhere; then, for each kill
+  // point, the scenario runs again with the peer SIGKILLed by the interposer at its Nth call,
+  // before or after the call. Whatever N, the survivor gets only whole messages, in order, then
+  // the peer's end (PeerClosed, or without PeerDeathDetect silence), never a hang; everything the
+  // peer fully sent is delivered; the address can be listened on again; the audit, after the
+  // case, finds nothing left.
+  static std::size_t KillSize(int i, std::size_t max) {
+    constexpr std::size_t kSizes[] = {64 * 1024, 10, 200 * 1024, 1000};
+    return std::min(kSizes[static_cast<std::size_t>(i) % std::size(kSizes)], max);
+  }
+  // Every call, before and after it, when there are at most kEveryCallUpTo calls or
+  // IPCH_KILL_EVERY_CALL is set (the heavy run); otherwise the first, the last and a sample
+  // drawn from the case's seed, so that every run kills at kEveryCallUpTo calls of each kind.
+  static constexpr uint64_t kEveryCallUpTo = 24;
+  static bool EveryCall() {
+    const char* every = std::getenv("IPCH_KILL_EVERY_CALL");
+    return every != nullptr && *every != '\0' && *every != '0';
+  }
+  static std::vector<uint64_t> KillPoints(uint64_t total, uint64_t seed) {
+    std::vector<uint64_t> points;
+    if (total <= kEveryCallUpTo || EveryCall()) {
+      for (uint64_t n = 1; n <= total; ++n) points.push_back(n);
+      return points;
+    }
+    std::mt19937_64 rng(seed);
+    std::vector<uint64_t> all;
+    for (uint64_t n = 2; n < total; ++n) all.push_back(n);
+    std::shuffle(all.begin(), all.end(), rng);
+    points = {1, total};
+    points.insert(points.end(), all.begin(), all.begin() + (kEveryCallUpTo - 2));
+    std::sort(points.begin(), points.end());
+    return points;
+  }
+  static fault::Plan KillPlan(uint64_t nth, fault::Kind kind) {
+    // nth 0: a rule that never fires and only counts.
+    return fault::Plan{{fault::Rule{fault::kAllOps, kind, 0, static_cast<uint32_t>(nth), 0.0, nth == 0 ? 0u : 1u}}, 0};
+  }
+  static bool Gone(Peer& p) { return p.process()->Wait(Deadline::Expired()).ok(); }
+  // What the peer said on its control channel before it ended: a signal 's' for each message it
+  // sent whole (its Send returned), and, had it run to its end, "calls=N".
+  struct PeerReport {
+    int sent = 0;
+    std::optional<uint64_t> calls;
+  };
+  static PeerReport ReadReport(Peer& p) {
+    PeerReport r;
+    for (;;) {
+      auto m = p.control().ReceiveString(Deadline::Expired());
+      if (!m.ok()) return r;
+      if (*m == "s") ++r.sent;
+      if (m->rfind("calls=", 0) == 0) r.calls = std::strtoull(m->c_str() + 6, nullptr, 10);
+    }
+  }
+  // The peer ends: killed by the interposer, or (a kill point its run never reached) by itself,
+  // successfully. Anything else is its failure, said.
+  static ::testing::AssertionResult PeerEndsKilledOrDone(Peer& p) {
+    auto e = p.process()->Wait(Settle());
+    if (!e.ok()) return ::testing::AssertionFailure() << "the peer did not end: " << p.process()->Describe();
+    (void)p.Kill();  // reaped already: marks it judged
+    if (e->Success() || (!e->exited && e->signal == SIGKILL)) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << "the peer failed: " << p.process()->Describe();
+  }
+  // A Receive on a connection whose peer may be alive (then its message comes, however slowly)
+  // or dead (then PeerClosed within DeathBound; without PeerDeathDetect, silence): the message,
+  // or the end as the status. A Timeout with the peer alive is waited past, up to Settle.
+  template <class C>
+  static Status ReceiveOrEnd(C& c, Peer& p, Bytes& got, ::testing::AssertionResult* verdict) {
+    const auto until = Settle();
+    for (;;) {
+      Status st = c.Receive(got, Deadline::After(DeathBound()));
+      if (!st.Is(Errc::Timeout)) return st;
+      if (Gone(p)) {
+        *verdict = SurvivesDeadPeer(c);
+        return MakeError(Errc::PeerClosed, "the dead peer's end");
+      }
+      if (until.expired()) {
+        *verdict = ::testing::AssertionFailure()
+                   << "the peer is alive and sent nothing for " << Seconds(SettleBound()) << " s (scaled)";
+        return st;
+      }
+    }
+  }
+  // How a call that met the peer's death may fail: PeerClosed, or without PeerDeathDetect a
+  // Timeout by its own deadline.
+  static ::testing::AssertionResult IsTheEnd(const Status& st, const char* what) {
+    if (st.Is(Errc::PeerClosed) || (!T::kCaps.Has(Cap::PeerDeathDetect) && st.Is(Errc::Timeout))) {
+      return ::testing::AssertionSuccess();
+    }
+    return ::testing::AssertionFailure() << what << " after the peer died: expected PeerClosed"
+                                         << (T::kCaps.Has(Cap::PeerDeathDetect) ? "" : " or Timeout") << ", got "
+                                         << st.error().ToString();
+  }
+
+  // One run with the client in the child, killed by `plan`; the survivor is the server here.
+  void RunClientKilledBy(const fault::Plan& plan, int count, PeerReport* report) {
+    auto l = T::Listen(this->address_);
+    IPCH_ASSERT_OK(l);
+    const uint64_t salt = this->Seed();
+    auto peer = this->template StartPeerUnder<PeerRole::kClient>(
+        plan, l->address(), [count, salt](auto& c, ControlChannel& ch) -> Status {
+          Bytes got;
+          for (int i = 0; i < count; ++i) {
+            const std::size_t n = KillSize(i, c.max_message_size());
+            IPCH_RETURN_IF_ERROR(c.Send(MakeMessage(static_cast<uint64_t>(i), n, salt), Settle()));
+            IPCH_RETURN_IF_ERROR(ch.Signal('s'));
+            IPCH_RETURN_IF_ERROR(c.Receive(got, Settle()));
+            IPCH_RETURN_IF_ERROR(Check(VerifyMessage(got, static_cast<uint64_t>(i), n, salt), "the echo"));
+          }
+          IPCH_RETURN_IF_ERROR(c.Close());
+          return ch.SendString("calls=" + std::to_string(fault::MatchedCalls(0)));
+        });
+    IPCH_ASSERT_OK(peer);
+    // Accept the peer's connection, unless it died before making one.
+    std::optional<typename TransportTest<T>::Conn> s;
+    const auto until = Settle();
+    for (bool last = false; !s && !last;) {
+      last = Gone(*peer);  // once it is gone, one more Accept takes a connection it left waiting
+      auto a = l->Accept(Deadline::After(ShortWait()));
+      if (a.ok()) {
+        s.emplace(std::move(*a));
+      } else if (!a.Is(Errc::Timeout) && !a.Is(Errc::WouldBlock) && !a.Is(Errc::PeerClosed)) {
+        FAIL() << "accepting a connector that may have died: " << a.error().ToString();
+      } else if (until.expired()) {
+        FAIL() << "the peer is alive and never connected: " << peer->process()->Describe();
+      }
+    }
+    int received = 0;
+    if (s) {
+      for (;;) {
+        Bytes got;
+        ::testing::AssertionResult verdict = ::testing::AssertionSuccess();
+        Status st = ReceiveOrEnd(*s, *peer, got, &verdict);
+        ASSERT_TRUE(verdict);
+        if (!st.ok()) {
+          ASSERT_TRUE(IsTheEnd(st, "receive"));
+          break;
+        }
+        ASSERT_LT(received, count) << "a message the peer never sent";
+        ASSERT_TRUE(VerifyMessage(got, static_cast<uint64_t>(received), KillSize(received, this->Max(*s)), salt))
+            << "message " << received << " arrived torn or wrong";
+        ++received;
+        if (Status e = s->Send(got, Settle()); !e.ok()) {
+          ASSERT_TRUE(IsTheEnd(e, "the echo's send"));
+        }
+      }
+    }
+    ASSERT_TRUE(PeerEndsKilledOrDone(*peer));
+    *report = ReadReport(*peer);
+    // A message whose Send returned was the transport's to deliver: with AsyncIo it may still
+    // have been queued in the peer's own I/O thread, and then dies with it.
+    if (!this->Has(Cap::AsyncIo)) {
+      EXPECT_GE(received, report->sent) << "a message the peer sent whole before it was killed was lost";
+    }
+  }
+
+  // One run with the listener in the child, killed by `plan`; the survivor is the client here.
+  void RunListenerKilledBy(const fault::Plan& plan, int count, PeerReport* report) {
+    const uint64_t salt = this->Seed();
+    auto peer = this->template StartPeerUnder<PeerRole::kListener>(
+        plan, this->address_, [count, salt](auto& l, ControlChannel& ch) -> Status {
+          IPCH_RETURN_IF_ERROR(ch.SendString(l.address()));
+          auto s = l.Accept(Settle());
+          if (!s.ok()) return std::move(s).error();
+          Bytes got;
+          for (int i = 0; i < count; ++i) {
+            IPCH_RETURN_IF_ERROR(s->Receive(got, Settle()));
+            IPCH_RETURN_IF_ERROR(Check(
+                VerifyMessage(got, static_cast<uint64_t>(i), KillSize(i, s->max_message_size()), salt), "message"));
+            IPCH_RETURN_IF_ERROR(s->Send(got, Settle()));
+            IPCH_RETURN_IF_ERROR(ch.Signal('s'));
+          }
+          IPCH_RETURN_IF_ERROR(s->Close());
+          IPCH_RETURN_IF_ERROR(l.Close());
+          return ch.SendString("calls=" + std::to_string(fault::MatchedCalls(0)));
+        });
+    IPCH_ASSERT_OK(peer);
+    auto addr = peer->control().ReceiveString(Settle());
+    int received = 0;
+    if (addr.ok()) {
+      auto c = T::Connect(*addr, Settle());
+      if (!c.ok()) {
+        // A listener killed before it could take a connection: refused as a dead one is.
+        ASSERT_TRUE(IsTheEnd(Status(c.error()), "connect"));
+      } else {
+        for (int i = 0; i < count; ++i) {
+          const std::size_t n = KillSize(i, this->Max(*c));
+          if (Status e = c->Send(MakeMessage(static_cast<uint64_t>(i), n, salt), Settle()); !e.ok()) {
+            ASSERT_TRUE(IsTheEnd(e, "send"));
+          }
+          Bytes got;
+          ::testing::AssertionResult verdict = ::testing::AssertionSuccess();
+          Status st = ReceiveOrEnd(*c, *peer, got, &verdict);
+          ASSERT_TRUE(verdict);
+          if (!st.ok()) {
+            ASSERT_TRUE(IsTheEnd(st, "receive"));
+            break;
+          }
+          ASSERT_TRUE(VerifyMessage(got, static_cast<uint64_t>(i), n, salt))
+              << "echo " << i << " arrived torn or wrong";
+          ++received;
+        }
+      }
+    } else {
+      ASSERT_TRUE(addr.Is(Errc::PeerClosed)) << "the listener's address: " << addr.error().ToString();
+    }
+    ASSERT_TRUE(PeerEndsKilledOrDone(*peer));
+    *report = ReadReport(*peer);
+    if (!this->Has(Cap::AsyncIo)) {
+      EXPECT_GE(received, report->sent) << "an echo the listener sent whole before it was killed was lost";
+    }
+    // The dead listener's name is reclaimed: a new Listen on it works and serves.
+    auto again = this->Connected(addr.ok() ? *addr : this->address_);
+    IPCH_ASSERT_OK(again) << "listening again after the listener was killed";
+    EXPECT_TRUE(RoundTrip(again->client, again->server, MakeMessage(1, 10, salt)));
+  }
+
+  // The whole enumeration for one role: count the peer's calls, then kill it at each point.
+  template <PeerRole R>
+  void KillAtEachCall(int count) {
+    if constexpr (kHasKilledPeerLeftovers<T>) {
+      if (!T::kKilledPeerLeaves.empty())
+        ::ipch::testing::AllowLeftovers(std::string(T::kKilledPeerLeaves), std::string(T::kKilledPeerLeavesWhy));
+    }
+    auto run = [&](const fault::Plan& plan, PeerReport* report) {
+      if constexpr (R == PeerRole::kClient) {
+        RunClientKilledBy(plan, count, report);
+      } else {
+        RunListenerKilledBy(plan, count, report);
+      }
+    };
+    PeerReport counted;
+    {
+      SCOPED_TRACE("the run that counts the peer's calls (nothing killed)");
+      run(KillPlan(0, fault::Kind::kKill), &counted);
+      if (this->HasFailure()) return;
+    }
+    ASSERT_TRUE(counted.calls.has_value()) << "the counting run's peer did not report its calls";
+    ASSERT_GT(*counted.calls, 0u) << "the peer made no call the interposer saw: it is not in the call path";
+    const auto points = KillPoints(*counted.calls, this->Seed());
+    int killed = 0;
+    for (const uint64_t n : points) {
+      for (const fault::Kind kind : {fault::Kind::kKill, fault::Kind::kKillAfter}) {
+        SCOPED_TRACE("the peer killed " + std::string(kind == fault::Kind::kKill ? "before" : "after") + " its call " +
+                     std::to_string(n) + " of " + std::to_string(*counted.calls) +
+                     " (IPCH_PRINT_FAULTS=1 names the call)");
+        PeerReport report;
+        run(KillPlan(n, kind), &report);
+        if (this->HasFailure()) return;
+        if (!report.calls) ++killed;
+      }
+    }
+    // A kill point no run reached (a call count that varies with timing) is not a kill.
+    EXPECT_GT(killed, 0) << "no kill point was reached in " << points.size() * 2 << " runs";
+    ::testing::Test::RecordProperty("kill_points", std::to_string(killed));
+    ::testing::Test::RecordProperty("peer_calls", std::to_string(*counted.calls));
   }
 };
 TYPED_TEST_SUITE_P(PeerDeath);
@@ -451,7 +716,21 @@ TYPED_TEST_P(PeerDeath, NewListenerGetsNothingOfADeadGeneration) {
       << "the dead generation's pending connection was handed to the new listener";
 }
 
-REGISTER_TYPED_TEST_SUITE_P(PeerDeath, NewListenerGetsNothingOfADeadGeneration, PeerThatExitedBeforeAcceptIsStillHeard,
+// The peer killed at each of its calls in turn (the interposer SIGKILLs it there, before or after
+// the call), as a client and as a listener; one message each way by default, four under
+// IPCH_KILL_EVERY_CALL (the heavy run, which also kills at every call rather than a sample).
+TYPED_TEST_P(PeerDeath, ClientKilledAtEachCallInTurn) {
+  IPCH_REQUIRE_CAP(CrossProcess);
+  this->template KillAtEachCall<PeerRole::kClient>(TestFixture::EveryCall() ? 4 : 1);
+}
+
+TYPED_TEST_P(PeerDeath, ListenerKilledAtEachCallInTurn) {
+  IPCH_REQUIRE_CAP(CrossProcess);
+  this->template KillAtEachCall<PeerRole::kListener>(TestFixture::EveryCall() ? 4 : 1);
+}
+
+REGISTER_TYPED_TEST_SUITE_P(PeerDeath, ClientKilledAtEachCallInTurn, ListenerKilledAtEachCallInTurn,
+                            NewListenerGetsNothingOfADeadGeneration, PeerThatExitedBeforeAcceptIsStillHeard,
                             PeerKilledMidPublish, OrphanedListenerIsReportedAndReclaimed, PeerExitsCleanlyAfterSending,
                             PeerKilledAfterConnect, PeerKilledBeforeAccept, ListenerKilledThenConnectIsPeerClosed,
                             PeerKilledMidMessage, PeerKilledWhileWeSend, StoppedPeerLosesNothing,

@@ -2,11 +2,15 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <map>
 #include <sstream>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "baseline.h"
@@ -47,6 +51,9 @@ std::string FullName(const ::testing::TestInfo& t) { return std::string(t.test_s
 
 std::string TokenPrefix() { return "ipch-" + std::to_string(::getpid()) + "-"; }
 
+// The running test's AllowLeftovers: (kind, why).
+std::vector<std::pair<std::string, std::string>> g_allowed;
+
 // Sets up the per-test context and audits the test's resources when it ends. A leak is a
 // failure of that test, naming the object; leftovers are then cleaned up so one leak does
 // not cascade into the next test.
@@ -69,7 +76,22 @@ class AuditListener : public ::testing::EmptyTestEventListener {
   void OnTestEnd(const ::testing::TestInfo& t) override {
     const audit::Settled end = audit::AwaitSettled(before_, TokenPrefix(), g_ctx.scratch_dir);
     const auto& after = end.after;
-    const auto& leaks = end.leaks;
+    std::vector<std::string> leaks;
+    std::map<std::string, int> allowed;  // why -> how many
+    for (const auto& l : end.leaks) {
+      const auto a = std::find_if(g_allowed.begin(), g_allowed.end(),
+                                  [&](const auto& k) { return l.rfind("leaked " + k.first, 0) == 0; });
+      if (a != g_allowed.end()) {
+        ++allowed[a->second];
+      } else {
+        leaks.push_back(l);
+      }
+    }
+    g_allowed.clear();
+    for (const auto& [why, n] : allowed) {
+      std::fprintf(stderr, "ipch: audit: %s left %d object(s) its orphan policy allows (%s); removed\n",
+                   FullName(t).c_str(), n, why.c_str());
+    }
     const long waited_ms = static_cast<long>(end.waited.count());
     if (!leaks.empty()) {
       std::ostringstream msg;
@@ -77,7 +99,7 @@ class AuditListener : public ::testing::EmptyTestEventListener {
           << " ms after the test ended):";
       for (const auto& l : leaks) msg << "\n  " << l;
       ADD_FAILURE() << msg.str();
-    } else if (waited_ms > 0) {
+    } else if (waited_ms > 0 && allowed.empty()) {
       std::fprintf(stderr, "ipch: audit: %s released its last objects %ld ms after it ended\n", FullName(t).c_str(),
                    waited_ms);
     }
@@ -142,6 +164,7 @@ MatrixListener* g_matrix = nullptr;
 }  // namespace
 
 const TestContext& Current() { return g_ctx; }
+void AllowLeftovers(std::string kind, std::string why) { g_allowed.emplace_back(std::move(kind), std::move(why)); }
 
 std::string NewToken() { return TokenPrefix() + std::to_string(++g_token_counter); }
 

@@ -29,6 +29,12 @@ std::string NewToken();
 uint64_t BaseSeed();
 std::mt19937_64 Rng();
 
+// What the running test's audit accepts as left behind: objects whose leak line (as the audit
+// words it, e.g. "sysv shm key=0 ") begins with `kind`, because the transport's documented orphan
+// policy leaves them (`why`, said in the note that replaces the failure). They are removed all
+// the same. Cleared when the test ends.
+void AllowLeftovers(std::string kind, std::string why);
+
 // Registers the audit, replay-line and matrix listeners. Call after InitGoogleTest.
 void InstallListeners();
 // main's exit code from RUN_ALL_TESTS's `rc`: `rc` itself, or under a known-failures baseline

@@ -143,13 +143,15 @@ TEST(SelfTest, AQueueReceiverTrustingItsChunksIsCaught) {
 // (harness/selftest/CMakeLists.txt) and checks both fail it, with each of `says` in the output.
 // The control of each mutant is the reference transport, which passes the same case in the
 // reference battery.
-void ExpectMutantCaught(const std::string& name, const std::string& group_case, const std::vector<std::string>& says) {
+void ExpectMutantCaught(const std::string& name, const std::string& group_case, const std::vector<std::string>& says,
+                        const std::vector<std::string>& backings = {"posix_shm_mutant", "sysv_shm_mutant"}) {
   const auto dot = group_case.find('.');
   const std::string group = group_case.substr(0, dot), c = group_case.substr(dot);
-  RunResult r = RunBattery("Mutant/" + group + "/posix_shm_mutant" + c + ":Mutant/" + group + "/sysv_shm_mutant" + c,
-                           "", "IPCH_MUTATION=" + name, IPCH_MUTANTS_BIN);
+  std::string filter;
+  for (const auto& t : backings) filter += (filter.empty() ? "" : ":") + ("Mutant/" + group + "/" + t + c);
+  RunResult r = RunBattery(filter, "", "IPCH_MUTATION=" + name, IPCH_MUTANTS_BIN);
   EXPECT_NE(r.exit_code, 0) << r.output;
-  for (const std::string t : {"posix_shm_mutant", "sysv_shm_mutant"}) {
+  for (const std::string& t : backings) {
     EXPECT_NE(r.output.find("[  FAILED  ] Mutant/" + group + "/" + t + c), std::string::npos)
         << name << " not caught for " << t << "\n"
         << r.output;
@@ -179,6 +181,18 @@ TEST(SelfTest, AWaitWokenEarlyTakenForTheDeadlineIsCaught) {
 TEST(SelfTest, NotLookingForAConnectedPeersDeathIsCaught) {
   ExpectMutantCaught("deaf_to_death", "PeerDeath.PeerKilledMidMessage",
                      {"expected PeerClosed, got Timeout (shm receive: deadline passed)"});
+}
+
+// The same mutant, found by killing its peer at each call: the survivor waits out its deadline.
+TEST(SelfTest, NotLookingForAPeerKilledAtAnyCallIsCaught) {
+  ExpectMutantCaught("deaf_to_death", "PeerDeath.ClientKilledAtEachCallInTurn",
+                     {"expected PeerClosed, got Timeout (shm receive: deadline passed)", "the peer killed "});
+}
+
+// A POSIX listener that never removes what connectors killed before their offer left.
+TEST(SelfTest, KeepingWhatAConnectorKilledBeforeItsOfferLeftIsCaught) {
+  ExpectMutantCaught("keeps_dead_connectors", "PeerDeath.ClientKilledAtEachCallInTurn",
+                     {"resource audit: the test left", "leaked POSIX shm /dev/shm/ipch-"}, {"posix_shm_mutant"});
 }
 
 TEST(SelfTest, CrashingOnHostileBytesIsOneFail) {

@@ -21,7 +21,8 @@ REGISTER_TYPED_TEST_SUITE_P(Fault, EachAcquiringCallFailingInTurnLeavesNothingBe
                             FlippedBitOnTheWireIsCorruptNeverDelivered, RandomBitFlipsNeverDeliverAWrongMessage,
                             EachWriteInTurnFailingIsPeerClosedAndLosesNothingBefore, EintrEverywhereIsInvisible,
                             ShortWritesAreCompleted, ShortReadsAreAssembled, EagainIsRetried,
-                            WaitsWokenEarlyAreWaitedAgain, AcceptInterruptedIsRetried, ResetOnSendIsPeerClosed,
+                            WaitsWokenEarlyAreWaitedAgain, AcceptInterruptedIsRetried,
+                            AcceptOutOfDescriptorsKeepsItsErrnoAndTheConnection, ResetOnSendIsPeerClosed,
                             BrokenPipeOnSendIsPeerClosed, ResetOnReceiveIsPeerClosed, HardReadErrorKeepsItsErrno,
                             ConnectRefusedIsPeerClosed, EintrOnQueueCallsIsInvisible, QueueFullOrEmptyIsWaitedOut,
                             QueueSendOutOfMemoryKeepsItsErrnoAndLosesNothing, QueueRemovedUnderReceiveIsPeerClosed);

@@ -96,6 +96,37 @@ TYPED_TEST_P(Fault, AcceptInterruptedIsRetried) {
   EXPECT_TRUE(RoundTrip(*c, *s, MakeMessage(1, 10, this->Seed())));
 }
 
+// Out of descriptors at accept(2) (EMFILE): the listener cannot take the waiting connection now.
+// It says so with the errno kept (the contract has no word for it), or waits it out; either way
+// the connection is not lost: the next Accept takes it, with the message its client sent.
+TYPED_TEST_P(Fault, AcceptOutOfDescriptorsKeepsItsErrnoAndTheConnection) {
+  IPCH_REQUIRE_CAP(SyscallIo);
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  auto c = TypeParam::Connect(l->address(), Settle());
+  IPCH_ASSERT_OK(c);
+  IPCH_ASSERT_OK(c->Send(MakeMessage(0, 100, this->Seed()), Settle()));
+  std::optional<Result<typename TypeParam::Connection>> s;
+  {
+    fault::ScopedPlan armed(this->NthOf(fault::kAccept, EMFILE, 1));
+    s.emplace(l->Accept(Settle()));
+    if (fault::MatchedCalls(0) == 0) {
+      GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << "'s Accept makes no accept(2) call (a FIFO has none; "
+                   << "a library's own thread accepts as connections arrive)";
+    }
+    EXPECT_EQ(fault::InjectedCount(), 1u);
+  }
+  if (!s->ok()) {
+    EXPECT_EQ(s->error().code, std::error_code(EMFILE, std::system_category()))
+        << "accept out of descriptors: expected the errno kept (EMFILE), got " << s->error().ToString();
+    s.emplace(l->Accept(Settle()));
+    IPCH_ASSERT_OK(*s) << "the connection waiting when accept ran out of descriptors was lost";
+  }
+  Bytes got;
+  IPCH_ASSERT_OK((*s)->Receive(got, Settle()));
+  EXPECT_TRUE(VerifyMessage(got, 0, 100, this->Seed()));
+}
+
 TYPED_TEST_P(Fault, ResetOnSendIsPeerClosed) {
   IPCH_REQUIRE_CAP(SyscallIo);
   IPCH_CONNECTED(p);

@@ -10,6 +10,7 @@
 // EADDRINUSE; what releases, EACCES).
 #include <cerrno>
 #include <cstring>
+#include <iterator>
 #include <string_view>
 #include <vector>
 
@@ -127,6 +128,13 @@ std::vector<int> PossibleErrnos(std::string_view entry_point, bool fifo) {
     for (const int* p = fifo && e.fifo[0] != kEnd ? e.fifo : e.socket; *p != kEnd; ++p) out.push_back(*p);
   }
   return out;
+}
+
+int EntryIndex(const char* entry_point) {
+  for (std::size_t i = 0; i < std::size(kTable); ++i) {
+    if (std::strcmp(kTable[i].name, entry_point) == 0) return static_cast<int>(i);
+  }
+  return -1;
 }
 
 std::vector<std::string_view> EntryPoints() {

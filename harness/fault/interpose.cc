@@ -39,11 +39,21 @@
 namespace ipch::fault {
 
 const int* ErrnosOf(const char* entry_point, bool fifo);  // errnos.cc
+int EntryIndex(const char* entry_point);                  // errnos.cc: its row, or -1
 
 namespace {
 
 constexpr int kMaxRules = static_cast<int>(kMaxPlanRules);
 constexpr int kLogSize = 64;
+constexpr int kMaxEntries = 64;  // at least the rows of errnos.cc's table
+constexpr int kMaxMaps = 32;     // shared or file mappings remembered for munmap's census
+
+// The census counters, in a MAP_SHARED page: children forked during a census count into it.
+struct CensusPage {
+  std::atomic<uint64_t> calls[kMaxEntries];
+  std::atomic<uint64_t> faults[kMaxEntries][kKinds];
+};
+static_assert(sizeof(CensusPage) <= 4096);
 
 struct ArmedRule {
   Rule rule;
@@ -66,6 +76,18 @@ struct State {
   std::mutex log_mu;
   char log[kLogSize][64] = {};
   uint64_t log_next = 0;
+  // The census (BeginCensus): its own page per process that began one, like `tree`.
+  std::atomic<bool> census{false};
+  CensusPage* census_page = nullptr;
+  long census_owner = 0;
+  // The tree counter and the census page of this process live in a memfd (two pages), so that a
+  // peer exec'd as a new program can map them too (IPCH_FAULT_SHARED names the memfd through
+  // /proc): `shared` is its mapping, `shared_fd` its descriptor, `shared_owner` whose it is.
+  std::byte* shared = nullptr;
+  int shared_fd = -1;
+  long shared_owner = 0;
+  bool tree_attached = false;  // `tree` is the parent's (AttachSharedFromEnvironment)
+  std::atomic<uintptr_t> maps[kMaxMaps] = {};  // addresses of counted mappings, for munmap
 };
 
 // Initialised at compile time (constinit): no guard variable, no constructor. Hooks run inside
@@ -122,6 +144,10 @@ void Log(const char* op, uint64_t nth, const char* what) {
 // A kill_after decided in this thread: the hook's KillAfterCall guard ends the process once the
 // real call has returned. Initial-exec TLS: no allocation, no lazy set-up inside a hook.
 __attribute__((tls_model("initial-exec"))) thread_local bool t_kill_after = false;
+// The harness's own threads (ipch_fault_exempt_thread): never faulted, never counted.
+__attribute__((tls_model("initial-exec"))) thread_local bool t_exempt = false;
+// The harness's own calls in a thread of the case's (ipch/harness_calls.h): not counted.
+__attribute__((tls_model("initial-exec"))) thread_local int t_census_paused = 0;
 
 [[noreturn]] void KillSelf() {
   // Through syscall(2), whose own hook runs this guard too: cleared first, or it would recurse.
@@ -139,6 +165,23 @@ struct KillAfterCall {
 
 bool IsKill(Kind k) { return k == Kind::kKill || k == Kind::kKillAfter; }
 
+void CountCall(const char* name) {
+  if (t_census_paused > 0) return;
+  CensusPage* page = S().census_page;
+  const int i = EntryIndex(name);
+  if (page != nullptr && i >= 0 && i < kMaxEntries) page->calls[i].fetch_add(1, std::memory_order_relaxed);
+}
+void CountFault(const char* name, Kind kind) {
+  State& s = S();
+  CensusPage* page = s.census_page;
+  const int i = EntryIndex(name);
+  if (!s.census.load(std::memory_order_relaxed) || t_census_paused > 0 || page == nullptr || i < 0 ||
+      i >= kMaxEntries) {
+    return;
+  }
+  page->faults[i][static_cast<int>(kind)].fetch_add(1, std::memory_order_relaxed);
+}
+
 struct Decision {
   bool fire = false;
   Kind kind = Kind::kErrno;
@@ -147,13 +190,22 @@ struct Decision {
 };
 
 // Decides whether this call (of class `op`, on `fd`; `nowait` as for DoesNotWait) gets a fault.
-Decision Decide(uint64_t op, int fd, const char* name, int nowait = -1) {
+// `counted`: whether a census counts this call (false for a private anonymous mapping: malloc's).
+// `lookup`: whether the call looks up an existing object (Rule::lookup_only). `wakeable`: whether
+// a wait can say something is ready when it is not (a poll asked about input or output).
+Decision Decide(uint64_t op, int fd, const char* name, int nowait = -1, bool counted = true, bool lookup = false,
+                bool wakeable = true) {
   State& s = S();
   Decision d;
-  if (!s.armed.load(std::memory_order_acquire)) return d;
-  s.active.store(true, std::memory_order_relaxed);
+  if (t_exempt) return d;
+  const bool armed = s.armed.load(std::memory_order_acquire);
+  const bool census = s.census.load(std::memory_order_relaxed);
+  if (!armed && !census) return d;
+  if (armed) s.active.store(true, std::memory_order_relaxed);
   const FdKind fd_kind = fd >= 0 ? KindOf(fd) : FdKind::kOther;
   if (fd >= 0 && fd_kind == FdKind::kOther) return d;
+  if (census && counted) CountCall(name);
+  if (!armed) return d;
   // Whether this call was asked not to wait: found out once, and only if a rule needs to know.
   auto does_not_wait = [&] {
     if (nowait < 0) nowait = DoesNotWait(nowait, fd) ? 1 : 0;
@@ -163,8 +215,11 @@ Decision Decide(uint64_t op, int fd, const char* name, int nowait = -1) {
   for (int i = 0; i < n; ++i) {
     ArmedRule& r = s.rules[i];
     if ((r.rule.ops & op) == 0) continue;
+    if (r.rule.lookup_only && !lookup) continue;
+    if (r.rule.thread != 0 && (::syscall(SYS_gettid) == r.rule.thread) != (r.rule.thread > 0)) continue;
+    if (r.rule.thread < 0 && ::syscall(SYS_gettid) == -r.rule.thread) continue;
     if (r.rule.kind == Kind::kShort && (op & kByteIo) == 0) continue;  // short I/O exists only for bytes
-    if (r.rule.kind == Kind::kWake && (op & kWaits) == 0) continue;    // and an early wake-up for waits
+    if (r.rule.kind == Kind::kWake && ((op & kWaits) == 0 || !wakeable)) continue;  // a wake-up, for waits
     int err = r.rule.err;
     if (r.rule.kind == Kind::kErrno && (err == kTypicalErrno || !r.rule.any_errno)) {
       // Only what this call can really fail with (errnos.cc), in the mode it was made in:
@@ -192,6 +247,7 @@ Decision Decide(uint64_t op, int fd, const char* name, int nowait = -1) {
     r.fires.fetch_add(1, std::memory_order_relaxed);
     s.injected.fetch_add(1, std::memory_order_relaxed);
     if (s.tree != nullptr) s.tree->fetch_add(1, std::memory_order_relaxed);
+    CountFault(name, r.rule.kind);
     if (IsKill(r.rule.kind)) {
       const char* what = r.rule.kind == Kind::kKill ? "killed before the call" : "killed after the call";
       Log(name, k, what);
@@ -220,13 +276,16 @@ Decision Decide(uint64_t op, int fd, const char* name, int nowait = -1) {
     d.kind = r.rule.kind;
     d.err = err;
     if (d.kind == Kind::kErrno) s.last_errno.store(err, std::memory_order_relaxed);
-    // A reset or a broken pipe ends a connection for every later read too, not only for the
-    // call that saw it: so the socket's reading side is shut for real (later reads: end of
-    // file), or a library that, after a failed write, waits for its reads to fail (libzmq)
-    // would wait for ever on a connection only the fault engine called dead.
+    // A reset or a broken pipe ends a connection for every later call too, not only for the
+    // one that saw it, and for both its ends: so the socket is shut for real, both ways (later
+    // reads see the end of the stream, later writes EPIPE, the peer an end of file after what
+    // was sent before). A fault that failed one call and left the connection healthy otherwise
+    // would describe no connection the kernel can have: a library that, after a failed write,
+    // waits for its reads to fail (libzmq) would wait for ever, and one whose later writes
+    // still got through (libzmq's I/O thread did) could hang in its close.
     if (d.kind == Kind::kErrno && (op & kByteIo) != 0 && fd_kind == FdKind::kSocket &&
         (err == ECONNRESET || err == EPIPE)) {
-      ::syscall(SYS_shutdown, fd, SHUT_RD);
+      ::syscall(SYS_shutdown, fd, SHUT_RDWR);
     }
     d.salt = Mix(s.seed ^ k ^ (op << 40) ^ (op >> 24));
     char what[32];
@@ -255,6 +314,30 @@ int QueueNoWait(mqd_t q) {
   return (a.mq_flags & O_NONBLOCK) != 0 ? 1 : 0;
 }
 
+constexpr short kPollIo = POLLIN | POLLOUT;
+// A spurious readiness is said only of a non-blocking descriptor: select(2) itself advises
+// O_NONBLOCK to whoever must not block after a readiness that was not real, and a caller that
+// reads a blocking descriptor after poll has made the other choice (as with EAGAIN, which the
+// engine says only where the call does not wait). Asked only while a plan is armed.
+bool NonBlocking(int fd) {
+  if (!S().armed.load(std::memory_order_relaxed)) return false;
+  const long flags = ::syscall(SYS_fcntl, fd, F_GETFL);
+  return flags >= 0 && (flags & O_NONBLOCK) != 0;
+}
+// The first non-blocking descriptor a poll asks about input or output (n when none: no
+// spurious readiness to say).
+nfds_t FirstIo(const pollfd* fds, nfds_t n) {
+  nfds_t i = 0;
+  while (i < n && ((fds[i].events & kPollIo) == 0 || !NonBlocking(fds[i].fd))) ++i;
+  return i;
+}
+// The first non-blocking descriptor below n in `set` (n when none).
+int FirstIn(const fd_set* set, int n) {
+  int i = 0;
+  while (set != nullptr && i < n && (!FD_ISSET(i, set) || !NonBlocking(i))) ++i;
+  return set == nullptr ? n : i;
+}
+
 // A short count in [1, n-1] (n >= 2), chosen from the decision's salt.
 size_t ShortLen(const Decision& d, size_t n) { return n < 2 ? n : 1 + d.salt % (n - 1); }
 
@@ -270,6 +353,85 @@ F Real(std::atomic<void*>& slot, const char* name) {
     slot.store(p, std::memory_order_release);
   }
   return reinterpret_cast<F>(p);
+}
+
+// The census counts the mappings a transport makes (of a file or shared memory), not malloc's
+// private anonymous ones; a munmap is counted when it unmaps one of those.
+bool CountedMapping(int flags, int fd) { return fd >= 0 || (flags & MAP_SHARED) != 0; }
+void* Remembered(void* addr, bool counted) {
+  State& s = S();
+  if (!counted || addr == MAP_FAILED || !s.census.load(std::memory_order_relaxed)) return addr;
+  for (auto& m : s.maps) {
+    uintptr_t empty = 0;
+    if (m.compare_exchange_strong(empty, reinterpret_cast<uintptr_t>(addr))) break;
+  }
+  return addr;
+}
+bool ForgetMapping(void* addr) {
+  State& s = S();
+  if (!s.census.load(std::memory_order_relaxed)) return false;
+  for (auto& m : s.maps) {
+    uintptr_t a = reinterpret_cast<uintptr_t>(addr);
+    if (m.compare_exchange_strong(a, 0)) return true;
+  }
+  return false;
+}
+
+constexpr std::size_t kPage = 4096;
+constexpr const char* kSharedEnv = "IPCH_FAULT_SHARED";
+
+// This process's shared pages (made on first use; a forked child makes its own when it arms or
+// counts for itself). Raw syscalls throughout: the hooks must not see these calls.
+std::byte* SharedPages() {
+  State& s = S();
+  const long self = ::syscall(SYS_getpid);
+  if (s.shared != nullptr && s.shared_owner == self) return s.shared;
+  const int fd = static_cast<int>(::syscall(SYS_memfd_create, "ipch-fault-shared", MFD_CLOEXEC));
+  if (fd < 0) return nullptr;
+  void* p = MAP_FAILED;
+  if (::syscall(SYS_ftruncate, fd, 2 * kPage) == 0) {
+    p = reinterpret_cast<void*>(
+        ::syscall(SYS_mmap, nullptr, 2 * kPage, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+  }
+  if (p == MAP_FAILED) {
+    ::syscall(SYS_close, fd);
+    return nullptr;
+  }
+  s.shared = static_cast<std::byte*>(p);
+  s.shared_fd = fd;
+  s.shared_owner = self;
+  return s.shared;
+}
+
+// In a program exec'd with IPCH_FAULT_SHARED="/proc/<pid>/fd/<fd>" ("...:census" when a census
+// runs): maps its parent's pages and counts into them. Returns whether it did.
+bool AttachSharedFromEnvironment() {
+  const char* v = ::getenv(kSharedEnv);
+  if (v == nullptr || *v == '\0') return false;
+  if (S().shared != nullptr && S().shared_owner == ::syscall(SYS_getpid)) return true;  // attached already
+  char path[128];
+  std::snprintf(path, sizeof path, "%s", v);
+  char* census = std::strstr(path, ":census");
+  if (census != nullptr) *census = '\0';
+  const int fd = static_cast<int>(::syscall(SYS_openat, AT_FDCWD, path, O_RDWR | O_CLOEXEC));
+  if (fd < 0) return false;
+  void* p = reinterpret_cast<void*>(::syscall(SYS_mmap, nullptr, 2 * kPage, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+  if (p == MAP_FAILED) {
+    ::syscall(SYS_close, fd);
+    return false;
+  }
+  State& s = S();
+  const long self = ::syscall(SYS_getpid);
+  s.shared = static_cast<std::byte*>(p);
+  s.shared_fd = fd;
+  s.shared_owner = self;
+  s.tree = reinterpret_cast<std::atomic<uint64_t>*>(s.shared);
+  s.tree_owner = self;
+  s.tree_attached = true;
+  s.census_page = reinterpret_cast<CensusPage*>(s.shared + kPage);
+  s.census_owner = self;
+  if (census != nullptr) s.census.store(true);
+  return true;
 }
 
 void ResetCountersInChild() {
@@ -304,7 +466,16 @@ size_t IovLen(const iovec* iov, int cnt) {
 
 }  // namespace
 
-void Arm(const Plan& plan) {
+namespace {
+void ArmImpl(const Plan& plan, bool keep_tree);
+}  // namespace
+
+void Arm(const Plan& plan) { ArmImpl(plan, false); }
+
+void ArmAttached(const Plan& plan) { ArmImpl(plan, AttachSharedFromEnvironment()); }
+
+namespace {
+void ArmImpl(const Plan& plan, bool keep_tree) {
   State& s = S();
   s.armed.store(false);
   int n = 0;
@@ -318,17 +489,22 @@ void Arm(const Plan& plan) {
   s.seed = plan.seed;
   s.injected.store(0);
   // A process's own counter for its tree: a forked child that arms a plan of its own counts
-  // apart from its parent's. Raw syscalls: the hooks' own mmap must not see this one.
+  // apart from its parent's. A program exec'd under its parent's plan counts into the parent's
+  // (ArmAttached keeps it as it is).
   const long self = ::syscall(SYS_getpid);
-  if (s.tree == nullptr || s.tree_owner != self) {
-    void* page = reinterpret_cast<void*>(::syscall(SYS_mmap, nullptr, sizeof(std::atomic<uint64_t>),
-                                                   PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
-    if (page != MAP_FAILED) {
-      s.tree = new (page) std::atomic<uint64_t>(0);
+  if (s.tree_attached && !keep_tree) {
+    // An exec'd program arming a plan of its own: it counts apart from its parent from now on.
+    void* page = reinterpret_cast<void*>(::syscall(SYS_mmap, nullptr, kPage, PROT_READ | PROT_WRITE,
+                                                   MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+    if (page != MAP_FAILED) s.tree = new (page) std::atomic<uint64_t>(0);
+    s.tree_attached = false;
+  } else if (s.tree == nullptr || s.tree_owner != self) {
+    if (std::byte* shared = SharedPages(); shared != nullptr) {
+      s.tree = new (shared) std::atomic<uint64_t>(0);
       s.tree_owner = self;
     }
   }
-  if (s.tree != nullptr) s.tree->store(0);
+  if (s.tree != nullptr && !keep_tree) s.tree->store(0);
   s.last_errno.store(0);
   {
     std::lock_guard lk(s.log_mu);
@@ -337,6 +513,10 @@ void Arm(const Plan& plan) {
   s.nrules.store(n, std::memory_order_release);
   s.armed.store(true, std::memory_order_release);
 }
+
+// A program exec'd while its parent counted: attach to the parent's pages at load, plan or not.
+__attribute__((constructor)) void AttachAtLoad() { AttachSharedFromEnvironment(); }
+}  // namespace
 
 void Disarm() { S().armed.store(false, std::memory_order_release); }
 std::optional<Plan> ArmedPlan() {
@@ -348,9 +528,18 @@ std::optional<Plan> ArmedPlan() {
   return p;
 }
 std::vector<std::string> PlanEnvironment() {
+  State& s = S();
+  std::vector<std::string> env;
   auto plan = ArmedPlan();
-  if (!plan) return {};
-  return {std::string(kPlanEnv) + "=" + FormatPlan(*plan)};
+  if (plan) env.push_back(std::string(kPlanEnv) + "=" + FormatPlan(*plan));
+  const bool census = s.census.load();
+  // The exec'd program counts into this process's pages, where they are the shared ones.
+  if ((plan || census) && s.shared != nullptr && s.shared_owner == ::syscall(SYS_getpid) &&
+      (!plan || s.tree == reinterpret_cast<std::atomic<uint64_t>*>(s.shared))) {
+    env.push_back(std::string(kSharedEnv) + "=/proc/" + std::to_string(::syscall(SYS_getpid)) + "/fd/" +
+                  std::to_string(s.shared_fd) + (census ? ":census" : ""));
+  }
+  return env;
 }
 bool Pause() { return S().armed.exchange(false, std::memory_order_acq_rel); }
 void Unpause() { S().armed.store(true, std::memory_order_release); }
@@ -380,6 +569,62 @@ uint64_t Enumerate(uint64_t ops, int err, const std::function<void(uint64_t n)>&
   return total;
 }
 bool Active() { return S().active.load(); }
+long ThisThread() { return ::syscall(SYS_gettid); }
+
+const char* KindName(Kind kind) {
+  switch (kind) {
+    case Kind::kErrno:
+      return "errno";
+    case Kind::kShort:
+      return "short";
+    case Kind::kDelay:
+      return "delay";
+    case Kind::kWake:
+      return "wake";
+    case Kind::kKill:
+      return "kill";
+    case Kind::kKillAfter:
+      return "kill_after";
+  }
+  return "?";
+}
+
+void BeginCensus() {
+  State& s = S();
+  s.census.store(false);
+  // Raw syscalls: the hooks' own mmap must not see this one.
+  const long self = ::syscall(SYS_getpid);
+  if (s.census_page == nullptr || s.census_owner != self) {
+    std::byte* shared = SharedPages();
+    if (shared == nullptr) return;
+    s.census_page = new (shared + kPage) CensusPage();
+    s.census_owner = self;
+  }
+  for (auto& c : s.census_page->calls) c.store(0);
+  for (auto& row : s.census_page->faults) {
+    for (auto& f : row) f.store(0);
+  }
+  for (auto& m : s.maps) m.store(0);
+  s.census.store(true);
+}
+
+Census EndCensus() {
+  State& s = S();
+  Census out;
+  if (!s.census.exchange(false) || s.census_page == nullptr) return out;
+  const auto names = EntryPoints();
+  for (std::size_t i = 0; i < names.size() && i < static_cast<std::size_t>(kMaxEntries); ++i) {
+    CensusEntry e;
+    e.entry_point = std::string(names[i]);
+    e.calls = s.census_page->calls[i].load();
+    for (std::size_t k = 0; k < kKinds; ++k) e.faults[k] = s.census_page->faults[i][k].load();
+    if (e.calls > 0 || e.Faulted() > 0) out.push_back(std::move(e));
+  }
+  return out;
+}
+
+bool PauseCensus() { return S().census.exchange(false); }
+void ResumeCensus() { S().census.store(true); }
 
 std::vector<std::string> InjectedLog() {
   State& s = S();
@@ -409,18 +654,26 @@ namespace F = ipch::fault;
   }                                           \
   if ((d).fire && (d).kind == Kind::kShort) n_var = ShortLen((d), n_var)
 
-// A wait's fault: an errno, or (kWake) 0 at once with no event reported, as a timeout would.
-#define IPCH_WAIT_FAULT(d, fds, n)                             \
-  if ((d).fire && (d).kind == Kind::kErrno) {                  \
-    errno = (d).err;                                           \
-    return -1;                                                 \
-  }                                                            \
-  if ((d).fire && (d).kind == Kind::kWake) {                   \
-    for (nfds_t i_ = 0; i_ < (n); ++i_) (fds)[i_].revents = 0; \
-    return 0;                                                  \
+// A poll's fault: an errno, or (kWake) a spurious readiness: at once, descriptor `io` (the first
+// non-blocking one asked about input or output) is said to have it, though nothing changed
+// (select(2), BUGS: data that arrived and was then discarded; the read that follows finds
+// nothing). Never an early timeout: poll does not return 0 before its timeout, and a caller is
+// right to rely on that.
+#define IPCH_WAIT_FAULT(d, fds, n, io)                              \
+  if ((d).fire && (d).kind == Kind::kErrno) {                       \
+    errno = (d).err;                                                \
+    return -1;                                                      \
+  }                                                                 \
+  if ((d).fire && (d).kind == Kind::kWake) {                        \
+    for (nfds_t i_ = 0; i_ < (n); ++i_) (fds)[i_].revents = 0;      \
+    (fds)[io].revents = static_cast<short>((fds)[io].events & F::kPollIo); \
+    return 1;                                                       \
   }
 
 extern "C" {
+
+void ipch_fault_exempt_thread() { F::t_exempt = true; }
+void ipch_fault_census_pause_thread(int delta) { F::t_census_paused += delta; }
 
 ssize_t read(int fd, void* buf, size_t n) {
   IPCH_REAL(read, ssize_t(*)(int, void*, size_t));
@@ -531,16 +784,18 @@ ssize_t recvmsg(int fd, msghdr* m, int flags) {
 
 int poll(pollfd* fds, nfds_t n, int timeout) {
   IPCH_REAL(poll, int (*)(pollfd*, nfds_t, int));
-  auto d = Decide(F::kPoll, n > 0 ? fds[0].fd : -1, "poll");
-  IPCH_WAIT_FAULT(d, fds, n);
+  const nfds_t io = F::FirstIo(fds, n);
+  auto d = Decide(F::kPoll, n > 0 ? fds[0].fd : -1, "poll", -1, true, false, io < n);
+  IPCH_WAIT_FAULT(d, fds, n, io);
   return real_poll(fds, n, timeout);
 }
 int __poll_chk(pollfd* fds, nfds_t n, int timeout, size_t) { return poll(fds, n, timeout); }
 
 int ppoll(pollfd* fds, nfds_t n, const timespec* ts, const sigset_t* mask) {
   IPCH_REAL(ppoll, int (*)(pollfd*, nfds_t, const timespec*, const sigset_t*));
-  auto d = Decide(F::kPoll, n > 0 ? fds[0].fd : -1, "ppoll");
-  IPCH_WAIT_FAULT(d, fds, n);
+  const nfds_t io = F::FirstIo(fds, n);
+  auto d = Decide(F::kPoll, n > 0 ? fds[0].fd : -1, "ppoll", -1, true, false, io < n);
+  IPCH_WAIT_FAULT(d, fds, n, io);
   return real_ppoll(fds, n, ts, mask);
 }
 
@@ -566,7 +821,7 @@ int accept4(int fd, sockaddr* a, socklen_t* al, int flags) {
 
 int connect(int fd, const sockaddr* a, socklen_t al) {
   IPCH_REAL(connect, int (*)(int, const sockaddr*, socklen_t));
-  auto d = Decide(F::kConnect, fd, "connect");
+  auto d = Decide(F::kConnect, fd, "connect", -1, true, true);
   if (d.fire) {
     errno = d.err;
     return -1;
@@ -586,22 +841,24 @@ int connect(int fd, const sockaddr* a, socklen_t al) {
 
 int select(int n, fd_set* r, fd_set* w, fd_set* e, timeval* t) {
   IPCH_REAL(select, int (*)(int, fd_set*, fd_set*, fd_set*, timeval*));
-  const auto d = Decide(F::kPoll, -1, "select");
+  const int ready_r = F::FirstIn(r, n), ready_w = F::FirstIn(w, n);
+  const auto d = Decide(F::kPoll, -1, "select", -1, true, false, ready_r < n || ready_w < n);
   IPCH_FAIL_IF(d, -1);
-  if (d.fire && d.kind == Kind::kWake) {  // nothing ready: the sets come back empty
+  if (d.fire && d.kind == Kind::kWake) {  // a spurious readiness, as for poll: one descriptor said ready
     for (fd_set* set : {r, w, e}) {
       if (set != nullptr) FD_ZERO(set);
     }
-    return 0;
+    FD_SET(ready_r < n ? ready_r : ready_w, ready_r < n ? r : w);
+    return 1;
   }
   return real_select(n, r, w, e, t);
 }
 
 int epoll_wait(int epfd, epoll_event* ev, int max, int timeout) {
   IPCH_REAL(epoll_wait, int (*)(int, epoll_event*, int, int));
-  const auto d = Decide(F::kPoll, -1, "epoll_wait");
+  // No spurious readiness here: an event's data is the caller's, and cannot be made up.
+  const auto d = Decide(F::kPoll, -1, "epoll_wait", -1, true, false, false);
   IPCH_FAIL_IF(d, -1);
-  if (d.fire && d.kind == Kind::kWake) return 0;
   return real_epoll_wait(epfd, ev, max, timeout);
 }
 
@@ -635,7 +892,9 @@ int listen(int fd, int backlog) {
 // fault is reported after the real call, and a listening socket is never faulted.
 int shutdown(int fd, int how) {
   IPCH_REAL(shutdown, int (*)(int, int));
-  if (!F::S().armed.load(std::memory_order_acquire)) return real_shutdown(fd, how);  // no extra syscall disarmed
+  if (!F::S().armed.load(std::memory_order_acquire) && !F::S().census.load(std::memory_order_relaxed)) {
+    return real_shutdown(fd, how);  // no extra syscall disarmed
+  }
   int listening = 0;
   socklen_t len = sizeof listening;
   if (::syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening != 0) {
@@ -660,7 +919,7 @@ int open(const char* path, int flags, ...) {
   va_start(ap, flags);
   const mode_t mode = ModeArg(flags, ap);
   va_end(ap);
-  IPCH_FAIL_IF(Decide(F::kOpen, -1, "open"), -1);
+  IPCH_FAIL_IF(Decide(F::kOpen, -1, "open", -1, true, (flags & O_CREAT) == 0), -1);
   return real_open(path, flags, mode);
 }
 
@@ -670,7 +929,7 @@ int open64(const char* path, int flags, ...) {
   va_start(ap, flags);
   const mode_t mode = ModeArg(flags, ap);
   va_end(ap);
-  IPCH_FAIL_IF(Decide(F::kOpen, -1, "open64"), -1);
+  IPCH_FAIL_IF(Decide(F::kOpen, -1, "open64", -1, true, (flags & O_CREAT) == 0), -1);
   return real_open64(path, flags, mode);
 }
 
@@ -705,19 +964,21 @@ int mkfifo(const char* path, mode_t mode) {
 
 void* mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
   IPCH_REAL(mmap, void* (*)(void*, size_t, int, int, int, off_t));
-  IPCH_FAIL_IF(Decide(F::kMmap, -1, "mmap"), MAP_FAILED);
-  return real_mmap(addr, len, prot, flags, fd, off);
+  const bool counted = F::CountedMapping(flags, fd);
+  IPCH_FAIL_IF(Decide(F::kMmap, -1, "mmap", -1, counted), MAP_FAILED);
+  return F::Remembered(real_mmap(addr, len, prot, flags, fd, off), counted);
 }
 
 void* mmap64(void* addr, size_t len, int prot, int flags, int fd, off64_t off) {
   IPCH_REAL(mmap64, void* (*)(void*, size_t, int, int, int, off64_t));
-  IPCH_FAIL_IF(Decide(F::kMmap, -1, "mmap64"), MAP_FAILED);
-  return real_mmap64(addr, len, prot, flags, fd, off);
+  const bool counted = F::CountedMapping(flags, fd);
+  IPCH_FAIL_IF(Decide(F::kMmap, -1, "mmap64", -1, counted), MAP_FAILED);
+  return F::Remembered(real_mmap64(addr, len, prot, flags, fd, off), counted);
 }
 
 int munmap(void* addr, size_t len) {
   IPCH_REAL(munmap, int (*)(void*, size_t));
-  IPCH_FAIL_IF(Decide(F::kMunmap, -1, "munmap"), -1);
+  IPCH_FAIL_IF(Decide(F::kMunmap, -1, "munmap", -1, F::ForgetMapping(addr)), -1);
   return real_munmap(addr, len);
 }
 
@@ -735,7 +996,7 @@ int ftruncate64(int fd, off64_t len) {
 
 int shm_open(const char* name, int flags, mode_t mode) {
   IPCH_REAL(shm_open, int (*)(const char*, int, mode_t));
-  IPCH_FAIL_IF(Decide(F::kShmOpen, -1, "shm_open"), -1);
+  IPCH_FAIL_IF(Decide(F::kShmOpen, -1, "shm_open", -1, true, (flags & O_CREAT) == 0), -1);
   return real_shm_open(name, flags, mode);
 }
 
@@ -753,7 +1014,7 @@ int memfd_create(const char* name, unsigned flags) {
 
 int shmget(key_t key, size_t size, int flags) {
   IPCH_REAL(shmget, int (*)(key_t, size_t, int));
-  IPCH_FAIL_IF(Decide(F::kShmget, -1, "shmget"), -1);
+  IPCH_FAIL_IF(Decide(F::kShmget, -1, "shmget", -1, true, (flags & IPC_CREAT) == 0), -1);
   return real_shmget(key, size, flags);
 }
 
@@ -777,7 +1038,7 @@ int shmctl(int id, int cmd, shmid_ds* buf) {
 
 int msgget(key_t key, int flags) {
   IPCH_REAL(msgget, int (*)(key_t, int));
-  IPCH_FAIL_IF(Decide(F::kMsgget, -1, "msgget"), -1);
+  IPCH_FAIL_IF(Decide(F::kMsgget, -1, "msgget", -1, true, (flags & IPC_CREAT) == 0), -1);
   return real_msgget(key, flags);
 }
 
@@ -810,7 +1071,7 @@ mqd_t mq_open(const char* name, int flags, ...) {
     attr = va_arg(ap, mq_attr*);
     va_end(ap);
   }
-  IPCH_FAIL_IF(Decide(F::kMqOpen, -1, "mq_open"), static_cast<mqd_t>(-1));
+  IPCH_FAIL_IF(Decide(F::kMqOpen, -1, "mq_open", -1, true, (flags & O_CREAT) == 0), static_cast<mqd_t>(-1));
   return (flags & O_CREAT) ? real_mq_open(name, flags, mode, attr) : real_mq_open(name, flags);
 }
 

@@ -207,8 +207,10 @@ bool ParseRule(std::string_view text, Rule* rule, std::string* error) {
       rule->max_fires = static_cast<uint32_t>(n);
     } else if (key == "any_errno" && eq == std::string_view::npos) {
       rule->any_errno = true;
+    } else if (key == "lookup" && eq == std::string_view::npos) {
+      rule->lookup_only = true;
     } else {
-      return Fail(error, where + ": unknown option '" + std::string(key) + "' (every, p, max or any_errno)");
+      return Fail(error, where + ": unknown option '" + std::string(key) + "' (every, p, max, any_errno or lookup)");
     }
   }
   if (has_every && has_p) return Fail(error, where + ": give every=N or p=P, not both");
@@ -287,6 +289,23 @@ std::string FormatPlan(const Plan& plan) {
     }
     if (r.max_fires > 0) s += ",max=" + std::to_string(r.max_fires);
     if (r.any_errno) s += ",any_errno";
+    if (r.lookup_only) s += ",lookup";
+  }
+  return s;
+}
+
+std::string FormatCensus(const Census& c) {
+  std::string s;
+  for (const CensusEntry& e : c) {
+    if (!s.empty()) s += ';';
+    s += e.entry_point + "=" + std::to_string(e.calls);
+    char sep = ':';
+    for (std::size_t k = 0; k < kKinds; ++k) {
+      if (e.faults[k] == 0) continue;
+      s += sep;
+      s += std::string(KindName(static_cast<Kind>(k))) + " " + std::to_string(e.faults[k]);
+      sep = ',';
+    }
   }
   return s;
 }
@@ -305,7 +324,7 @@ __attribute__((constructor)) void ArmFromEnvironment() {
     (void)!::syscall(SYS_write, 2, msg.data(), msg.size());
     ::_exit(2);
   }
-  Arm(plan);
+  ArmAttached(plan);
 }
 
 }  // namespace

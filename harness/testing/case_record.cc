@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "ipch/raw_io.h"
+#include "shared.h"
 
 namespace ipch::testing {
 namespace {
@@ -65,14 +66,18 @@ bool ParseOutcome(const std::string& s, Outcome* o) {
   return false;
 }
 
-// magic, outcome, name, ms, then (S|F, location, message) per part.
+// magic, outcome, name, ms, then (S|F, location, message) per part, and (C, "", census) if any.
 bool DecodeRecord(const std::string& line, CaseRecord* r) {
   const auto f = SplitTabs(line);
   if (f.size() < 4 || (f.size() - 4) % 3 != 0 || f[0] != kMagic || !ParseOutcome(f[1], &r->outcome)) return false;
   r->name = Unescape(f[2]);
   r->ms = std::atoll(f[3].c_str());
   for (size_t i = 4; i < f.size(); i += 3) {
-    r->parts.push_back({f[i] == "S", Unescape(f[i + 1]), Unescape(f[i + 2])});
+    if (f[i] == "C") {
+      r->census = Unescape(f[i + 2]);
+    } else {
+      r->parts.push_back({f[i] == "S", Unescape(f[i + 1]), Unescape(f[i + 2])});
+    }
   }
   return true;
 }
@@ -92,6 +97,7 @@ CaseRecord RecordOf(const ::testing::TestInfo& t) {
     const auto& part = result.GetTestPartResult(i);
     if (part.failed() || part.skipped()) r.parts.push_back({part.skipped(), Location(part), part.message()});
   }
+  r.census = CaseCensus();
   return r;
 }
 
@@ -116,6 +122,7 @@ std::string EncodeRecord(const CaseRecord& r) {
   for (const auto& p : r.parts) {
     line += std::string("\t") + (p.skipped ? "S" : "F") + "\t" + Escape(p.location) + "\t" + Escape(p.message);
   }
+  if (!r.census.empty()) line += "\tC\t\t" + Escape(r.census);
   return line + "\n";
 }
 

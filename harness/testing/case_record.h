@@ -29,6 +29,7 @@ struct CaseRecord {
   Outcome outcome = Outcome::kFail;
   long long ms = 0;
   std::vector<ResultPart> parts;
+  std::string census;  // the case's fault-space census (ipch::fault::FormatCensus), "" if none
 };
 
 // One '\n'-terminated line.

@@ -11,5 +11,7 @@ namespace ipch::testing {
 std::string ReplayLine(const std::string& full_name);
 // "ipch: removed X, left by a test process that died" on stderr, one line per object.
 void PrintSweep(const std::vector<std::string>& removed);
+// The running (or just finished) case's census, as SetCaseCensus left it ("" if none).
+const std::string& CaseCensus();
 
 }  // namespace ipch::testing

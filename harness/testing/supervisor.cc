@@ -25,6 +25,7 @@
 #include "ipch/testing.h"
 #include "junit.h"
 #include "shared.h"
+#include "fault_coverage.h"
 #include "verdicts.h"
 
 extern char** environ;
@@ -260,6 +261,7 @@ class Supervisor {
   std::vector<std::string> known_;   // failed as the known-failures baseline expects
   int passed_ = 0, skipped_ = 0;
   VerdictMatrix matrix_;
+  FaultCoverage coverage_;
   std::map<std::string, SuiteProgress> suites_;
   Clock::time_point started_ = Clock::now();
   WallClock::time_point started_wall_ = WallClock::now();
@@ -410,7 +412,11 @@ void Supervisor::Conclude(Slot& s) {
   const long long ms = MsSince(s.started);
   auto records = TakeRecords(s.proc.result_text());
   CaseReport r{c.suite, c.name, c.type_param, c.value_param, OutcomeOfRecords(records), ms, s.started_wall, {}};
-  for (auto& rec : records) r.parts.insert(r.parts.end(), rec.parts.begin(), rec.parts.end());
+  std::string census;
+  for (auto& rec : records) {
+    r.parts.insert(r.parts.end(), rec.parts.begin(), rec.parts.end());
+    census += (census.empty() || rec.census.empty() ? "" : ";") + rec.census;
+  }
   const std::string output = WithoutFraming(s.proc.output());
   std::string block = output;
   const std::string cause = ProcessCause(records, s.proc.wait_status(), s.timed_out, timeout_s_);
@@ -443,6 +449,7 @@ void Supervisor::Conclude(Slot& s) {
   }
   std::fwrite(block.data(), 1, block.size(), stdout);
   std::fflush(stdout);
+  coverage_.Add(r.suite, r.outcome, census);
   Record(r, why, s.started);
 }
 
@@ -452,7 +459,9 @@ void Supervisor::Record(const CaseReport& r, const std::string& cause, Clock::ti
   if (r.outcome == Outcome::kKnown) known_.push_back(name);
   passed_ += r.outcome == Outcome::kPass;
   skipped_ += r.outcome == Outcome::kSkip;
-  matrix_.Add(r.suite, r.outcome);
+  matrix_.Add(r.suite, r.outcome,
+              std::any_of(r.parts.begin(), r.parts.end(),
+                          [](const ResultPart& p) { return p.skipped && IsNotApplicable(p.message); }));
   SuiteProgress& p = suites_[r.suite];
   ++p.done;
   p.passed += r.outcome == Outcome::kPass;
@@ -497,7 +506,7 @@ int Supervisor::Summarize() {
     for (const auto& f : failed_) s += "[  FAILED  ] " + f + "\n";
     s += "\n" + std::to_string(failed_.size()) + " FAILED " + (failed_.size() == 1 ? "TEST" : "TESTS") + "\n";
   }
-  s += matrix_.Render();
+  s += matrix_.Render() + coverage_.Render();
   std::fwrite(s.data(), 1, s.size(), stdout);
   std::fflush(stdout);
   std::string other;
@@ -513,6 +522,10 @@ int Supervisor::Summarize() {
     });
     if (auto st = WriteJUnit(xml, reports_, started_wall_, total_ms); !st.ok()) {
       std::fprintf(stderr, "ipch isolate: the XML report was not written: %s\n", st.error().ToString().c_str());
+    }
+    const Status st = coverage_.empty() ? Ok() : coverage_.WriteJson(CoveragePathFor(xml));
+    if (!st.ok()) {
+      std::fprintf(stderr, "ipch isolate: the fault coverage map was not written: %s\n", st.error().ToString().c_str());
     }
   }
   return failed_.empty() ? 0 : 1;

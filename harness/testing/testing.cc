@@ -15,6 +15,7 @@
 
 #include "baseline.h"
 #include "case_record.h"
+#include "fault_coverage.h"
 #include "ipch/audit.h"
 #include "ipch/temp_dir.h"
 #include "shared.h"
@@ -51,6 +52,8 @@ std::string FullName(const ::testing::TestInfo& t) { return std::string(t.test_s
 
 std::string TokenPrefix() { return "ipch-" + std::to_string(::getpid()) + "-"; }
 
+std::string g_census;  // SetCaseCensus
+
 // The running test's AllowLeftovers: (kind, why).
 std::vector<std::pair<std::string, std::string>> g_allowed;
 
@@ -60,6 +63,7 @@ std::vector<std::pair<std::string, std::string>> g_allowed;
 class AuditListener : public ::testing::EmptyTestEventListener {
  public:
   void OnTestStart(const ::testing::TestInfo& t) override {
+    g_census.clear();
     g_ctx.token = NewToken();
     g_ctx.seed = TestSeed(FullName(t));
     auto dir = TempDir::Create(g_ctx.token + "-");
@@ -128,7 +132,13 @@ class MatrixListener : public ::testing::EmptyTestEventListener {
     const std::string name = std::string(t.test_suite_name()) + "." + t.name();
     const Judged j = Judge(Baseline::FromEnvironment(), name, OutcomeOf(*t.result()));
     std::fputs(j.note.c_str(), stdout);
-    matrix_.Add(t.test_suite_name(), j.outcome);
+    bool not_applicable = false;
+    for (int i = 0; i < t.result()->total_part_count(); ++i) {
+      const auto& part = t.result()->GetTestPartResult(i);
+      not_applicable = not_applicable || (part.skipped() && IsNotApplicable(part.message()));
+    }
+    matrix_.Add(t.test_suite_name(), j.outcome, not_applicable);
+    coverage_.Add(t.test_suite_name(), j.outcome, CaseCensus());
     failed_ += j.outcome == Outcome::kFail;
     known_ += j.outcome == Outcome::kKnown;
     suite_[static_cast<int>(j.outcome)]++;
@@ -144,7 +154,13 @@ class MatrixListener : public ::testing::EmptyTestEventListener {
   }
 
   void OnTestProgramEnd(const ::testing::UnitTest&) override {
-    std::cout << matrix_.Render();
+    std::cout << matrix_.Render() << coverage_.Render();
+    const std::string xml = ::testing::GTEST_FLAG(output);
+    if (!coverage_.empty() && xml.rfind("xml:", 0) == 0 && xml.size() > 4 && xml.back() != '/') {
+      if (auto st = coverage_.WriteJson(CoveragePathFor(xml.substr(4))); !st.ok()) {
+        std::cerr << "ipch: the fault coverage map was not written: " << st.error().ToString() << "\n";
+      }
+    }
     if (const Baseline* b = Baseline::FromEnvironment()) {
       std::cout << "[  KNOWN   ] " << known_ << " known failure(s) of " << b->path() << "; " << failed_
                 << " other failure(s) or unexpected pass(es)\n";
@@ -155,6 +171,7 @@ class MatrixListener : public ::testing::EmptyTestEventListener {
 
  private:
   VerdictMatrix matrix_;
+  FaultCoverage coverage_;
   int Count(Outcome o) const { return suite_[static_cast<int>(o)]; }
   int failed_ = 0, known_ = 0;
   std::array<int, 4> suite_{};  // this suite's cases by judged Outcome
@@ -210,6 +227,9 @@ int ExitCode(int rc) {
   if (g_matrix == nullptr || Baseline::FromEnvironment() == nullptr) return rc;
   return g_matrix->failed() > 0 ? 1 : 0;
 }
+
+void SetCaseCensus(std::string text) { g_census = std::move(text); }
+const std::string& CaseCensus() { return g_census; }
 
 void PrintSweep(const std::vector<std::string>& removed) {
   for (const auto& r : removed) std::fprintf(stderr, "ipch: removed %s, left by a test process that died\n", r.c_str());

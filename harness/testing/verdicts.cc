@@ -14,14 +14,18 @@ bool IsConformanceSuite(const std::string& suite) { return std::count(suite.begi
 
 }  // namespace
 
-void VerdictMatrix::Add(const std::string& suite, Outcome outcome) {
+bool IsNotApplicable(const std::string& skip_message) { return skip_message.rfind("N/A: ", 0) == 0; }
+
+void VerdictMatrix::Add(const std::string& suite, Outcome outcome, bool not_applicable) {
   const auto s1 = suite.find('/'), s2 = suite.rfind('/');
   if (s1 == std::string::npos || s1 == s2) return;
   const std::string group = suite.substr(s1 + 1, s2 - s1 - 1), transport = suite.substr(s2 + 1);
   if (std::find(groups_.begin(), groups_.end(), group) == groups_.end()) groups_.push_back(group);
   if (!cells_.count(transport)) transports_.push_back(transport);
   Cell& c = cells_[transport][group];
-  if (outcome == Outcome::kSkip) {
+  if (outcome == Outcome::kSkip && not_applicable) {
+    ++c.not_applicable;
+  } else if (outcome == Outcome::kSkip) {
     ++c.skipped;
   } else if (outcome == Outcome::kKnown) {
     ++c.known;
@@ -35,10 +39,11 @@ void VerdictMatrix::Add(const std::string& suite, Outcome outcome) {
 std::string VerdictMatrix::CellText(const Cell& c) {
   const int ran = c.passed + c.failed + c.known;
   if (c.failed > 0) return "FAIL " + std::to_string(c.failed) + "/" + std::to_string(ran);
-  if (ran == 0) return "UNSUPPORTED";
+  if (ran == 0) return c.skipped == 0 && c.not_applicable > 0 ? "N/A" : "UNSUPPORTED";
   std::string cell = c.passed == 0 ? "KNOWN " + std::to_string(c.known) : "PASS " + std::to_string(c.passed);
   if (c.known && c.passed > 0) cell += " +" + std::to_string(c.known) + "k";
   if (c.skipped) cell += " +" + std::to_string(c.skipped) + "u";
+  if (c.not_applicable) cell += " +" + std::to_string(c.not_applicable) + "n";
   return cell;
 }
 
@@ -65,6 +70,7 @@ std::string VerdictMatrix::Render() const {
     known_seen = known_seen || any_known;
   }
   out << "(+Nu: N cases UNSUPPORTED: a capability or adapter hook the case needs is missing; each skip names it)\n";
+  out << "(+Nn: N cases N/A: the fault cannot happen to the transport's kind of IPC; each skip says why)\n";
   if (known_seen)
     out << "(+Nk: N known failures, as the baseline (--ipch_known) lists them; KNOWN: no other failure)\n";
   return out.str();

@@ -15,19 +15,24 @@ enum class Outcome { kPass, kFail, kSkip, kKnown };
 // Verdicts of typed conformance suites named Prefix/Group/transport; other suites are ignored.
 class VerdictMatrix {
  public:
-  void Add(const std::string& suite, Outcome outcome);
+  // `not_applicable`: a skip whose case cannot apply to the mechanism ("N/A: ..."), counted apart
+  // from UNSUPPORTED (a capability or hook missing).
+  void Add(const std::string& suite, Outcome outcome, bool not_applicable = false);
   // The table, or "" when no conformance suite was seen.
   std::string Render() const;
 
  private:
   struct Cell {
-    int passed = 0, failed = 0, skipped = 0, known = 0;
+    int passed = 0, failed = 0, skipped = 0, known = 0, not_applicable = 0;
   };
   static std::string CellText(const Cell& c);
   std::vector<std::string> groups_;                           // in the order they first finished
   std::vector<std::string> transports_;                       // likewise
   std::map<std::string, std::map<std::string, Cell>> cells_;  // transport -> group -> counts
 };
+
+// Whether a skip's message says the case cannot apply (it begins "N/A: ").
+bool IsNotApplicable(const std::string& skip_message);
 
 // "[ipch] Conformance/Basic/tcp   12 passed ..." for a Prefix/Group/transport suite, "" otherwise.
 std::string ProgressLine(const std::string& suite, int passed, int failed, int skipped, long long ms, int known = 0);

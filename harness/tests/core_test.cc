@@ -358,3 +358,74 @@ TEST(Audit, SweepRemovesOnlyIpchSysvSegmentsOfDeadCreators) {
 
 }  // namespace
 }  // namespace ipch
+
+// ---- the verdict matrix's N/A column and the fault coverage map ------------------------------
+
+#include "../testing/fault_coverage.h"
+#include "../testing/verdicts.h"
+
+namespace {
+
+using ipch::testing::FaultCoverage;
+using ipch::testing::Outcome;
+
+TEST(Verdicts, ACaseThatCannotApplyIsCountedApartFromUnsupported) {
+  EXPECT_TRUE(ipch::testing::IsNotApplicable("N/A: fifo: a FIFO's read fails only with EINTR or EAGAIN"));
+  EXPECT_FALSE(ipch::testing::IsNotApplicable("UNSUPPORTED: fifo has no kSocketAddress hook"));
+  ipch::testing::VerdictMatrix m;
+  m.Add("Conformance/Fault/fifo", Outcome::kPass);
+  m.Add("Conformance/Fault/fifo", Outcome::kSkip);
+  m.Add("Conformance/Fault/fifo", Outcome::kSkip, true);
+  m.Add("Conformance/Fault/fifo", Outcome::kSkip, true);
+  m.Add("Conformance/Basic/inmem", Outcome::kSkip, true);
+  const std::string table = m.Render();
+  EXPECT_NE(table.find("PASS 1 +1u +2n"), std::string::npos) << table;
+  EXPECT_NE(table.find("N/A"), std::string::npos) << "every case of a cell N/A: " << table;
+}
+
+TEST(FaultCoverageMap, CensusTextRoundTripsAndBadTextIsRefused) {
+  ipch::fault::Census c;
+  ASSERT_TRUE(ipch::testing::ParseCensus("read=12:errno 3,short 1;write=9;futex_wake=4:kill_after 2", &c));
+  ASSERT_EQ(c.size(), 3u);
+  EXPECT_EQ(c[0].entry_point, "read");
+  EXPECT_EQ(c[0].calls, 12u);
+  EXPECT_EQ(c[0].faults[0], 3u);
+  EXPECT_EQ(c[0].faults[1], 1u);
+  EXPECT_EQ(c[1].Faulted(), 0u);
+  EXPECT_EQ(c[2].faults[5], 2u);
+  for (const char* bad : {"read", "read=x", "read=1:", "read=1:bogus 2", "read=1:errno", "=3"}) {
+    EXPECT_FALSE(ipch::testing::ParseCensus(bad, &c)) << bad;
+  }
+}
+
+// Faults injected in a passing case survived; in a failing one, they did not; a skipped case's
+// calls count, its faults are judged neither way; non-conformance suites are left out.
+TEST(FaultCoverageMap, SumsByTransportAndSplitsSurvivedFromFailed) {
+  FaultCoverage m;
+  m.Add("Conformance/Fault/tcp", Outcome::kPass, "read=10:errno 2;write=5;close=3");
+  m.Add("Conformance/Fault/tcp", Outcome::kFail, "read=4:errno 1;accept=2:errno 1");
+  m.Add("Conformance/Fault/tcp", Outcome::kSkip, "write=1:short 7");
+  m.Add("Conformance/Basic/unix", Outcome::kPass, "poll=3");
+  m.Add("FaultEngine", Outcome::kPass, "read=99:errno 99");
+  const auto* tcp = m.Of("tcp");
+  ASSERT_NE(tcp, nullptr);
+  EXPECT_EQ(tcp->at("read").calls, 14u);
+  EXPECT_EQ(tcp->at("read").Survived(), 2u);
+  EXPECT_EQ(tcp->at("read").Failed(), 1u);
+  EXPECT_EQ(tcp->at("write").calls, 6u);
+  EXPECT_EQ(tcp->at("write").Survived() + tcp->at("write").Failed(), 0u) << "a skipped case's faults";
+  EXPECT_EQ(tcp->at("accept").Failed(), 1u);
+  const std::string table = m.Render();
+  EXPECT_NE(table.find("accept close write"), std::string::npos) << "never faulted in a passing case: " << table;
+  EXPECT_NE(table.find("faulted only in failing cases: accept"), std::string::npos) << table;
+  EXPECT_NE(table.find("unix"), std::string::npos);
+  const std::string json = m.Json();
+  EXPECT_NE(json.find(R"({"name": "read", "calls": 14, "survived": {"errno": 2}, "failed": {"errno": 1}})"),
+            std::string::npos)
+      << json;
+  EXPECT_NE(json.find(R"("never_faulted": ["accept", "close", "write"])"), std::string::npos) << json;
+  EXPECT_EQ(ipch::testing::CoveragePathFor("build/report/conformance-default.xml"),
+            "build/report/conformance-default.fault-coverage.json");
+}
+
+}  // namespace

@@ -22,6 +22,7 @@
 #include <chrono>
 #include <cstring>
 #include <functional>
+#include <thread>
 
 #include "ipch/child_process.h"
 #include "ipch/peer.h"
@@ -417,6 +418,8 @@ TEST(FaultPlanEnv, APeerExecdUnderAPlanArmsItToo) {
     IPCH_ASSERT_OK(r);
     said = *r;
     IPCH_EXPECT_OK(peer->Join(Deadline::After(Scaled(std::chrono::seconds(10)))));
+    EXPECT_EQ(InjectedCount(), 0u) << "the fault was the peer's, not ours";
+    EXPECT_EQ(InjectedInTree(), 1u) << "an exec'd peer's faults count in its parent's tree";
   }
   EXPECT_EQ(said, std::string(std::strerror(EPIPE)) + " | " + FormatPlan(plan));
   EXPECT_TRUE(PlanEnvironment().empty()) << "no plan armed, nothing to pass on";
@@ -897,20 +900,122 @@ TEST(FaultEngine, FutexWaitsTakeTheirErrnosAndEarlyWakeUps) {
 }
 
 // A poll (and select, epoll_wait) woken early reports nothing ready, whatever is.
-TEST(FaultEngine, AWaitWokenEarlyReportsNothingReady) {
+// A poll woken early says a non-blocking descriptor is ready when nothing is (a spurious
+// readiness: the read that follows says "would block"); a blocking one, whose reader would then
+// block, is never said ready falsely, and epoll_wait (whose events carry the caller's data) is
+// never woken. Never an early 0: poll does not return before its timeout.
+TEST(FaultEngine, AWaitWokenEarlyIsASpuriousReadinessOfANonBlockingDescriptor) {
   SocketPair s;
-  ASSERT_EQ(::write(s.b.get(), "x", 1), 1);
+  ASSERT_TRUE(s.a && s.b);
+  ASSERT_EQ(::fcntl(s.a.get(), F_SETFL, ::fcntl(s.a.get(), F_GETFL) | O_NONBLOCK), 0);
   ScopedPlan plan(Plan{{Rule{kPoll, Kind::kWake, 0, 1, 0.0, 0}}, 1});
-  pollfd p{s.a.get(), POLLIN, 0};
-  EXPECT_EQ(::poll(&p, 1, 1000), 0);
-  EXPECT_EQ(p.revents, 0);
+  pollfd p[2] = {{s.b.get(), POLLIN, 0}, {s.a.get(), POLLIN, 0}};  // the blocking one first
+  EXPECT_EQ(::poll(p, 2, 1000), 1);
+  EXPECT_EQ(p[0].revents, 0);
+  EXPECT_EQ(p[1].revents, POLLIN) << "the non-blocking descriptor is said ready";
+  char c;
+  EXPECT_EQ(::read(s.a.get(), &c, 1), -1);
+  EXPECT_EQ(errno, EAGAIN) << "nothing was there";
   fd_set r;
   FD_ZERO(&r);
   FD_SET(s.a.get(), &r);
   timeval tv{1, 0};
-  EXPECT_EQ(::select(s.a.get() + 1, &r, nullptr, nullptr, &tv), 0);
-  EXPECT_FALSE(FD_ISSET(s.a.get(), &r));
+  EXPECT_EQ(::select(s.a.get() + 1, &r, nullptr, nullptr, &tv), 1);
+  EXPECT_TRUE(FD_ISSET(s.a.get(), &r));
   EXPECT_EQ(InjectedCount(), 2u);
+  // Only blocking descriptors asked about: a poll waits as it would (here: times out at once).
+  pollfd blocking{s.b.get(), POLLIN, 0};
+  EXPECT_EQ(::poll(&blocking, 1, 0), 0);
+  EXPECT_EQ(InjectedCount(), 2u) << "a blocking descriptor was said ready falsely";
+  const int ep = ::epoll_create1(EPOLL_CLOEXEC);
+  ASSERT_GE(ep, 0);
+  epoll_event ev{};
+  EXPECT_EQ(::epoll_wait(ep, &ev, 1, 0), 0);
+  ::close(ep);
+  EXPECT_EQ(InjectedCount(), 2u) << "epoll_wait was woken";
+}
+
+// The census counts the calls a plan could fault (sockets and FIFOs, not regular files; shared
+// mappings, not malloc's) and the faults injected, by entry point and kind, in this process and
+// in a child forked meanwhile; nothing once it has ended.
+TEST(FaultCensus, CountsCallsAndFaultsByEntryPointAndKind) {
+  SocketPair s;
+  ASSERT_TRUE(s.a && s.b);
+  BeginCensus();
+  ASSERT_EQ(::write(s.a.get(), "ab", 2), 2);
+  {
+    ScopedPlan plan(Plan{{Rule{kRead, Kind::kShort, 0, 1, 0.0, 1}}, 3});
+    char buf[2];
+    EXPECT_EQ(::read(s.b.get(), buf, 2), 1);
+  }
+  char tmpl[] = "/tmp/ipch-census-XXXXXX";
+  const int file = ::mkstemp(tmpl);
+  ASSERT_GE(file, 0);
+  ::unlink(tmpl);
+  EXPECT_EQ(::write(file, "x", 1), 1);  // a regular file: not the transport's
+  ::close(file);
+  void* priv = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* shared = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ::munmap(priv, 4096);
+  ::munmap(shared, 4096);
+  const pid_t child = ::fork();
+  if (child == 0) {
+    (void)!::write(s.a.get(), "c", 1);
+    ::_exit(0);
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  const Census c = EndCensus();
+  auto entry = [&](const char* name) {
+    for (const auto& e : c) {
+      if (e.entry_point == name) return e;
+    }
+    return CensusEntry{};
+  };
+  EXPECT_EQ(entry("write").calls, 2u) << "ours and the forked child's, not the regular file's";
+  EXPECT_EQ(entry("read").calls, 1u);
+  EXPECT_EQ(entry("read").faults[static_cast<int>(Kind::kShort)], 1u);
+  EXPECT_EQ(entry("read").Faulted(), 1u);
+  EXPECT_EQ(entry("mmap").calls, 1u) << "the shared mapping, not the private one";
+  EXPECT_EQ(entry("munmap").calls, 1u) << "the shared mapping's unmap";
+  EXPECT_EQ(entry("close").calls, 0u) << "the regular file's close";
+  EXPECT_EQ(FormatCensus({entry("read")}), "read=1:short 1");
+  ASSERT_EQ(::write(s.a.get(), "z", 1), 1);
+  EXPECT_TRUE(EndCensus().empty()) << "nothing is counted once the census has ended";
+}
+
+// A look-up rule fails only calls that look up an existing object (connect; open, shm_open,
+// mq_open without O_CREAT); a thread rule only one thread's calls, or all but one's.
+TEST(FaultEngine, LookUpAndThreadRulesChooseTheirCalls) {
+  Plan plan;
+  std::string error;
+  ASSERT_TRUE(ParsePlan("open:ENOENT,lookup", &plan, &error)) << error;
+  EXPECT_TRUE(plan.rules[0].lookup_only);
+  EXPECT_EQ(FormatPlan(plan), "seed=0;open:ENOENT,lookup");
+  char dir[] = "/tmp/ipch-lookup-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string path = std::string(dir) + "/f";
+  {
+    ScopedPlan armed(plan);
+    const int made = ::open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+    EXPECT_GE(made, 0) << "a create is not a look-up";
+    if (made >= 0) ::close(made);
+    EXPECT_EQ(::open(path.c_str(), O_RDONLY | O_CLOEXEC), -1);
+    EXPECT_EQ(errno, ENOENT);
+    EXPECT_EQ(InjectedCount(), 1u);
+  }
+  ::unlink(path.c_str());
+  ::rmdir(dir);
+  for (const long thread : {ThisThread(), -ThisThread()}) {
+    SocketPair s;
+    ASSERT_TRUE(s.a && s.b);
+    ScopedPlan armed(Plan{{Rule{kWrite, Kind::kErrno, ENOBUFS, 1, 0.0, 0, 0, false, false, thread}}, 1});
+    const bool mine = thread > 0;
+    EXPECT_EQ(::write(s.a.get(), "x", 1), mine ? -1 : 1) << "this thread's write, rule for thread " << thread;
+    ssize_t other = 0;
+    std::thread([&] { other = ::write(s.a.get(), "y", 1); }).join();
+    EXPECT_EQ(other, mine ? 1 : -1) << "another thread's write, rule for thread " << thread;
+  }
 }
 
 TEST(FaultEngine, ARuleForOneEntryPointLeavesTheOthersAlone) {
@@ -958,7 +1063,9 @@ TEST(FaultEngine, EnumerateGivesEveryCallSiteItsTurn) {
     SocketPair s;
     uint64_t first_failure = 0;
     for (uint64_t i = 1; i <= 5; ++i) {
-      if (::write(s.a.get(), "x", 1) != 1 && first_failure == 0) {
+      // After a broken pipe the socket is shut, as a real one is: later sends fail too (and a
+      // plain write would raise SIGPIPE).
+      if (::send(s.a.get(), "x", 1, MSG_NOSIGNAL) != 1 && first_failure == 0) {
         EXPECT_EQ(errno, EPIPE);
         first_failure = i;
       }

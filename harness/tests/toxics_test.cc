@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <bit>
 #include <cstring>
 #include <filesystem>
 #include <random>
@@ -313,6 +314,45 @@ TEST_P(ProxyTest, StallHoldsTheRestUntilResumed) {
   EXPECT_EQ(got.data, Bytes(b.begin() + 100, b.end()));
 }
 
+// ArmEvent aims at a point of a direction's bytes, counted over all connections from the moment
+// it is armed; Taken counts every byte a receiver has, and no more. A flip changes one bit of
+// exactly the byte aimed at; a stall holds everything from there until Resume; a reset ends the
+// connection there.
+TEST_P(ProxyTest, AnArmedEventHitsTheByteItWasAimedAt) {
+  Through t = Open(GetParam(), Spec{});
+  const Bytes head = Random(300, Seed());
+  ASSERT_TRUE(SendAll(t.client.get(), head));
+  EXPECT_EQ(ReadUpTo(t.upstream.get(), head.size(), Settle()).data, head);
+  EXPECT_EQ(t.proxy->Taken(Direction::kUp), head.size());
+  const Bytes b = Random(100, Seed() + 1);
+  t.proxy->ArmEvent(Direction::kUp, 17, Event::kFlip);
+  ASSERT_TRUE(SendAll(t.client.get(), b));
+  auto got = ReadUpTo(t.upstream.get(), b.size(), Settle());
+  ASSERT_EQ(got.data.size(), b.size());
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    const int bits = std::popcount(static_cast<unsigned>(std::to_integer<unsigned>(got.data[i] ^ b[i])));
+    EXPECT_EQ(bits, i == 17 ? 1 : 0) << "byte " << i;
+  }
+  EXPECT_EQ(t.proxy->stats().flips[0], 1u) << LogOf(*t.proxy);
+
+  t.proxy->ArmEvent(Direction::kUp, 40, Event::kStall);
+  ASSERT_TRUE(SendAll(t.client.get(), b));
+  EXPECT_EQ(ReadUpTo(t.upstream.get(), 40, Settle()).data, Bytes(b.begin(), b.begin() + 40));
+  ASSERT_TRUE(t.proxy->WaitFor([](const Stats& s) { return s.stalls == 1; }, Settle()));
+  got = ReadUpTo(t.upstream.get(), 1, Deadline::After(milliseconds(50)));
+  EXPECT_TRUE(got.timed_out && got.data.empty()) << "a byte passed the stall";
+  t.proxy->Resume();
+  EXPECT_EQ(ReadUpTo(t.upstream.get(), 60, Settle()).data, Bytes(b.begin() + 40, b.end()));
+
+  t.proxy->ArmEvent(Direction::kUp, 5, Event::kReset);
+  ASSERT_TRUE(SendAll(t.client.get(), b));
+  got = ReadUpTo(t.upstream.get(), b.size(), Settle());
+  EXPECT_FALSE(got.timed_out);
+  EXPECT_EQ(got.data, Bytes(b.begin(), b.begin() + 5));
+  EXPECT_EQ(t.proxy->stats().resets, 1u) << LogOf(*t.proxy);
+  EXPECT_EQ(t.proxy->Taken(Direction::kUp), head.size() + 2 * b.size() + 5);
+}
+
 TEST_P(ProxyTest, TimedStallEndsByItself) {
   // With stall_after=0 the stall starts as the connection opens, so time it from before that.
   const auto start = Clock::now();
@@ -404,7 +444,9 @@ TEST_P(ProxyTest, StopEndsLiveConnectionsAndRemovesItsSocket) {
 // Out of descriptors at accept: the proxy says so, keeps the client queued and serves it after.
 TEST_P(ProxyTest, AcceptFailureIsRetriedNotFatal) {
   Server s = ListenOn(GetParam());
+  SetThreadsFaultable(true);  // the proxy's own accept is what fails here
   auto p = Proxy::Start(Proxy::FrontFor(s.address), s.address, Spec{});
+  SetThreadsFaultable(false);
   ASSERT_TRUE(p.ok()) << p.error().ToString();
   fault::Plan plan;
   plan.rules.push_back({fault::kAccept, fault::Kind::kErrno, EMFILE, 1, 0.0, 1});

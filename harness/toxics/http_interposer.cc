@@ -27,6 +27,7 @@
 #include <optional>
 #include <thread>
 
+#include "harness_thread.h"
 #include "ipch/socket_address.h"
 #include "ipch/unique_fd.h"
 
@@ -712,8 +713,14 @@ void HttpInterposer::Impl::AcceptLoop() {
       std::lock_guard<std::mutex> g(mu);
       conns.push_back(std::move(c));
     }
-    raw->up = std::thread([raw] { raw->Up(); });
-    raw->down = std::thread([raw] { raw->Down(); });
+    raw->up = std::thread([raw] {
+      HarnessThread();
+      raw->Up();
+    });
+    raw->down = std::thread([raw] {
+      HarnessThread();
+      raw->Down();
+    });
   }
 }
 
@@ -749,7 +756,10 @@ Result<std::unique_ptr<HttpInterposer>> HttpInterposer::Start(const std::string&
   impl->stop_fd = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!impl->stop_fd) return fail("eventfd");
   Impl* raw = impl.get();
-  impl->acceptor = std::thread([raw] { raw->AcceptLoop(); });
+  impl->acceptor = std::thread([raw] {
+    HarnessThread();
+    raw->AcceptLoop();
+  });
   return std::unique_ptr<HttpInterposer>(new HttpInterposer(std::move(impl)));
 }
 

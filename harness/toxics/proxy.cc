@@ -25,11 +25,24 @@
 #include <thread>
 #include <vector>
 
+#include "harness_thread.h"
 #include "ipch/socket_address.h"
 #include "ipch/toxics.h"
 #include "ipch/unique_fd.h"
 
 namespace ipch::toxics {
+
+namespace {
+std::atomic<bool> g_threads_faultable{false};
+}  // namespace
+
+void SetThreadsFaultable(bool faultable) { g_threads_faultable.store(faultable); }
+
+bool ThreadsFaultable() { return g_threads_faultable.load(); }
+
+void HarnessThread(bool faultable) {
+  if (!faultable && ipch_fault_exempt_thread != nullptr) ipch_fault_exempt_thread();
+}
 
 using Bytes = std::vector<std::byte>;
 namespace {
@@ -84,6 +97,7 @@ struct Proxy::Impl {
   UniqueFd reap_fd;  // eventfd: a connection's last thread has exited
   std::thread acceptor;
   std::atomic<bool> stopped{false};
+  bool faultable = ThreadsFaultable();  // SetThreadsFaultable when this proxy started
   std::atomic<uint64_t> resume_epoch{0};  // bumped by Resume; stalls wait for a change
   int listen_family = AF_INET;
 
@@ -91,6 +105,13 @@ struct Proxy::Impl {
   std::condition_variable changed;  // stats or log changed
   Spec spec;
   Stats stats;
+  // ArmEvent: per direction, bytes handed to writers so far, and the event waiting for a byte.
+  uint64_t handed[2] = {};
+  struct Armed {
+    bool armed = false;
+    uint64_t at = 0;  // in `handed` terms
+    Event event = Event::kReset;
+  } pending[2];
   std::deque<std::string> log;
   std::list<std::unique_ptr<Conn>> conns;
 
@@ -173,6 +194,10 @@ struct Conn {
   void Writer(int dir);
   bool WriteAll(int dir, const std::byte* p, std::size_t n);
   bool ApplyLimits(int dir, const Toxics& t);
+  bool Stall(int dir, const Toxics& t);
+  // Hands `*seg` bytes of `dir` to the writer, trimmed to end where an armed event waits; true
+  // with `*event` set when that event is due now (before this segment's first byte).
+  bool TakeSegment(int dir, std::size_t* seg, Event* event);
   void Flip(int dir, Bytes& data, const Toxics& t);
 };
 
@@ -282,21 +307,42 @@ bool Conn::ApplyLimits(int dir, const Toxics& t) {
   }
   if (p.out_off == t.stall_after && !p.stalled) {
     p.stalled = true;
-    const uint64_t epoch = proxy->resume_epoch.load();
-    proxy->Count([](Stats& st) { ++st.stalls; });
-    proxy->Note(Tag(dir) + ": stall after " + std::to_string(p.out_off) + " bytes");
-    std::unique_lock<std::mutex> lk(p.mu);
-    auto done = [&] { return Dead() || proxy->resume_epoch.load() != epoch; };
-    if (t.stall_for > Clock::duration{}) {
-      p.cv.wait_until(lk, Clock::now() + t.stall_for, done);
-    } else {
-      p.cv.wait(lk, done);
-    }
-    lk.unlock();  // Note takes the proxy's lock, which is never taken inside a pipe's
-    if (Dead()) return false;
-    proxy->Note(Tag(dir) + ": stall ends");
+    return Stall(dir, t);
   }
   return true;
+}
+
+// Holds this direction until Resume(), stall_for, or the end. False when the connection is over.
+bool Conn::Stall(int dir, const Toxics& t) {
+  Pipe& p = pipe[dir];
+  const uint64_t epoch = proxy->resume_epoch.load();
+  proxy->Count([](Stats& st) { ++st.stalls; });
+  proxy->Note(Tag(dir) + ": stall after " + std::to_string(p.out_off) + " bytes");
+  std::unique_lock<std::mutex> lk(p.mu);
+  auto done = [&] { return Dead() || proxy->resume_epoch.load() != epoch; };
+  if (t.stall_for > Clock::duration{}) {
+    p.cv.wait_until(lk, Clock::now() + t.stall_for, done);
+  } else {
+    p.cv.wait(lk, done);
+  }
+  lk.unlock();  // Note takes the proxy's lock, which is never taken inside a pipe's
+  if (Dead()) return false;
+  proxy->Note(Tag(dir) + ": stall ends");
+  return true;
+}
+
+bool Conn::TakeSegment(int dir, std::size_t* seg, Event* event) {
+  std::lock_guard<std::mutex> g(proxy->mu);
+  auto& armed = proxy->pending[dir];
+  uint64_t& handed = proxy->handed[dir];
+  if (armed.armed && armed.at == handed) {
+    armed.armed = false;
+    *event = armed.event;
+    return true;
+  }
+  if (armed.armed && armed.at > handed && armed.at - handed < *seg) *seg = static_cast<std::size_t>(armed.at - handed);
+  handed += *seg;
+  return false;
 }
 
 void Conn::Writer(int dir) {
@@ -341,6 +387,27 @@ void Conn::Writer(int dir) {
       if (t.rate) seg = std::min<std::size_t>(seg, std::max<uint64_t>(1, t.rate / 100));  // <= 10 ms of budget
       for (uint64_t limit : {t.close_after, t.reset_after, p.stalled ? kNever : t.stall_after}) {
         if (limit > p.out_off) seg = static_cast<std::size_t>(std::min<uint64_t>(seg, limit - p.out_off));
+      }
+      if (Event event = Event::kReset; TakeSegment(dir, &seg, &event)) {
+        const std::string where = " at byte " + std::to_string(p.out_off) + " (an armed event)";
+        if (event == Event::kReset || event == Event::kClose) {
+          const bool reset = event == Event::kReset;
+          proxy->Count([&](Stats& st) { ++(reset ? st.resets : st.closes); });
+          Teardown(reset ? kReset : kClosed, Tag(dir) + (reset ? ": reset" : ": close") + where);
+          go = false;
+          break;
+        }
+        if (event == Event::kStall) {
+          go = Stall(dir, Toxics{});
+          if (!go) break;
+        } else {
+          const int bit = static_cast<int>(p.writer_rng() % 8);
+          c.data[off] ^= std::byte(1u << bit);
+          proxy->Count([&](Stats& st) { ++st.flips[dir]; });
+          proxy->Note(Tag(dir) + ": flip bit " + std::to_string(bit) + " of byte " + std::to_string(p.out_off) +
+                      " (an armed event)");
+        }
+        continue;
       }
       Clock::time_point start{};
       if (t.rate) {
@@ -450,8 +517,14 @@ void Proxy::Impl::AcceptLoop() {
       conns.push_back(std::move(c));
     }
     for (int d = 0; d < 2; ++d) {
-      raw->threads[2 * d] = std::thread([raw, d] { raw->Reader(d); });
-      raw->threads[2 * d + 1] = std::thread([raw, d] { raw->Writer(d); });
+      raw->threads[2 * d] = std::thread([raw, d] {
+        HarnessThread(raw->proxy->faultable);
+        raw->Reader(d);
+      });
+      raw->threads[2 * d + 1] = std::thread([raw, d] {
+        HarnessThread(raw->proxy->faultable);
+        raw->Writer(d);
+      });
     }
   }
 }
@@ -521,7 +594,10 @@ Result<std::unique_ptr<Proxy>> Proxy::Start(const std::string& listen, const std
   impl->reap_fd = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!impl->stop_fd || !impl->reap_fd) return fail("eventfd");
   Impl* raw = impl.get();
-  impl->acceptor = std::thread([raw] { raw->AcceptLoop(); });
+  impl->acceptor = std::thread([raw] {
+    HarnessThread(raw->faultable);
+    raw->AcceptLoop();
+  });
   return std::unique_ptr<Proxy>(new Proxy(std::move(impl)));
 }
 
@@ -542,6 +618,17 @@ void Proxy::Resume() {
 void Proxy::Update(const Spec& spec) {
   std::lock_guard<std::mutex> g(impl_->mu);
   impl_->spec = spec;
+}
+
+uint64_t Proxy::Taken(Direction dir) const {
+  std::lock_guard<std::mutex> g(impl_->mu);
+  return impl_->handed[static_cast<int>(dir)];
+}
+
+void Proxy::ArmEvent(Direction dir, uint64_t bytes, Event event) {
+  const int d = static_cast<int>(dir);
+  std::lock_guard<std::mutex> g(impl_->mu);
+  impl_->pending[d] = {true, impl_->handed[d] + bytes, event};
 }
 
 Stats Proxy::stats() const {

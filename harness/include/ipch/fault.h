@@ -64,9 +64,10 @@ inline constexpr uint64_t kByteIo = kRead | kWrite;
 inline constexpr uint64_t kWaits = kPoll | kFutex;
 
 // kErrno: the call fails with `err`; kShort: byte I/O moves 1..n-1 bytes; kDelay: the call
-// sleeps `delay_us` first, then runs normally (latency without failure); kWake: a wait (poll,
-// futex) returns 0 at once without waiting, as a spurious wake-up or a timeout that came early
-// does: nothing is ready, and the caller must look again. kKill: the process SIGKILLs itself
+// sleeps `delay_us` first, then runs normally (latency without failure); kWake: a wait comes back
+// at once with nothing ready, and the caller must look again: a futex wait returns 0 (a spurious
+// wake-up), a poll or select says its first non-blocking descriptor asked about input or output
+// is ready though it is not (a spurious readiness: the read or write that follows would block). kKill: the process SIGKILLs itself
 // at the call, before making it; kKillAfter: once the call has returned, before its caller sees
 // the result (a peer killed at its Nth call, from outside its code). A kill rule matches every
 // call of its operations, whatever the call could fail with.
@@ -86,7 +87,18 @@ struct Rule {
   // kErrno rules fault only the calls that can really fail with `err` (PossibleErrnos): others
   // are neither faulted nor counted. any_errno lifts that, for a plan that means it.
   bool any_errno = false;
+  // Only calls that look up an existing object rather than make one: connect, and open,
+  // shm_open, mq_open without O_CREAT, msgget and shmget without IPC_CREAT (how a connector
+  // finds its listener's socket, rendezvous or queue). Others are neither faulted nor counted.
+  bool lookup_only = false;
+  // Only calls made by this thread (a kernel thread id), or with a negative id, by every thread
+  // but that one; 0: any. Not in the text form: a thread id means nothing to another run. How a
+  // case faults the connector's calls alone, or the listener's threads' alone, when both work
+  // in the same process.
+  long thread = 0;
 };
+// The calling thread's kernel id, for Rule::thread.
+long ThisThread();
 
 // The errnos `entry_point` (read, connect, shmget, ... as docs/fault-model.md lists them) can
 // really fail with on Linux, for the descriptors the engine faults (`fifo`: a FIFO rather than a
@@ -117,7 +129,7 @@ inline constexpr std::size_t kMaxPlanRules = 8;
 //   ECONNRESET | ... | <errno number> effect := ... | typical (each call's own typical errno, the first of its
 //   PossibleErrnos) option := every=N (calls N, 2N, ...; the default is every=1) | p=P (probability, decided by
 //             the seed) | max=N (at most N fires) | any_errno (also where the call could never
-//             fail with that errno)
+//             fail with that errno) | lookup (only calls that look up an existing object)
 // e.g. "seed=7;read|write:EINTR,every=3;write:short,p=0.25,max=100". On a parse error, returns
 // false and names the offending part in `error`.
 bool ParsePlan(std::string_view text, Plan* out, std::string* error);
@@ -132,14 +144,19 @@ void Arm(const Plan& plan);
 void Disarm();
 // The plan armed now (not paused), if any.
 std::optional<Plan> ArmedPlan();
-// The environment entry ("IPCH_FAULT_PLAN=<text>") that makes a program exec'd now arm the
-// plan armed here, as a forked child inherits it; none when no plan is armed.
+// The environment entries that make a program exec'd now arm the plan armed here, as a forked
+// child inherits it ("IPCH_FAULT_PLAN=<text>"), and count its faults and calls into this
+// process's InjectedInTree() and census ("IPCH_FAULT_SHARED=/proc/<pid>/fd/<n>[:census]");
+// none when no plan is armed and no census runs.
 std::vector<std::string> PlanEnvironment();
+// Arms `plan` in a program exec'd under its parent's plan: as Arm, but its faults count into
+// the parent's tree when IPCH_FAULT_SHARED names it (the library's load does this).
+void ArmAttached(const Plan& plan);
 // Number of faults injected since the last Arm (in this process).
 uint64_t InjectedCount();
 // Faults injected since the last Arm here and in the children forked under that plan (one
-// counter, shared across fork). An exec'd child, or a child that arms a plan of its own,
-// counts apart.
+// counter, shared across fork), and in the programs exec'd with PlanEnvironment(). A child that
+// arms a plan of its own counts apart.
 uint64_t InjectedInTree();
 // Calls that matched rule `rule`'s operations since the last Arm, fired or not.
 uint64_t MatchedCalls(std::size_t rule = 0);
@@ -153,15 +170,52 @@ std::vector<std::string> InjectedLog();
 // True if the interposer is actually in the call path (a self-check run by Arm's callers).
 bool Active();
 
+// ---- The fault-space census: which entry points the code under test calls, and which faults
+// each of them took. While a census runs, every call of an interposed entry point that a plan
+// could fault (on a socket or FIFO for the calls on a descriptor; a shared or file mapping for
+// mmap, and its munmap) is counted, armed plan or not, in this process and in the children
+// forked while it runs (the counters live in a shared page); each injected fault is counted by
+// entry point and Kind. A program exec'd with PlanEnvironment() (the harness's exec'd peers)
+// counts into it too; one the code under test execs by itself counts apart (not here).
+inline constexpr std::size_t kKinds = 6;  // the Kind values, in order
+const char* KindName(Kind kind);          // "errno", "short", "delay", "wake", "kill", "kill_after"
+
+struct CensusEntry {
+  std::string entry_point;
+  uint64_t calls = 0;               // calls made (faulted or not)
+  uint64_t faults[kKinds] = {};     // faults injected, by Kind
+  uint64_t Faulted() const {
+    uint64_t n = 0;
+    for (uint64_t f : faults) n += f;
+    return n;
+  }
+};
+// Entry points with a call or a fault, in the order of EntryPoints().
+using Census = std::vector<CensusEntry>;
+
+// Starts counting from zero (a census already running restarts).
+void BeginCensus();
+// Stops counting and returns what was counted since BeginCensus (empty if none ran).
+Census EndCensus();
+// Text form, one entry per ';': "read=12:errno 3,short 1;write=9" (the harness's reports
+// parse it back: ipch::testing::ParseCensus).
+std::string FormatCensus(const Census& c);
+
 // Stops injecting and counting until Unpause, keeping the armed plan's counters (a scenario
 // under Enumerate pauses around its own bookkeeping, e.g. a resource snapshot). Returns
 // whether a plan was armed.
 bool Pause();
 void Unpause();
+// Stops the census counting until ResumeCensus (the harness's own calls inside a case are not
+// the transport's). Returns whether a census was counting.
+bool PauseCensus();
+void ResumeCensus();
+// Pauses both the plan and the census.
 class ScopedPause {
  public:
-  ScopedPause() : was_armed_(Pause()) {}
+  ScopedPause() : was_armed_(Pause()), was_counting_(PauseCensus()) {}
   ~ScopedPause() {
+    if (was_counting_) ResumeCensus();
     if (was_armed_) Unpause();
   }
   ScopedPause(const ScopedPause&) = delete;
@@ -169,6 +223,7 @@ class ScopedPause {
 
  private:
   bool was_armed_;
+  bool was_counting_;
 };
 
 // Arms in the constructor, disarms in the destructor.
@@ -181,3 +236,11 @@ class ScopedPlan {
 };
 
 }  // namespace ipch::fault
+
+// Marks the calling thread as the harness's own (a toxics proxy's, an HTTP interposer's): its
+// calls are never faulted nor counted by a census. A C symbol, so that a library of the
+// harness can call it through a weak reference without linking the fault library.
+extern "C" void ipch_fault_exempt_thread();
+// Adds `delta` to the calling thread's census pause (ipch/harness_calls.h): while above zero,
+// the thread's calls are not counted by a census (a plan still faults them).
+extern "C" void ipch_fault_census_pause_thread(int delta);

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "ipch/child_process.h"
+#include "ipch/harness_calls.h"
 #include "ipch/transport.h"
 
 namespace ipch::testing {
@@ -67,13 +68,19 @@ class Peer {
       return p;
     }
     int sv[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return ErrnoError("socketpair");
+    {
+      const HarnessCalls harness;  // the control channel is ours, not the transport's
+      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return ErrnoError("socketpair");
+    }
     p.control_ = std::make_unique<ControlChannel>(UniqueFd(sv[0]));
     auto promise = std::make_shared<std::promise<Status>>();
     p.done_ = promise->get_future();
     p.thread_ = std::thread([promise, body = std::move(body), fd = sv[1]]() mutable {
-      ControlChannel ch{UniqueFd(fd)};
-      promise->set_value(body(ch));
+      std::optional<ControlChannel> ch(std::in_place, UniqueFd(fd));
+      Status st = body(*ch);
+      const HarnessCalls harness;  // the channel's close and the promise's wake are ours
+      ch.reset();
+      promise->set_value(std::move(st));
     });
     return p;
   }
@@ -109,6 +116,7 @@ class Peer {
       return MakeError(Errc::Corrupt, "peer failed: " + child_->Describe());
     }
     if (!thread_.joinable()) return MakeError(Errc::InvalidArgument, "peer already joined");
+    const HarnessCalls harness;  // the wait for the peer thread is ours
     if (!d.never() && done_.wait_until(d.at()) != std::future_status::ready) {
       return MakeError(Errc::Timeout, "peer thread still running");
     }

@@ -35,6 +35,11 @@ std::mt19937_64 Rng();
 // the same. Cleared when the test ends.
 void AllowLeftovers(std::string kind, std::string why);
 
+// The running test's fault-space census, in the text of ipch::fault::FormatCensus: set by the
+// conformance fixture as the test ends, taken by the coverage map (docs/fault-model.md).
+// Cleared when a test starts.
+void SetCaseCensus(std::string text);
+
 // Registers the audit, replay-line and matrix listeners. Call after InitGoogleTest.
 void InstallListeners();
 // main's exit code from RUN_ALL_TESTS's `rc`: `rc` itself, or under a known-failures baseline

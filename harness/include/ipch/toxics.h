@@ -61,6 +61,16 @@ bool ParseSpec(std::string_view text, Spec* out, std::string* error);
 // The canonical text; ParseSpec(FormatSpec(s)) gives s back.
 std::string FormatSpec(const Spec& spec);
 
+// A one-off event aimed at a point of one direction's bytes, counted over all its connections
+// (Proxy::ArmEvent): how a test hits the inside of the next message it sends without knowing
+// how the transport frames it, or over which connection (an HTTP client opens several).
+enum class Event { kReset, kClose, kStall, kFlip };
+
+// The threads of proxies started from now on are the harness's own: no fault plan or census of
+// the fault library touches their calls (default). A test of the proxy's own error handling
+// makes them faultable.
+void SetThreadsFaultable(bool faultable);
+
 // What the proxy did, for reports and tests.
 struct Stats {
   uint64_t connections = 0;      // clients accepted
@@ -87,6 +97,15 @@ class Proxy {
   void Resume();
   // Replaces the toxics for bytes read from now on (existing connections included).
   void Update(const Spec& spec);
+  // Once `bytes` more bytes have been forwarded in `dir` (over all connections, counted from
+  // now), the connection that carries the next one is reset or closed (counted in resets and
+  // closes), stalls in that direction until Resume() (counted in stalls), or that byte has one
+  // bit flipped (drawn from the seed; counted in flips). One event per direction at a time: a
+  // second call replaces one not yet fired.
+  void ArmEvent(Direction dir, uint64_t bytes, Event event);
+  // Bytes taken for forwarding in `dir` over all connections so far (what ArmEvent counts
+  // from): every byte a receiver has seen is counted, and none the sender has not sent yet.
+  uint64_t Taken(Direction dir) const;
   Stats stats() const;
   // Waits until `done(stats())` holds (true) or the deadline passes (false): how a test knows a
   // stall has begun or N bytes went through, without sleeping.

@@ -57,7 +57,9 @@ class NaiveConnection {
       if (w < 0) {
         if (errno == EINTR && B != Bug::kNoEintrRetry) continue;
         if ((errno == EAGAIN || errno == EWOULDBLOCK) && B != Bug::kEagainIsFatal) {
-          Status ws = Wait(POLLOUT, d);
+          // A poll may say "ready" when the write would still block: the deadline is looked at
+          // on every turn.
+          Status ws = d.expired() ? Status(MakeError(Errc::Timeout, "naive: wait")) : Wait(POLLOUT, d);
           if (!ws.ok()) {
             if (off > 0) ::shutdown(fd_.get(), SHUT_RDWR);
             return probe && off == 0 ? MakeError(Errc::WouldBlock, "naive: full") : ws;
@@ -130,7 +132,11 @@ class NaiveConnection {
         return Stick(MakeError(Errc::PeerClosed, "naive: peer closed"));
       }
       if (errno == EINTR && B != Bug::kNoEintrRetry) continue;
-      if ((errno == EAGAIN || errno == EWOULDBLOCK) && B != Bug::kEagainIsFatal) continue;
+      if ((errno == EAGAIN || errno == EWOULDBLOCK) && B != Bug::kEagainIsFatal) {
+        // Ready, said poll, and nothing there (a spurious readiness): again, if time is left.
+        if (d.expired()) return probe ? MakeError(Errc::WouldBlock, "naive: nothing ready") : Status(MakeError(Errc::Timeout, "naive: wait"));
+        continue;
+      }
       return ErrnoError("naive: read");
     }
   }

@@ -93,8 +93,9 @@ Status WriteAll(int fd, const unsigned char* data, std::size_t n, Deadline d, co
     }
     if (w < 0 && errno == EINTR) continue;
     if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      // The deadline is looked at on every turn: a poll may say "writable" when it is not.
       pollfd p{fd, POLLOUT, 0};
-      if (::poll(&p, 1, d.PollTimeoutMs()) == 0 && d.expired())
+      if (d.expired() || (::poll(&p, 1, d.PollTimeoutMs()) == 0 && d.expired()))
         return MakeError(Errc::Timeout, label + ": the rendezvous FIFO stayed full");
       continue;
     }
@@ -177,6 +178,9 @@ Result<PipePair> Handshake(const std::string& dir, Deadline d, const std::string
       if (n == 1 && b == kAccepted) break;
       if (n == 1) return MakeError(Errc::Corrupt, label + ": unexpected answer byte " + std::to_string(b));
       if (n == 0) return MakeError(Errc::PeerClosed, label + ": the listener closed before taking the connection");
+      if (errno == EAGAIN && d.expired()) {  // a spurious readiness, and no time left
+        return MakeError(probe ? Errc::WouldBlock : Errc::Timeout, label + ": no answer from the listener");
+      }
       if (errno == EINTR || errno == EAGAIN) continue;
       return ErrnoError(label + ": read answer");
     }
@@ -239,12 +243,19 @@ struct Listener::State {
   std::deque<StreamConnection> ready;  // taken off the rendezvous, not yet accepted
   bool closed = false;
   std::atomic<uint64_t> rejected{0};
+  std::atomic<bool> stopping{false};  // set by Close before it signals stop_fd
 
   std::string Label() const { return "fifo " + dir; }
+  // Whether Close has asked the acceptor to stop (its eventfd counts; a poll that merely says
+  // the eventfd is readable may be a spurious readiness).
+  bool StopAsked() {
+    uint64_t v = 0;
+    return ::read(stop_fd.get(), &v, sizeof v) == sizeof v || stopping.load();
+  }
   // Waits one retry pause; true if Close asked us to stop meanwhile.
   bool PauseOrStop() {
     pollfd p{stop_fd.get(), POLLIN, 0};
-    return ::poll(&p, 1, static_cast<int>(kRetryPause.count())) > 0;
+    return ::poll(&p, 1, static_cast<int>(kRetryPause.count())) > 0 && StopAsked();
   }
   void Run();
   // Takes one connection; false if Close asked us to stop.
@@ -265,7 +276,7 @@ void Listener::State::Run() {
       if (errno != EINTR && PauseOrStop()) return;
       continue;
     }
-    if (p[1].revents != 0) return;
+    if (p[1].revents != 0 && StopAsked()) return;
     if ((p[0].revents & POLLIN) == 0) continue;
     const ssize_t n = ::read(listen_fd.get(), buf + have, sizeof buf - have);
     if (n < 0) {
@@ -359,6 +370,7 @@ Status Listener::State::Close() {
     s.closed = true;
   }
   s.cv.notify_all();  // an Accept waiting in another thread returns Closed
+  s.stopping.store(true);
   if (s.stop_fd) {
     const uint64_t one = 1;
     (void)!::write(s.stop_fd.get(), &one, sizeof one);

@@ -13,6 +13,7 @@
 #include <cctype>
 #include <charconv>
 #include <condition_variable>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <functional>
@@ -27,6 +28,7 @@
 
 #include "ipch/socket_address.h"
 #include "ipch/unique_fd.h"
+#include "transports/stream/crc32c.h"
 
 namespace ipch::http {
 namespace {
@@ -49,6 +51,19 @@ bool ParseU64(std::string_view s, uint64_t* out) {
   if (s.empty() || s.size() > 20) return false;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
   return ec == std::errc() && p == s.data() + s.size();
+}
+
+// The CRC-32C of a message body, as the X-Ipch-Crc32c field carries it (8 lower-case hex digits):
+// HTTP has no check of its own on what it carries, and a damaged body must never be delivered.
+std::string BodyChecksum(ByteView body) {
+  char hex[9];
+  std::snprintf(hex, sizeof hex, "%08x", static_cast<unsigned>(Crc32c(body.data(), body.size())));
+  return hex;
+}
+
+bool ChecksumMatches(const HeaderMap& headers, std::string_view body) {
+  auto h = headers.find("x-ipch-crc32c");
+  return h != headers.end() && h->second == BodyChecksum(AsBytes(body));
 }
 
 bool IsSessionId(std::string_view s) {
@@ -365,6 +380,7 @@ HttpResponse HandlePost(ServerState::Core& c, const std::string& id, const HttpR
   if (h == req.headers.end() || !ParseU64(h->second, &seq) || seq == 0) {
     return Reply(400, "missing or malformed X-Ipch-Seq");
   }
+  if (!ChecksumMatches(req.headers, req.body)) return Reply(400, "missing or mismatched X-Ipch-Crc32c");
   milliseconds wait{};
   if (!WaitBudget(req, &wait)) return Reply(400, "malformed X-Ipch-Wait-Ms");
   if (req.body.size() > c.max_message) return Reply(413, "message above " + std::to_string(c.max_message) + " bytes");
@@ -479,18 +495,24 @@ bool OpOf(std::string_view method, std::string_view path, Op* op) {
   return true;
 }
 
+HeaderMap MessagePostHeaders(uint64_t seq, const std::string& checksum, milliseconds wait) {
+  return {{"x-ipch-seq", std::to_string(seq)},
+          {"x-ipch-wait-ms", std::to_string(wait.count())},
+          {"x-ipch-crc32c", checksum}};
+}
+
 HttpRequest MessagePost(const std::string& session, uint64_t seq, ByteView body, milliseconds wait) {
   HttpRequest r;
   r.method = "POST";
   r.path = "/v1/s/" + session + "/msg";
-  r.headers = {{"x-ipch-seq", std::to_string(seq)}, {"x-ipch-wait-ms", std::to_string(wait.count())}};
+  r.headers = MessagePostHeaders(seq, BodyChecksum(body), wait);
   r.body.assign(reinterpret_cast<const char*>(body.data()), body.size());
   return r;
 }
 
 HttpResponse MessageAnswer(uint64_t seq, ByteView body) {
   return Reply(200, std::string(reinterpret_cast<const char*>(body.data()), body.size()),
-               {{"x-ipch-seq", std::to_string(seq)}});
+               {{"x-ipch-seq", std::to_string(seq)}, {"x-ipch-crc32c", BodyChecksum(body)}});
 }
 
 // ---- the response decoder ----------------------------------------------------------------------
@@ -559,6 +581,9 @@ Status DecodeResponse(Op op, long status, const HeaderMap& headers, std::string_
       uint64_t seq = 0;
       if (!ParseU64(header("x-ipch-seq"), &seq) || seq == 0) {
         return MakeError(Errc::Corrupt, what("message without a valid X-Ipch-Seq"));
+      }
+      if (!ChecksumMatches(headers, body)) {
+        return MakeError(Errc::Corrupt, what("message whose X-Ipch-Crc32c is missing or does not match its body"));
       }
       if (out) out->seq = seq;
       return Ok();
@@ -640,6 +665,7 @@ struct Transfer {
   std::string refused;  // why a callback aborted the transfer (Corrupt)
   std::atomic<bool>* abort = nullptr;
   char errbuf[CURL_ERROR_SIZE] = {};
+  int socket_errno = 0;  // why this request's socket(2) failed (curl does not keep it)
 
   Transfer() = default;
   Transfer(const Transfer&) = delete;
@@ -693,6 +719,14 @@ struct Transfer {
     t->body.insert(t->body.end(), p, p + len);
     return len;
   }
+  // curl's socket(2), made here so that a failure keeps its errno: out of descriptors is this
+  // host's shortage, not a refusal by the peer.
+  static curl_socket_t OnOpenSocket(void* ud, curlsocktype, curl_sockaddr* a) {
+    auto* t = static_cast<Transfer*>(ud);
+    const int fd = ::socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    if (fd < 0) t->socket_errno = errno;
+    return fd < 0 ? CURL_SOCKET_BAD : fd;
+  }
   static int OnProgress(void* ud, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
     auto* t = static_cast<Transfer*>(ud);
     return t->abort && t->abort->load() ? 1 : 0;
@@ -714,6 +748,8 @@ struct Transfer {
     curl_easy_setopt(h, CURLOPT_XFERINFODATA, this);
     curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, &Transfer::OnOpenSocket);
+    curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, this);
     curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024);
     curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 1024L * 1024);
     return Ok();
@@ -725,6 +761,7 @@ struct Transfer {
     body.clear();
     refused.clear();
     errbuf[0] = '\0';
+    socket_errno = 0;
     curl_easy_setopt(h, CURLOPT_URL, url.c_str());
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, std::max(1L, ToMs(timeout)));
     CURLcode rc = curl_easy_perform(h);
@@ -733,6 +770,7 @@ struct Transfer {
       if (abort && abort->load()) return MakeError(Errc::Closed, context + ": connection closed while in flight");
       long os_errno = 0;
       curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
+      if (rc == CURLE_COULDNT_CONNECT && socket_errno != 0) os_errno = socket_errno;
       return DecodeTransferError(rc, os_errno, errbuf, context);
     }
     *status = 0;
@@ -882,6 +920,7 @@ Status ClientConn::Open(Deadline d) {
       if (rc != CURLE_OK) {
         long os_errno = 0;
         curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
+        if (rc == CURLE_COULDNT_CONNECT && presence_t_.socket_errno != 0) os_errno = presence_t_.socket_errno;
         return DecodeTransferError(rc, os_errno, presence_t_.errbuf, ctx);
       }
       // The server answered without a presence stream (503 listener closed, ...).
@@ -935,13 +974,14 @@ Status ClientConn::Post(uint64_t seq, ByteView msg, Deadline d, bool expired_on_
   curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(msg.size()));
   send_.body_limit = 4096;
   const std::string url = base_ + MessagePost(session_, seq, {}, {}).path;
+  const std::string checksum = BodyChecksum(msg);
   for (;;) {
     const Clock::duration wait = expired_on_entry ? Clock::duration::zero()
                                  : d.never()      ? Clock::duration(kLongPoll)
                                                   : d.remaining();
     SList hdrs;
     bool added = hdrs.Add("Content-Type: application/octet-stream") && hdrs.Add("Expect:");
-    for (const auto& [name, value] : MessagePost(session_, seq, {}, std::chrono::floor<milliseconds>(wait)).headers) {
+    for (const auto& [name, value] : MessagePostHeaders(seq, checksum, std::chrono::floor<milliseconds>(wait))) {
       added = added && hdrs.Add(name + ": " + value);
     }
     if (!added) return ErrnoError(ctx + ": curl_slist_append", ENOMEM);

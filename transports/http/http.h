@@ -10,6 +10,10 @@
 //   POST   /v1/s/<id>/msg          client -> server message. X-Ipch-Seq: n (1, 2, ...; a retried
 //                                  POST carries the same n and is acknowledged, not delivered
 //                                  twice; one that skips ahead is refused 409, nothing queued),
+//                                  X-Ipch-Crc32c: the body's CRC-32C, 8 lower-case hex digits (a
+//                                  body that does not match, or no such field, is refused 400:
+//                                  HTTP checks nothing it carries, and a damaged body must never be
+//                                  delivered),
 //                                  X-Ipch-Wait-Ms (optional, default 0): how long the server may
 //                                  wait for queue space. 204 queued, 413 too large, 410 server side
 //                                  closed, 503 + X-Ipch-Reason: queue-full when the wait ran out;
@@ -17,7 +21,8 @@
 //   GET    /v1/s/<id>/msg?after=k&wait_ms=w
 //                                  server -> client long poll. `after` acknowledges every message
 //                                  up to k (they stay queued until then, so a lost response is
-//                                  fetched again); 200 + X-Ipch-Seq + body, 204 if nothing came
+//                                  fetched again); 200 + X-Ipch-Seq + X-Ipch-Crc32c + body (a body
+//                                  that does not match is Corrupt), 204 if nothing came
 //                                  within w, 410 once the server side closed and all is delivered.
 //   DELETE /v1/s/<id>              client Close: the server side sees PeerClosed after what was
 //                                  queued before it.
@@ -148,6 +153,8 @@ enum class Op { Connect, Send, Receive, Close };
 
 // The client call that makes a request like this one (false: none of ours).
 bool OpOf(std::string_view method, std::string_view path, Op* op);
+// The fields of a message POST (sequence number, wait budget, the body's X-Ipch-Crc32c).
+HeaderMap MessagePostHeaders(uint64_t seq, const std::string& checksum, std::chrono::milliseconds wait);
 // The message POST a client makes, as a plain value: the client sends exactly this (with the
 // Content-Length curl adds), and the adapter's test hook hands it to the battery.
 HttpRequest MessagePost(const std::string& session, uint64_t seq, ByteView body, std::chrono::milliseconds wait);
@@ -219,7 +226,10 @@ struct Adapter {
   static constexpr std::string_view kName = "http";
   // AsyncIo: a server end's Send returns once its message is queued for the client's next poll,
   // which the HTTP server's own threads answer; a server killed before that loses it whole.
-  static constexpr Caps kCaps = Cap::CrossProcess | Cap::PeerDeathDetect | Cap::HttpWire | Cap::AsyncIo;
+  // SyscallIo: curl and cpp-httplib read, write, poll, accept and connect through libc. Reconnects:
+  // a request whose connection broke is made again on a new one (each message still once).
+  static constexpr Caps kCaps =
+      Cap::CrossProcess | Cap::PeerDeathDetect | Cap::HttpWire | Cap::AsyncIo | Cap::SyscallIo | Cap::Reconnects;
   using Connection = http::Connection;
   using Listener = http::Listener;
   static std::string Address(const EndpointSpec&) { return "127.0.0.1:0"; }

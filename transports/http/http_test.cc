@@ -49,13 +49,36 @@ TEST(HttpDecode, EveryOtherStatusHasAnErrcAndKeepsItInTheMessage) {
   IPCH_EXPECT_ERRC(DecodeResponse(Op::Connect, 413, {}, {}, nullptr, "t"), Corrupt);
 }
 
+// The X-Ipch-Crc32c a genuine message carries for `body`.
+std::string Checksum(std::string_view body) {
+  return MessagePost("s", 1, AsBytes(body), std::chrono::milliseconds(0)).headers.at("x-ipch-crc32c");
+}
+
 TEST(HttpDecode, ReceiveNeedsASequenceNumber) {
   Decoded d;
-  IPCH_EXPECT_ERRC(DecodeResponse(Op::Receive, 200, {}, "x", &d, "t"), Corrupt);
-  IPCH_EXPECT_ERRC(DecodeResponse(Op::Receive, 200, {{"x-ipch-seq", "zz"}}, "x", &d, "t"), Corrupt);
-  IPCH_EXPECT_ERRC(DecodeResponse(Op::Receive, 200, {{"x-ipch-seq", "0"}}, "x", &d, "t"), Corrupt);
-  IPCH_ASSERT_OK(DecodeResponse(Op::Receive, 200, {{"x-ipch-seq", "7"}}, "x", &d, "t"));
+  const std::string crc = Checksum("x");
+  IPCH_EXPECT_ERRC(DecodeResponse(Op::Receive, 200, {{"x-ipch-crc32c", crc}}, "x", &d, "t"), Corrupt);
+  IPCH_EXPECT_ERRC(DecodeResponse(Op::Receive, 200, {{"x-ipch-seq", "zz"}, {"x-ipch-crc32c", crc}}, "x", &d, "t"),
+                   Corrupt);
+  IPCH_EXPECT_ERRC(DecodeResponse(Op::Receive, 200, {{"x-ipch-seq", "0"}, {"x-ipch-crc32c", crc}}, "x", &d, "t"),
+                   Corrupt);
+  IPCH_ASSERT_OK(DecodeResponse(Op::Receive, 200, {{"x-ipch-seq", "7"}, {"x-ipch-crc32c", crc}}, "x", &d, "t"));
   EXPECT_EQ(d.seq, 7u);
+}
+
+// HTTP checks nothing it carries: a message's body goes with its CRC-32C, and one that does not
+// match (a bit flipped on the way), or comes without it, is Corrupt, never delivered.
+TEST(HttpDecode, AMessageWhoseChecksumDoesNotMatchIsCorrupt) {
+  Decoded d;
+  EXPECT_EQ(Checksum("123456789"), "e3069283") << "CRC-32C's check value";
+  IPCH_EXPECT_ERRC(DecodeResponse(Op::Receive, 200, {{"x-ipch-seq", "1"}}, "x", &d, "t"), Corrupt);
+  IPCH_EXPECT_ERRC(DecodeResponse(Op::Receive, 200, {{"x-ipch-seq", "1"}, {"x-ipch-crc32c", Checksum("y")}}, "x", &d,
+                                  "t"),
+                   Corrupt);
+  IPCH_EXPECT_ERRC(DecodeResponse(Op::Receive, 200, {{"x-ipch-seq", "1"}, {"x-ipch-crc32c", "zz"}}, "x", &d, "t"),
+                   Corrupt);
+  IPCH_EXPECT_OK(DecodeResponse(Op::Receive, 200, {{"x-ipch-seq", "1"}, {"x-ipch-crc32c", Checksum("x")}}, "x", &d,
+                                "t"));
 }
 
 TEST(HttpDecode, ConnectAnswer) {
@@ -126,7 +149,7 @@ class HttpHandler : public ::testing::Test {
     return d.session;
   }
   HttpResponse Post(const std::string& id, const std::string& seq, std::string body, std::string wait = "0") {
-    HeaderMap h{{"x-ipch-seq", seq}, {"x-ipch-wait-ms", wait}};
+    HeaderMap h{{"x-ipch-seq", seq}, {"x-ipch-wait-ms", wait}, {"x-ipch-crc32c", Checksum(body)}};
     return HandleRequest(state_, {"POST", "/v1/s/" + id + "/msg", {}, h, std::move(body)});
   }
   HttpResponse Get(const std::string& id, const std::string& after, std::string wait = "0") {
@@ -165,6 +188,22 @@ TEST_F(HttpHandler, SequenceNumberThatSkipsAheadIs409AndNothingQueued) {
   IPCH_ASSERT_OK(s.Receive(got, Deadline::Expired()));
   EXPECT_EQ(Text(got), "second");
   IPCH_EXPECT_ERRC(s.Receive(got, Deadline::Expired()), WouldBlock);
+}
+
+// A body that does not match its X-Ipch-Crc32c (damaged on the way), or comes without one, is
+// refused 400 and nothing is queued; the same message intact is then taken under its number.
+TEST_F(HttpHandler, ABodyThatDoesNotMatchItsChecksumIs400AndNothingQueued) {
+  std::string id = ConnectSession();
+  Connection s = AcceptOne();
+  HeaderMap damaged{{"x-ipch-seq", "1"}, {"x-ipch-wait-ms", "0"}, {"x-ipch-crc32c", Checksum("first")}};
+  EXPECT_EQ(HandleRequest(state_, {"POST", "/v1/s/" + id + "/msg", {}, damaged, "firsT"}).status, 400);
+  HeaderMap without{{"x-ipch-seq", "1"}, {"x-ipch-wait-ms", "0"}};
+  EXPECT_EQ(HandleRequest(state_, {"POST", "/v1/s/" + id + "/msg", {}, without, "first"}).status, 400);
+  Bytes got;
+  IPCH_EXPECT_ERRC(s.Receive(got, Deadline::Expired()), WouldBlock) << "a refused body was queued";
+  EXPECT_EQ(Post(id, "1", "first").status, 204);
+  IPCH_ASSERT_OK(s.Receive(got, Deadline::Expired()));
+  EXPECT_EQ(Text(got), "first");
 }
 
 TEST_F(HttpHandler, DuplicateSequenceNumberIsNotDeliveredTwice) {
@@ -206,22 +245,24 @@ TEST_F(HttpHandler, MalformedRequestsGet4xxAndChangeNothing) {
     HttpRequest req;
     int want;
   };
+  const std::string x = Checksum("x");  // each case breaks one thing only
   const Case cases[] = {
-      {{"POST", msg, {}, {}, "x"}, 400},                                           // no sequence number
-      {{"POST", msg, {}, {{"x-ipch-seq", "abc"}}, "x"}, 400},                      // not a number
-      {{"POST", msg, {}, {{"x-ipch-seq", "0"}}, "x"}, 400},                        // sequence starts at 1
-      {{"POST", msg, {}, {{"x-ipch-seq", "-1"}}, "x"}, 400},                       // negative
-      {{"POST", msg, {}, {{"x-ipch-seq", "99999999999999999999999"}}, "x"}, 400},  // overflow
-      {{"POST", msg, {}, {{"x-ipch-seq", "1"}, {"x-ipch-wait-ms", "soon"}}, "x"}, 400},
-      {{"POST", "/v1/s/NOTHEX/msg", {}, {{"x-ipch-seq", "1"}}, "x"}, 400},
-      {{"POST", "/v1/s/" + std::string(32, 'a') + "/msg", {}, {{"x-ipch-seq", "1"}}, "x"}, 404},  // unknown session
-      {{"PUT", msg, {}, {{"x-ipch-seq", "1"}}, "x"}, 405},
+      {{"POST", msg, {}, {{"x-ipch-crc32c", x}}, "x"}, 400},  // no sequence number
+      {{"POST", msg, {}, {{"x-ipch-seq", "1"}}, "x"}, 400},   // no checksum
+      {{"POST", msg, {}, {{"x-ipch-seq", "abc"}, {"x-ipch-crc32c", x}}, "x"}, 400},                      // not a number
+      {{"POST", msg, {}, {{"x-ipch-seq", "0"}, {"x-ipch-crc32c", x}}, "x"}, 400},                        // sequence starts at 1
+      {{"POST", msg, {}, {{"x-ipch-seq", "-1"}, {"x-ipch-crc32c", x}}, "x"}, 400},                       // negative
+      {{"POST", msg, {}, {{"x-ipch-seq", "99999999999999999999999"}, {"x-ipch-crc32c", x}}, "x"}, 400},  // overflow
+      {{"POST", msg, {}, {{"x-ipch-seq", "1"}, {"x-ipch-wait-ms", "soon"}, {"x-ipch-crc32c", x}}, "x"}, 400},
+      {{"POST", "/v1/s/NOTHEX/msg", {}, {{"x-ipch-seq", "1"}, {"x-ipch-crc32c", x}}, "x"}, 400},
+      {{"POST", "/v1/s/" + std::string(32, 'a') + "/msg", {}, {{"x-ipch-seq", "1"}, {"x-ipch-crc32c", x}}, "x"}, 404},  // unknown session
+      {{"PUT", msg, {}, {{"x-ipch-seq", "1"}, {"x-ipch-crc32c", x}}, "x"}, 405},
       {{"GET", "/v1/connect", {}, {}, {}}, 405},
       {{"POST", "/v1/s/" + id, {}, {}, {}}, 405},
       {{"POST", "/v2/connect", {}, {}, {}}, 404},
       {{"POST", "/", {}, {}, {}}, 404},
       {{"POST", "", {}, {}, {}}, 404},
-      {{"POST", "/v1/s/" + id + "/msg/extra", {}, {{"x-ipch-seq", "1"}}, "x"}, 404},
+      {{"POST", "/v1/s/" + id + "/msg/extra", {}, {{"x-ipch-seq", "1"}, {"x-ipch-crc32c", x}}, "x"}, 404},
       {{"GET", msg, {{"after", "x"}}, {}, {}}, 400},
       {{"GET", msg, {{"after", "5"}}, {}, {}}, 400},  // acknowledges a message never sent
       {{"GET", msg, {{"wait_ms", "-3"}}, {}, {}}, 400},

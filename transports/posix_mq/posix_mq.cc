@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -368,22 +369,29 @@ class PosixQueues final : public mq::Queues {
 
 // ---- listener --------------------------------------------------------------------------------
 
-struct Listener::State {
-  std::string name;
-  Queue q;
-  bool record_ours = false;
-  std::size_t max = kDefaultMaxMessage;
-  bool closed = false;
-
-  Status Close();  // idempotent; the endpoint's ClosingPtr calls it
-};
-
 namespace {
 
 struct Request {
   shm::ProcessIdentity client;
   std::string base;
 };
+
+}  // namespace
+
+struct Listener::State {
+  std::string name;
+  Queue q;
+  bool record_ours = false;
+  std::size_t max = kDefaultMaxMessage;
+  bool closed = false;
+  // Requests taken off the listen queue that an Accept could not take up for want of memory or
+  // descriptors here: their connectors wait on, and the next Accept tries them first.
+  std::deque<Request> pending;
+
+  Status Close();  // idempotent; the endpoint's ClosingPtr calls it
+};
+
+namespace {
 
 // A connector's request: this process, and the base name of its three queues.
 void EncodeRequest(const std::string& base, unsigned char req[kRequestSize]) {
@@ -424,8 +432,10 @@ Result<Connection> TakeRequest(const Request& r, std::size_t max, const std::str
       st = CheckOwned(qs[i].get(), label + ": " + names[i]);
     }
   }
-  if (st.ok() || !st.Is(Errc::PermissionDenied)) {
-    for (const auto& n : names) ::mq_unlink(n.c_str());  // both ends have them, or nobody will
+  // Both ends have them, or nobody will; but another's queues are not ours to remove, and a
+  // request this process was too short of memory or descriptors to take up stays takeable.
+  if (st.ok() || st.Is(Errc::PeerClosed) || st.Is(Errc::Corrupt)) {
+    for (const auto& n : names) ::mq_unlink(n.c_str());
   }
   if (!st.ok()) return std::move(st).error();
   mq_attr a{};
@@ -469,6 +479,15 @@ Result<Connection> Listener::Accept(Deadline d) {
   const std::string label = "posix_mq " + s.name;
   const bool probe = d.expired();
   unsigned char buf[kRequestSize];
+  // One this process could not take up before, first: it is the oldest.
+  while (!s.pending.empty()) {
+    auto c = TakeRequest(s.pending.front(), s.max, label + " (server)");
+    if (!c.ok() && !(c.Is(Errc::PeerClosed) || c.Is(Errc::PermissionDenied) || c.Is(Errc::Corrupt))) {
+      return std::move(c).error();  // still short: it waits on
+    }
+    s.pending.pop_front();
+    if (c.ok()) return c;
+  }
   for (;;) {
     const timespec until = d.expired() ? timespec{0, 0} : RealtimeAfter(d.remaining());
     const ssize_t n = ::mq_timedreceive(s.q.get(), reinterpret_cast<char*>(buf), sizeof buf, nullptr, &until);
@@ -486,7 +505,10 @@ Result<Connection> Listener::Accept(Deadline d) {
     auto c = TakeRequest(*r, s.max, label + " (server)");
     if (c.ok()) return c;
     if (c.Is(Errc::PeerClosed) || c.Is(Errc::PermissionDenied) || c.Is(Errc::Corrupt)) continue;
-    return std::move(c).error();  // we could not take it (out of memory, descriptors): say so
+    // We could not take it up (out of memory, descriptors): say so, and keep it for the next
+    // Accept; its connector waits on.
+    s.pending.push_back(std::move(*r));
+    return std::move(c).error();
   }
 }
 
@@ -496,6 +518,12 @@ Status Listener::State::Close() {
   s.closed = true;
   if (s.q.valid()) {
     // Requests never accepted: refused as a server end closing (the connector sees PeerClosed).
+    for (const auto& r : s.pending) {
+      auto c = TakeRequest(r, s.max, "refused");
+      if (c.ok()) (void)c->Close();
+      for (const char* end : {".up", ".dn", ".tk"}) ::mq_unlink((r.base + end).c_str());  // taken up or not
+    }
+    s.pending.clear();
     unsigned char buf[kRequestSize];
     const timespec now{0, 0};
     for (;;) {

@@ -630,14 +630,16 @@ Result<Connection> Listener::Accept(Deadline d) {
             free_slot(slot);
             return true;
           }
-          RemoveOffered(ls.name, slot, w >> 8);  // a bad offer must not linger
-          // Refused: its connector (if it is one) sees PeerClosed and frees the slot. A hostile
-          // or vanished offer is dropped and the next one looked at; failing to take a good one
-          // (out of memory, descriptors) is this Accept's error.
-          slot.word.store(Word(w >> 8, kRefused), std::memory_order_release);
           if (!(accepted.Is(Errc::Corrupt) || accepted.Is(Errc::PermissionDenied) || accepted.Is(Errc::PeerClosed))) {
+            // This process is short of memory or descriptors: the offer is good, so it stays
+            // offered (its connector waits on) for the next Accept, and this one says why.
+            slot.word.store(w, std::memory_order_release);
             return true;
           }
+          // A hostile or vanished offer is refused (its connector, if it is one, sees PeerClosed
+          // and frees the slot) and removed, and the next one looked at.
+          RemoveOffered(ls.name, slot, w >> 8);  // a bad offer must not linger
+          slot.word.store(Word(w >> 8, kRefused), std::memory_order_release);
           continue;
         default:  // garbage from a hostile connector: reset the slot, keep serving
           if (slot.word.compare_exchange_strong(w, kFree, std::memory_order_acq_rel)) {

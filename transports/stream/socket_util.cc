@@ -42,19 +42,27 @@ Result<UniqueFd> ConnectWithDeadline(int family, const sockaddr* addr, socklen_t
     return ErrnoError(label + ": connect", err);
   }
   // In progress (or interrupted, which on Linux continues asynchronously): wait for the result.
+  // A poll may say "writable" while the connect is still in progress (a spurious readiness):
+  // connected only once the socket has a peer, failed once SO_ERROR says so.
   for (;;) {
     pollfd pfd{fd.get(), POLLOUT, 0};
     int r = ::poll(&pfd, 1, d.PollTimeoutMs());
-    if (r > 0) break;
     if (r == 0 && d.expired()) return MakeError(Errc::Timeout, label + ": connect");
     if (r < 0 && errno != EINTR) return ErrnoError(label + ": poll");
+    if (r <= 0) continue;
+    int err = 0;
+    socklen_t elen = sizeof err;
+    if (::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &elen) != 0) return ErrnoError(label + ": SO_ERROR");
+    if (err != 0) {
+      if (IsNoPeer(err)) return MakeError(Errc::PeerClosed, label + ": connect: " + strerror(err));
+      return ErrnoError(label + ": connect", err);
+    }
+    sockaddr_storage peer{};
+    socklen_t plen = sizeof peer;
+    if (::getpeername(fd.get(), reinterpret_cast<sockaddr*>(&peer), &plen) == 0) return fd;
+    if (errno != ENOTCONN) return ErrnoError(label + ": getpeername");
+    if (d.expired()) return MakeError(Errc::Timeout, label + ": connect");
   }
-  int err = 0;
-  socklen_t elen = sizeof err;
-  if (::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &elen) != 0) return ErrnoError(label + ": SO_ERROR");
-  if (err == 0) return fd;
-  if (IsNoPeer(err)) return MakeError(Errc::PeerClosed, label + ": connect: " + strerror(err));
-  return ErrnoError(label + ": connect", err);
 }
 
 Result<bool> EnsurePrivateDir(const std::filesystem::path& dir, const std::string& label) {

@@ -114,7 +114,10 @@ Status StreamConnection::Send(ByteView msg, Deadline d) {
     if (w < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        Status ws = WaitFd(wfd_.get(), POLLOUT, d, "send");
+        // A poll may say "ready" when the write would still block (a spurious readiness): the
+        // deadline is looked at on every turn, not only when poll times out.
+        Status ws = d.expired() ? Status(MakeError(Errc::Timeout, label_ + ": send"))
+                                : WaitFd(wfd_.get(), POLLOUT, d, "send");
         if (ws.ok()) continue;
         if (sent == 0) return probe ? MakeError(Errc::WouldBlock, label_ + ": send buffer full") : ws;
         Abort();
@@ -168,7 +171,12 @@ Status StreamConnection::FillSome(Deadline d) {
                                                       : "peer closed";
       return Fail(MakeError(Errc::PeerClosed, label_ + ": " + why));
     }
-    if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      // Ready, said poll, and yet nothing (a spurious readiness): look again, if time is left.
+      if (d.expired()) return MakeError(Errc::Timeout, label_ + ": receive");
+      continue;
+    }
     if (IsPeerGone(errno)) return Fail(MakeError(Errc::PeerClosed, label_ + ": read: " + strerror(errno)));
     return ErrnoError(label_ + ": read");
   }

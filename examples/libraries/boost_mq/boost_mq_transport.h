@@ -38,6 +38,7 @@
 #include <chrono>
 #include <climits>
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -385,14 +386,25 @@ class Listener {
     if (!s_ || s_->closed) return MakeError(Errc::Closed, "boost_mq accept: listener closed");
     const bool probe = d.expired();
     char buf[kRequestSize];
+    // A request this process was too short of memory or descriptors to take up before: first.
+    while (!s_->pending.empty()) {
+      auto c = Take(s_->pending.front());
+      if (!c.ok() && !c.Is(Errc::PeerClosed)) return c;  // still short: it waits on
+      s_->pending.pop_front();
+      if (c.ok()) return c;
+    }
     try {
       for (;;) {
         bip::message_queue::size_type n = 0;
         unsigned prio = 0;
         if (s_->q->timed_receive(buf, sizeof buf, n, prio, WaitEnd(d))) {
           auto c = Take(std::string(buf, n));
-          if (c.ok() || !c.Is(Errc::PeerClosed)) return c;
-          continue;  // that connector is gone, or the request was not one of ours
+          if (c.ok()) return c;
+          if (c.Is(Errc::PeerClosed)) continue;  // that connector is gone, or the request was not one of ours
+          // Out of memory or descriptors here: say so, and keep the request for the next Accept
+          // (its connector waits on).
+          s_->pending.emplace_back(buf, n);
+          return c;
         }
         if (d.expired()) return MakeError(probe ? Errc::WouldBlock : Errc::Timeout, "boost_mq accept: no connector");
       }
@@ -415,6 +427,10 @@ class Listener {
     char buf[kRequestSize];
     bip::message_queue::size_type n = 0;
     unsigned prio = 0;
+    for (const auto& base : s->pending) {
+      if (auto c = Take(base, s->name); c.ok()) (void)c->Close();
+      RemoveConnectionNames(base);  // taken up or not
+    }
     try {
       while (s->q->try_receive(buf, sizeof buf, n, prio)) {
         if (auto c = Take(std::string(buf, n), s->name); c.ok()) (void)c->Close();
@@ -434,6 +450,7 @@ class Listener {
     std::unique_ptr<bip::message_queue> q;
     int lock_fd = -1;
     bool closed = false;
+    std::deque<std::string> pending;  // requests taken off the queue, not yet taken up (Accept)
   };
   Result<Connection> Take(const std::string& base) { return Take(base, s_->name); }
   // Opens the queues a request names and removes their names (both ends have them now).
@@ -447,13 +464,12 @@ class Listener {
     auto up = Open(base + ".up");
     auto dn = up.ok() ? Open(base + ".dn") : std::move(up).error();
     auto fin = dn.ok() ? Open(base + ".fin") : std::move(dn).error();
-    RemoveConnectionNames(base);
-    if (!fin.ok()) {
-      if (fin.error().code == std::error_code(ENOENT, std::system_category())) {
-        return MakeError(Errc::PeerClosed, "boost_mq accept: the connector is gone");
-      }
-      return std::move(fin).error();
-    }
+    const bool gone = !fin.ok() && fin.error().code == std::error_code(ENOENT, std::system_category());
+    // Both ends have them now, or the connector is gone; a request we were too short of memory
+    // or descriptors to take up keeps its names for the next try.
+    if (fin.ok() || gone) RemoveConnectionNames(base);
+    if (gone) return MakeError(Errc::PeerClosed, "boost_mq accept: the connector is gone");
+    if (!fin.ok()) return std::move(fin).error();
     st->base = base;
     st->recv = std::move(*up);
     st->send = std::move(*dn);

@@ -34,6 +34,10 @@ enum class Cap : uint32_t {
   QueueIo = 1u << 7,          // I/O goes through SysV or POSIX message-queue calls the fault engine interposes
   HttpWire = 1u << 8,         // the wire is HTTP/1.1 at a socket address: hostile HTTP peers (the kHttpWire hooks)
   AsyncIo = 1u << 9,          // the transport's own threads do the I/O: an injected error may surface on a later call
+  // A connection broken underneath is not the end of the session: the transport opens another
+  // and carries on (an HTTP client sends a request again on a new TCP connection). It owes
+  // every message once and in order, or PeerClosed; a cut or reset is not necessarily PeerClosed.
+  Reconnects = 1u << 10,
 };
 
 class Caps {

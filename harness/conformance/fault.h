@@ -1,13 +1,12 @@
-// Conformance group Fault: the four parts (syscalls, queues, setup, toxics) and the one list that
+// Conformance group Fault: the three parts (call faults, setup, toxics) and the one list that
 // registers their cases; a new Fault case goes into a part and into this list.
 #pragma once
 
 #include <gtest/gtest.h>
 
-// The parts in reading order (as the cases were laid out when they shared one file), not sorted.
+// The parts in reading order, not sorted.
 // clang-format off
 #include "fault_syscalls.h"
-#include "fault_queues.h"
 #include "fault_setup.h"
 #include "fault_toxics.h"
 // clang-format on
@@ -22,9 +21,8 @@ REGISTER_TYPED_TEST_SUITE_P(Fault, EachAcquiringCallFailingInTurnLeavesNothingBe
                             EachWriteInTurnFailingIsPeerClosedAndLosesNothingBefore, EintrEverywhereIsInvisible,
                             ShortWritesAreCompleted, ShortReadsAreAssembled, EagainIsRetried,
                             WaitsWokenEarlyAreWaitedAgain, AcceptInterruptedIsRetried,
-                            AcceptOutOfDescriptorsKeepsItsErrnoAndTheConnection, ResetOnSendIsPeerClosed,
-                            BrokenPipeOnSendIsPeerClosed, ResetOnReceiveIsPeerClosed, HardReadErrorKeepsItsErrno,
-                            ConnectRefusedIsPeerClosed, EintrOnQueueCallsIsInvisible, QueueFullOrEmptyIsWaitedOut,
-                            QueueSendOutOfMemoryKeepsItsErrnoAndLosesNothing, QueueRemovedUnderReceiveIsPeerClosed);
+                            AcceptOutOfDescriptorsKeepsItsErrnoAndTheConnection, PeerGoneUnderSendIsPeerClosed,
+                            PeerGoneUnderReceiveIsPeerClosed, HardIoErrorKeepsItsErrno, ConnectRefusedIsPeerClosed,
+                            SlowOrTimedOutSetUpHonoursItsDeadline);
 
 }  // namespace ipch::conformance

@@ -5,10 +5,13 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -75,6 +78,39 @@ std::string SetUpAndTearDown(const std::string& address, const Bytes& msg, Statu
   EXPECT_EQ(got, msg) << "the connection set up despite the fault must work";
   return "";
 }
+
+// What one step left behind while a listener lives on: the audit's difference since it began,
+// and files in the test's scratch directory that were not there then (the listener's own were).
+// Leaks() waits for the step's objects to settle, reports them, and removes them.
+class StepAudit {
+ public:
+  StepAudit()
+      : prefix_("ipch-" + std::to_string(::getpid()) + "-"),
+        before_(audit::Take(prefix_)),
+        files_(audit::LeftoverFiles(::ipch::testing::Current().scratch_dir)) {}
+  std::vector<std::string> Leaks() const {
+    const auto& scratch = ::ipch::testing::Current().scratch_dir;
+    audit::Settled end;
+    std::vector<std::string> leaks;
+    for (const auto until = Deadline::After(audit::SettleBound());;) {
+      end = audit::AwaitSettled(before_, prefix_, {});
+      leaks = end.leaks;
+      for (const auto& f : audit::LeftoverFiles(scratch)) {
+        if (std::find(files_.begin(), files_.end(), f) == files_.end()) leaks.push_back("file left in scratch dir: " + f);
+      }
+      if (leaks.empty() || until.expired()) break;
+      timespec pause{0, 1000000};
+      ::nanosleep(&pause, nullptr);
+    }
+    audit::CleanUp(before_, end.after);
+    return leaks;
+  }
+
+ private:
+  std::string prefix_;
+  audit::Snapshot before_;
+  std::vector<std::string> files_;
+};
 
 // Enumerate(ops, err) over SetUpAndTearDown: after each turn, with faults paused, calls
 // check(n, failed_step, status, leaks) and then removes whatever the turn left behind.
@@ -154,9 +190,84 @@ TYPED_TEST_P(Fault, EachReleasingCallFailingInTurnNeverBlocksTheAddress) {
         IPCH_EXPECT_OK(again) << "the address is blocked after: " << this->FaultLog();
       });
   if (total == 0) {
-    GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << " releases only through close(2), which never fails for "
-                 << "a socket or FIFO on Linux";
+    IPCH_NOT_APPLICABLE("it releases only through close(2), which never fails for a socket or FIFO on Linux");
   }
+}
+
+// Connection set-up that is slow or times out, as no proxy can make it: every call that sets up
+// a connection (socket, connect, accept, open, shm_open, mq_open, msgget, mmap, ...) and every
+// wait is delayed. A Connect and an Accept given time enough succeed and the connection works;
+// one given too little ends in Timeout (or succeeds), never later than its deadline plus one
+// delay (a delayed call cannot be cut short). And connect(2) timing out (ETIMEDOUT: the listener's
+// host never answered) fails the Connect (Timeout, PeerClosed or that errno), leaving nothing.
+TYPED_TEST_P(Fault, SlowOrTimedOutSetUpHonoursItsDeadline) {
+  if (!this->Has(Cap::SyscallIo) && !this->Has(Cap::SharedMemory) && !this->Has(Cap::QueueIo)) {
+    GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << " makes no interposable setup calls";
+  }
+  const auto delay = std::chrono::duration_cast<std::chrono::microseconds>(ShortWait() / 4);
+  fault::Plan slow;
+  slow.seed = this->Seed();
+  slow.rules.push_back({kAcquireCalls | fault::kPoll | fault::kFutex, fault::Kind::kDelay, 0, 0, 1.0, 0,
+                        static_cast<uint32_t>(delay.count())});
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  {
+    SCOPED_TRACE("every set-up call delayed " + std::to_string(delay.count()) + " us, deadlines ample");
+    std::optional<Result<typename TypeParam::Connection>> c, s;
+    {
+      fault::ScopedPlan armed(slow);
+      c.emplace(TypeParam::Connect(l->address(), Settle()));
+      IPCH_ASSERT_OK(*c);
+      s.emplace(l->Accept(Settle()));
+      IPCH_ASSERT_OK(*s);
+      if (fault::InjectedInTree() == 0) {
+        GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << " made no interposed set-up call or wait";
+      }
+    }
+    EXPECT_TRUE(RoundTrip(**c, **s, MakeMessage(1, 100, this->Seed())));
+  }
+  {
+    SCOPED_TRACE("every set-up call delayed " + std::to_string(delay.count()) + " us, deadlines short");
+    const auto wait = ShortWait();
+    fault::ScopedPlan armed(slow);
+    const auto start = Clock::now();
+    auto c = TypeParam::Connect(l->address(), Deadline::After(wait));
+    const auto connect_took = Clock::now() - start;
+    if (!c.ok()) {
+      IPCH_EXPECT_ERRC(c, Timeout);
+    }
+    EXPECT_LE(connect_took, wait + delay + PromptBound()) << "Connect overran its deadline";
+    const auto accept_start = Clock::now();
+    auto s = l->Accept(Deadline::After(wait));
+    const auto accept_took = Clock::now() - accept_start;
+    if (!s.ok()) {
+      IPCH_EXPECT_ERRC(s, Timeout);
+    }
+    EXPECT_LE(accept_took, wait + delay + PromptBound()) << "Accept overran its deadline";
+  }
+  // Whatever the short deadlines left half done is dropped: a clean connection works after.
+  {
+    auto c = TypeParam::Connect(l->address(), Settle());
+    IPCH_ASSERT_OK(c);
+    auto s = l->Accept(Settle());
+    while (s.ok() && !RoundTrip(*c, *s, MakeMessage(2, 100, this->Seed()), Path::kRelayed)) s = l->Accept(Settle());
+    IPCH_ASSERT_OK(s) << "the listener serves after connects that ran out of time";
+  }
+  const StepAudit step;
+  fault::Plan timed_out = this->NthOf(fault::kConnect, ETIMEDOUT, 1);
+  Result<typename TypeParam::Connection> c = [&] {
+    fault::ScopedPlan armed(timed_out);
+    return TypeParam::Connect(l->address(), Settle());
+  }();
+  if (fault::InjectedCount() == 0) return;  // no connect(2): the delays above are the case
+  SCOPED_TRACE("connect(2) timed out (ETIMEDOUT)");
+  ASSERT_FALSE(c.ok()) << "Connect succeeded though its connect(2) timed out";
+  // Nobody answered in time: a Timeout, the listener taken for gone (PeerClosed), or the errno.
+  EXPECT_TRUE(c.Is(Errc::Timeout) || c.Is(Errc::PeerClosed) ||
+              c.error().code == std::error_code(ETIMEDOUT, std::system_category()))
+      << "expected Timeout, PeerClosed or ETIMEDOUT kept, got " << c.error().ToString();
+  const auto leaks = step.Leaks();
+  EXPECT_TRUE(leaks.empty()) << "left behind: " << ::testing::PrintToString(leaks);
 }
 
 }  // namespace ipch::conformance

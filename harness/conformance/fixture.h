@@ -25,6 +25,7 @@
 #include "ipch/child_process.h"
 #include "ipch/deadline.h"
 #include "ipch/fault.h"
+#include "ipch/harness_calls.h"
 #include "ipch/peer.h"
 #include "ipch/result.h"
 #include "ipch/testing.h"
@@ -171,7 +172,13 @@ class TransportTest : public ::testing::Test {
   static void SetUpTestSuite() {
     if constexpr (requires { T::WarmUp(); }) T::WarmUp();
   }
-  void SetUp() override { address_ = T::Address(Spec()); }
+  // Each case runs under a fault-space census: the entry points the transport called and the
+  // faults they took go into the run's coverage map (docs/fault-model.md).
+  void SetUp() override {
+    address_ = T::Address(Spec());
+    fault::BeginCensus();
+  }
+  void TearDown() override { ::ipch::testing::SetCaseCensus(fault::FormatCensus(fault::EndCensus())); }
 
   static EndpointSpec Spec(std::string token = "") {
     const auto& ctx = ::ipch::testing::Current();
@@ -226,6 +233,11 @@ class TransportTest : public ::testing::Test {
     });
   }
 };
+
+// A case that cannot apply to the transport's mechanism (not a hook or capability missing, but a
+// fault its kind of IPC cannot have): skipped as "N/A: <name>: <why>", counted apart from
+// UNSUPPORTED in the verdict table (docs/fault-model.md lists every such reason).
+#define IPCH_NOT_APPLICABLE(why) GTEST_SKIP() << "N/A: " << TypeParam::kName << ": " << why
 
 #define IPCH_REQUIRE_CAP(cap)                                                           \
   do {                                                                                  \
@@ -311,6 +323,7 @@ inline auto ParkedPeer() {
 // One write of hostile bytes on a raw connection: send(MSG_NOSIGNAL) on a socket, write on a
 // pipe (whose reader, the listener, is alive while these tests write).
 inline ssize_t RawWrite(int fd, const void* data, std::size_t n) {
+  const HarnessCalls harness;  // the hostile peer's write, not the transport's
   ssize_t w = ::send(fd, data, n, MSG_NOSIGNAL);
   if (w < 0 && errno == ENOTSOCK) w = ::write(fd, data, n);
   return w;

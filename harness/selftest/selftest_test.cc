@@ -2,6 +2,8 @@
 // and asserts that the specific cases aimed at that flaw fail, while the same cases pass for
 // the control, which differs from each broken transport only by the planted bug.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -90,7 +92,7 @@ TEST(SelfTest, NotRetryingEintrIsCaught) { ExpectCaught("no_eintr_retry", {"Faul
 TEST(SelfTest, SwallowingErrorsIsCaught) {
   ExpectCaught(
       "swallows_errors",
-      {"Lifecycle.ClientCloseIsSeenAsPeerClosed", "PeerDeath.PeerKilledAfterConnect", "Fault.ResetOnSendIsPeerClosed",
+      {"Lifecycle.ClientCloseIsSeenAsPeerClosed", "PeerDeath.PeerKilledAfterConnect", "Fault.PeerGoneUnderSendIsPeerClosed",
        "Fault.EachWriteInTurnFailingIsPeerClosedAndLosesNothingBefore",
        "Fault.ResetMidFrameIsPeerClosedAfterWholeMessages", "Fault.CloseMidFrameIsPeerClosedAfterWholeMessages"});
 }
@@ -195,6 +197,81 @@ TEST(SelfTest, KeepingWhatAConnectorKilledBeforeItsOfferLeftIsCaught) {
                      {"resource audit: the test left", "leaked POSIX shm /dev/shm/ipch-"}, {"posix_shm_mutant"});
 }
 
+// The fault-space coverage map (docs/fault-model.md) written by an isolated run of `filter` over
+// the shm transport (unmutated unless `mutation`), parsed; its entry for `transport`.
+nlohmann::json CoverageOf(const std::string& filter, const std::string& transport, const std::string& mutation = "") {
+  char dir_template[] = "/tmp/ipch-selftest-coverage-XXXXXX";
+  const char* dir = ::mkdtemp(dir_template);
+  if (dir == nullptr) return {};
+  const std::string xml = std::string(dir) + "/run.xml";
+  RunResult r = RunBattery(filter, "--ipch_isolate --ipch_jobs=2 --gtest_output=xml:" + xml,
+                           mutation.empty() ? "" : "IPCH_MUTATION=" + mutation, IPCH_MUTANTS_BIN);
+  std::ifstream in(std::string(dir) + "/run.fault-coverage.json");
+  nlohmann::json map = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  std::filesystem::remove_all(dir);
+  EXPECT_FALSE(map.is_discarded()) << "no well-formed coverage map beside the report:\n" << r.output;
+  EXPECT_NE(r.output.find("ipch fault coverage"), std::string::npos) << r.output;
+  if (map.is_discarded()) return {};
+  for (const auto& t : map["transports"]) {
+    if (t["name"] == transport) return t;
+  }
+  ADD_FAILURE() << transport << " is not in the coverage map:\n" << map.dump(2);
+  return {};
+}
+
+// The entry point `name` of a transport's coverage entry (null if it is not there).
+nlohmann::json EntryOf(const nlohmann::json& transport, const std::string& name) {
+  if (!transport.contains("entry_points")) return nullptr;
+  for (const auto& e : transport["entry_points"]) {
+    if (e["name"] == name) return e;
+  }
+  return nullptr;
+}
+
+bool NeverFaulted(const nlohmann::json& transport, const std::string& name) {
+  if (!transport.contains("never_faulted")) return false;
+  for (const auto& n : transport["never_faulted"]) {
+    if (n == name) return true;
+  }
+  return false;
+}
+
+// The map says what was faulted and what was only called: the whole Fault group over a ring
+// fails its futex waits and its set-up calls, but never the futex wake it calls to rouse its
+// peer (only PeerDeath's kills reach that call), and the map lists that wake as never faulted.
+TEST(SelfTest, TheCoverageMapShowsAnEntryPointTheBatteryNeverFaults) {
+  const nlohmann::json t = CoverageOf("Mutant/Fault/posix_shm_mutant.*", "posix_shm_mutant");
+  const nlohmann::json wake = EntryOf(t, "futex_wake"), wait = EntryOf(t, "futex_wait"),
+                       open = EntryOf(t, "shm_open");
+  ASSERT_FALSE(wake.is_null()) << t.dump(2);
+  EXPECT_GT(wake["calls"].get<uint64_t>(), 0u);
+  EXPECT_TRUE(wake["survived"].empty()) << wake.dump();
+  EXPECT_TRUE(NeverFaulted(t, "futex_wake")) << t.dump(2);
+  ASSERT_FALSE(wait.is_null()) << t.dump(2);
+  EXPECT_GT(wait["survived"].value("errno", 0u), 0u) << wait.dump();
+  EXPECT_GT(wait["survived"].value("wake", 0u), 0u) << wait.dump();
+  EXPECT_FALSE(NeverFaulted(t, "futex_wait"));
+  ASSERT_FALSE(open.is_null()) << t.dump(2);
+  EXPECT_GT(open["survived"].value("errno", 0u), 0u) << open.dump();
+}
+
+// Faults injected in a case that failed are not counted as survived: the mutant that takes an
+// interrupted futex wait for a failure fails EintrEverywhereIsInvisible, and the map puts those
+// EINTRs under "failed".
+TEST(SelfTest, TheCoverageMapCountsFaultsOfAFailedCaseApart) {
+  const nlohmann::json t =
+      CoverageOf("Mutant/Fault/posix_shm_mutant.EintrEverywhereIsInvisible", "posix_shm_mutant", "eintr_fatal");
+  uint64_t failed = 0, survived = 0;
+  for (const char* name : {"futex_wait", "futex_wait_untimed"}) {
+    const nlohmann::json e = EntryOf(t, name);
+    if (e.is_null()) continue;
+    failed += e["failed"].value("errno", 0u);
+    survived += e["survived"].value("errno", 0u);
+  }
+  EXPECT_GT(failed, 0u) << t.dump(2);
+  EXPECT_EQ(survived, 0u) << t.dump(2);
+}
+
 TEST(SelfTest, CrashingOnHostileBytesIsOneFail) {
   const std::string filter =
       "Broken/Security/crashes_on_hostile_bytes.HugeLengthPrefixIsCorrupt:Broken/Basic/crashes_on_hostile_bytes.*";
@@ -296,11 +373,10 @@ TEST(LibrarySelfTest, AWarmUpHookKeepsALibrarysContextOutOfTheAudit) {
 TEST(LibrarySelfTest, AnAsynchronousTransportsErrorsMaySurfaceOnALaterCall) {
   ExpectFairAndCaught(
       "async_io", {"Fault.*", "PeerDeath.PeerKilledMidMessage"},
-      {"Fault.ResetOnSendIsPeerClosed", "Fault.BrokenPipeOnSendIsPeerClosed",
-       "Fault.EachWriteInTurnFailingIsPeerClosedAndLosesNothingBefore", "Fault.ResetOnReceiveIsPeerClosed"},
+      {"Fault.PeerGoneUnderSendIsPeerClosed", "Fault.EachWriteInTurnFailingIsPeerClosedAndLosesNothingBefore",
+       "Fault.PeerGoneUnderReceiveIsPeerClosed"},
       "async_io_forgets_errors",
-      {"Fault.ResetOnSendIsPeerClosed", "Fault.BrokenPipeOnSendIsPeerClosed",
-       "Fault.EachWriteInTurnFailingIsPeerClosedAndLosesNothingBefore"},
+      {"Fault.PeerGoneUnderSendIsPeerClosed", "Fault.EachWriteInTurnFailingIsPeerClosedAndLosesNothingBefore"},
       "the error may come from a later call within 2 s, scaled; none did");
 }
 

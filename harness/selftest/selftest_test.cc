@@ -330,10 +330,14 @@ TEST(SelfTest, ReplayingACaseGivesTheSameFaults) {
 
 // `correct` passes every case of `groups` (each given as "Group.*"), running the `ran` ones
 // (not skipping them); `buggy` fails each of `caught` and says `must_mention`.
+// `left_out` (as `groups`) are cases of those groups the fair run leaves to a test of their own.
 void ExpectFairAndCaught(const std::string& correct, const std::vector<std::string>& groups,
                          const std::vector<std::string>& ran, const std::string& buggy,
-                         const std::vector<std::string>& caught, const std::string& must_mention) {
-  RunResult fair = RunBattery(Filter(correct, groups, "Library"), "", "", IPCH_LIBRARIES_BIN);
+                         const std::vector<std::string>& caught, const std::string& must_mention,
+                         const std::vector<std::string>& left_out = {}) {
+  std::string filter = Filter(correct, groups, "Library");
+  if (!left_out.empty()) filter += "-" + Filter(correct, left_out, "Library");
+  RunResult fair = RunBattery(filter, "", "", IPCH_LIBRARIES_BIN);
   EXPECT_EQ(fair.exit_code, 0) << correct << " is correct for its kind and must pass:\n" << fair.output;
   ExpectEachCase(fair, "[       OK ]", correct, ran, "Library", "not run (or not passed): ");
   RunResult bad = RunBattery(Filter(buggy, caught, "Library"), "", "", IPCH_LIBRARIES_BIN);
@@ -344,11 +348,25 @@ void ExpectFairAndCaught(const std::string& correct, const std::vector<std::stri
 
 // Without PeerDeathDetect the kill cases still run, with the weaker promise: the survivor's
 // receive ends by its own deadline. A receive that gives up 3 s past it is caught.
+// The kill-at-each-call cases, where each kill point costs the survivor its receive deadline,
+// are tests of their own (below), so that they run beside the rest.
 TEST(LibrarySelfTest, ATransportWithoutDeathDetectionGetsTheWeakerPromise) {
   ExpectFairAndCaught("quiet_death", {"PeerDeath.*"},
                       {"PeerDeath.PeerKilledAfterConnect", "PeerDeath.PeerKilledWhileWeSend"}, "quiet_death_overshoots",
                       {"PeerDeath.PeerKilledAfterConnect", "PeerDeath.PeerKilledWhileWeSend"},
-                      "to give up on a dead peer");
+                      "to give up on a dead peer", {"PeerDeath.*KilledAtEachCallInTurn"});
+}
+
+void ExpectQuietTransportSurvivesKillsAtEachCall(const std::string& kase) {
+  RunResult fair = RunBattery(Filter("quiet_death", {kase}, "Library"), "", "", IPCH_LIBRARIES_BIN);
+  EXPECT_EQ(fair.exit_code, 0) << "quiet_death is correct for its kind and must pass:\n" << fair.output;
+  ExpectEachCase(fair, "[       OK ]", "quiet_death", {kase}, "Library", "not run (or not passed): ");
+}
+TEST(LibrarySelfTest, ATransportWithoutDeathDetectionGetsTheWeakerPromiseWhenItsClientIsKilledAtEachCall) {
+  ExpectQuietTransportSurvivesKillsAtEachCall("PeerDeath.ClientKilledAtEachCallInTurn");
+}
+TEST(LibrarySelfTest, ATransportWithoutDeathDetectionGetsTheWeakerPromiseWhenItsListenerIsKilledAtEachCall) {
+  ExpectQuietTransportSurvivesKillsAtEachCall("PeerDeath.ListenerKilledAtEachCallInTurn");
 }
 
 // Descriptors a reaper thread closes 20 ms after Close are waited for (and the wait is said);

@@ -148,8 +148,8 @@ TYPED_TEST_P(Fault, WaitsWokenEarlyAreWaitedAgain) {
 // shared-memory rendezvous, a queue receive) is interrupted, and the connection is taken all the
 // same. Armed before the connect: a library's own thread may accept as connections arrive. Where
 // a connect only leaves an offer and the Accept finds it without waiting (a shared-memory
-// rendezvous), the Accept runs first, its first wait is interrupted, and the connect comes once it waits
-// again.
+// rendezvous), the Accept runs first, its first wait is interrupted, and the connect comes once
+// it waits again.
 TYPED_TEST_P(Fault, AcceptInterruptedIsRetried) {
   IPCH_REQUIRE_INTERPOSED_IO();
   auto l = TypeParam::Listen(this->address_);

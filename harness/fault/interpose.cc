@@ -355,8 +355,9 @@ F Real(std::atomic<void*>& slot, const char* name) {
   return reinterpret_cast<F>(p);
 }
 
-// The census counts the mappings a transport makes (of a file or shared memory), not malloc's
-// private anonymous ones; a munmap is counted when it unmaps one of those.
+// The census counts the mappings a transport makes (of a file or shared memory, and SysV
+// attachments), not malloc's private anonymous ones; a munmap is counted when it unmaps one of
+// those.
 bool CountedMapping(int flags, int fd) { return fd >= 0 || (flags & MAP_SHARED) != 0; }
 void* Remembered(void* addr, bool counted) {
   State& s = S();
@@ -1021,12 +1022,14 @@ int shmget(key_t key, size_t size, int flags) {
 void* shmat(int id, const void* addr, int flags) {
   IPCH_REAL(shmat, void* (*)(int, const void*, int));
   IPCH_FAIL_IF(Decide(F::kShmat, -1, "shmat"), reinterpret_cast<void*>(-1));
-  return real_shmat(id, addr, flags);
+  // Remembered as a mapping: a SysV attachment may be detached with munmap as well as shmdt.
+  return F::Remembered(real_shmat(id, addr, flags), true);
 }
 
 int shmdt(const void* addr) {
   IPCH_REAL(shmdt, int (*)(const void*));
   IPCH_FAIL_IF(Decide(F::kShmdt, -1, "shmdt"), -1);
+  (void)F::ForgetMapping(const_cast<void*>(addr));
   return real_shmdt(addr);
 }
 

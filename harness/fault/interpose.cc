@@ -48,10 +48,17 @@ constexpr int kLogSize = 64;
 constexpr int kMaxEntries = 64;  // at least the rows of errnos.cc's table
 constexpr int kMaxMaps = 32;     // shared or file mappings remembered for munmap's census
 
+constexpr int kMaxCreated = 56;  // SysV queues created in a case, remembered for the audit
+
 // The census counters, in a MAP_SHARED page: children forked during a census count into it.
+// `created` holds the ids of the SysV queues the process tree created during the case: a queue
+// records no creator, and one its creator never used (killed between msgget and its first
+// msgsnd) is named by nothing else, so this is how the resource audit knows it is the case's.
 struct CensusPage {
   std::atomic<uint64_t> calls[kMaxEntries];
   std::atomic<uint64_t> faults[kMaxEntries][kKinds];
+  std::atomic<uint32_t> ncreated;
+  std::atomic<int32_t> created[kMaxCreated];
 };
 static_assert(sizeof(CensusPage) <= 4096);
 
@@ -605,8 +612,19 @@ void BeginCensus() {
   for (auto& row : s.census_page->faults) {
     for (auto& f : row) f.store(0);
   }
+  s.census_page->ncreated.store(0);
   for (auto& m : s.maps) m.store(0);
   s.census.store(true);
+}
+
+// A SysV queue this process made during the census (its id in the case's log).
+int CreatedQueue(int id) {
+  State& s = S();
+  if (id >= 0 && s.census.load(std::memory_order_relaxed) && s.census_page != nullptr) {
+    const uint32_t i = s.census_page->ncreated.fetch_add(1);
+    if (i < kMaxCreated) s.census_page->created[i].store(id);
+  }
+  return id;
 }
 
 Census EndCensus() {
@@ -675,6 +693,15 @@ extern "C" {
 
 void ipch_fault_exempt_thread() { F::t_exempt = true; }
 void ipch_fault_census_pause_thread(int delta) { F::t_census_paused += delta; }
+int ipch_fault_created_queue(int id) {
+  const F::CensusPage* page = F::S().census_page;
+  if (page == nullptr) return 0;
+  const uint32_t n = std::min<uint32_t>(page->ncreated.load(), F::kMaxCreated);
+  for (uint32_t i = 0; i < n; ++i) {
+    if (page->created[i].load() == id) return 1;
+  }
+  return 0;
+}
 
 ssize_t read(int fd, void* buf, size_t n) {
   IPCH_REAL(read, ssize_t(*)(int, void*, size_t));
@@ -1042,7 +1069,8 @@ int shmctl(int id, int cmd, shmid_ds* buf) {
 int msgget(key_t key, int flags) {
   IPCH_REAL(msgget, int (*)(key_t, int));
   IPCH_FAIL_IF(Decide(F::kMsgget, -1, "msgget", -1, true, (flags & IPC_CREAT) == 0), -1);
-  return real_msgget(key, flags);
+  const int q = real_msgget(key, flags);
+  return (flags & IPC_CREAT) != 0 ? F::CreatedQueue(q) : q;
 }
 
 int msgsnd(int id, const void* msg, size_t n, int flags) {

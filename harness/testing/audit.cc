@@ -22,6 +22,10 @@
 #include "ipch/child_process.h"
 #include "ipch/deadline.h"
 
+// The fault library's log of the SysV queues a case's process tree created (a weak reference:
+// the audit works without the fault library, and then cannot attribute a queue never used).
+extern "C" int ipch_fault_created_queue(int msqid) __attribute__((weak));
+
 namespace ipch::audit {
 namespace {
 
@@ -106,6 +110,10 @@ std::vector<std::map<std::string, std::string>> SysvTable(const char* kind) {
   return rows;
 }
 
+// The SysV queues the fault library saw this process tree create during the running case
+// (ipch/fault.h's census), when it is loaded.
+bool CreatedByOurTree(int msqid) { return ipch_fault_created_queue != nullptr && ipch_fault_created_queue(msqid) != 0; }
+
 // SysV objects owned by our uid; new ones across a test are leaks of that test.
 std::set<std::string> SysvObjects() {
   std::set<std::string> out;
@@ -118,10 +126,15 @@ std::set<std::string> SysvObjects() {
       // field and are attributed by uid (see docs/architecture.md).
       if (row.count("cpid") && !IsOursOrChild(static_cast<pid_t>(std::stol(row["cpid"])))) continue;
       // Queues have no creator either, but their last sender and receiver: a queue is ours if
-      // we or our children used it last (a queue nobody ever used is not attributed at all).
-      if (row.count("lspid") && !IsOursOrChild(static_cast<pid_t>(std::stol(row["lspid"]))) &&
-          !IsOursOrChild(static_cast<pid_t>(std::stol(row["lrpid"])))) {
-        continue;
+      // we or our children used it last. One nobody ever used is ours if the fault library saw
+      // our process tree create it during the case (its census log); else it is not attributed.
+      if (row.count("lspid")) {
+        const bool unused = row["lspid"] == "0" && row["lrpid"] == "0";
+        if (unused ? !CreatedByOurTree(std::stoi(row["msqid"]))
+                   : !IsOursOrChild(static_cast<pid_t>(std::stol(row["lspid"]))) &&
+                         !IsOursOrChild(static_cast<pid_t>(std::stol(row["lrpid"])))) {
+          continue;
+        }
       }
       std::string id = row.count("shmid") ? row["shmid"] : row.count("msqid") ? row["msqid"] : row["semid"];
       out.insert(std::string("sysv ") + kind + " key=" + row["key"] + " id=" + id);

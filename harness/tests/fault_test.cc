@@ -24,6 +24,7 @@
 #include <functional>
 #include <thread>
 
+#include "ipch/audit.h"
 #include "ipch/child_process.h"
 #include "ipch/peer.h"
 #include "ipch/testing.h"
@@ -933,6 +934,30 @@ TEST(FaultEngine, AWaitWokenEarlyIsASpuriousReadinessOfANonBlockingDescriptor) {
   EXPECT_EQ(::epoll_wait(ep, &ev, 1, 0), 0);
   ::close(ep);
   EXPECT_EQ(InjectedCount(), 2u) << "epoll_wait was woken";
+}
+
+// A SysV queue records no creator, and one its creator never used names no pid: the audit
+// attributes it to the case when the census saw the case's process tree create it (here a child
+// that makes one and dies), and not otherwise (one made outside a census).
+TEST(FaultCensus, AQueueItsCreatorNeverUsedIsTheCasesInTheAudit) {
+  const audit::Snapshot before = audit::Take("ipch-census-queue-");
+  BeginCensus();
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) ::_exit(::msgget(IPC_PRIVATE, IPC_CREAT | 0600) >= 0 ? 0 : 1);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  (void)EndCensus();
+  const int outside = ::msgget(IPC_PRIVATE, IPC_CREAT | 0600);  // made with no census running
+  ASSERT_GE(outside, 0);
+  const audit::Snapshot after = audit::Take("ipch-census-queue-");
+  const std::vector<std::string> leaks = audit::Leaks(before, after);
+  audit::CleanUp(before, after);
+  ::msgctl(outside, IPC_RMID, nullptr);
+  ASSERT_EQ(leaks.size(), 1u) << ::testing::PrintToString(leaks);
+  EXPECT_EQ(leaks[0].rfind("leaked sysv msg key=0 id=", 0), 0u) << leaks[0];
+  EXPECT_EQ(leaks[0].find(" id=" + std::to_string(outside)), std::string::npos) << "the queue made outside a census";
 }
 
 // The census counts the calls a plan could fault (sockets and FIFOs, not regular files; shared

@@ -16,6 +16,7 @@
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "fixture.h"
 #include "hooks.h"
@@ -26,6 +27,15 @@
 #include "ipch/transport.h"
 
 namespace ipch::conformance {
+
+// `auto p = this->ThroughProxy(text)`, asserted; UNSUPPORTED, with the reason, where no relay
+// can stand between the ends (a byte stream with neither a socket address nor pipes).
+#define IPCH_THROUGH_PROXY(p, text)                                                                  \
+  auto p = this->ThroughProxy(text);                                                                 \
+  if (!this->no_relay_.empty()) {                                                                    \
+    GTEST_SKIP() << "UNSUPPORTED: " << this->no_relay_;                                              \
+  }                                                                                                  \
+  IPCH_ASSERT_OK(p)
 
 // A Send (or any call giving a Status) on a thread of its own, joined by get() or at the end of
 // scope: for a client whose Send waits for its peer's answer (an HTTP request) while the test
@@ -181,17 +191,22 @@ class Fault : public TransportTest<T> {
     return s;
   }
 
-  // A listener, a stream toxics proxy in front of it, and a client connected through the proxy.
+  // A listener, a stream toxics proxy in front of it, and a client connected through the proxy;
+  // or, for a byte stream without a socket address, a client and a server whose pipes the proxy
+  // is spliced into (`pipes`).
   struct Proxied {
     typename TransportTest<T>::Lis listener;
     std::shared_ptr<toxics::Proxy> proxy;
     typename TransportTest<T>::Conn client, server;
+    bool pipes = false;
     std::string Describe() const {
       std::string s = "proxy log:";
       for (const auto& l : proxy->Log()) s += "\n  " + l;
       return s;
     }
   };
+  // On failure, `no_relay_` says why when no relay could stand between the ends at all (the
+  // case is then UNSUPPORTED: IPCH_THROUGH_PROXY); any other error is the transport's.
   Result<Proxied> ThroughProxy(const std::string& toxics_text) {
     toxics::Spec spec;
     std::string why;
@@ -201,15 +216,56 @@ class Fault : public TransportTest<T> {
     spec.seed = this->Seed();
     auto l = T::Listen(this->address_);
     if (!l.ok()) return std::move(l).error();
-    auto proxy = toxics::Proxy::Start(toxics::Proxy::FrontFor(l->address()), l->address(), spec);
-    if (!proxy.ok()) return std::move(proxy).error();
-    auto c = T::Connect((*proxy)->address(), Settle());
-    if (!c.ok()) return std::move(c).error();
-    auto s = l->Accept(Settle());
-    if (!s.ok()) return std::move(s).error();
-    last_proxy_ = std::move(*proxy);
-    return Proxied{std::move(*l), last_proxy_, std::move(*c), std::move(*s)};
+    if constexpr (kHasSocketAddress<T>) {
+      auto proxy = toxics::Proxy::Start(toxics::Proxy::FrontFor(l->address()), l->address(), spec);
+      if (!proxy.ok()) return std::move(proxy).error();
+      auto c = T::Connect((*proxy)->address(), Settle());
+      if (!c.ok()) return std::move(c).error();
+      auto s = l->Accept(Settle());
+      if (!s.ok()) return std::move(s).error();
+      last_proxy_ = std::move(*proxy);
+      return Proxied{std::move(*l), last_proxy_, std::move(*c), std::move(*s)};
+    } else {
+      const std::vector<int> before = toxics::Proxy::PipeWriteEnds();
+      auto c = T::Connect(l->address(), Settle());
+      if (!c.ok()) return std::move(c).error();
+      auto s = l->Accept(Settle());
+      if (!s.ok()) return std::move(s).error();
+      auto ends = SplicePoints(before, *c, *s);
+      if (!ends.ok()) return std::move(ends).error();
+      auto proxy = toxics::Proxy::Splice(ends->first, ends->second, spec);
+      if (!proxy.ok()) return std::move(proxy).error();
+      last_proxy_ = std::move(*proxy);
+      return Proxied{std::move(*l), last_proxy_, std::move(*c), std::move(*s), true};
+    }
   }
+  // The pipes' write ends a new connection opened (those not open `before`) that its client and
+  // its server write to: exactly two, told apart by a message from the client, which waits in
+  // one of them until the server takes it.
+  Result<std::pair<int, int>> SplicePoints(const std::vector<int>& before, typename TransportTest<T>::Conn& client,
+                                           typename TransportTest<T>::Conn& server) {
+    std::vector<int> ends;
+    for (int fd : toxics::Proxy::PipeWriteEnds()) {
+      if (!std::binary_search(before.begin(), before.end(), fd)) ends.push_back(fd);
+    }
+    auto none = [&](const std::string& why) {
+      no_relay_ = std::string(T::kName) + ": no kSocketAddress hook for the stream toxics proxy to stand in front of, and " + why;
+      return MakeError(Errc::InvalidArgument, no_relay_);
+    };
+    if (ends.size() != 2) {
+      return none("the connection did not open one pipe each way to splice it into (new write-only pipe ends: " +
+                  std::to_string(ends.size()) + ")");
+    }
+    const Bytes probe = MakeMessage(0, 64, this->Seed());
+    if (auto st = client.Send(probe, Settle()); !st.ok()) return std::move(st).error();
+    const bool in[2] = {toxics::Proxy::Buffered(ends[0]) > 0, toxics::Proxy::Buffered(ends[1]) > 0};
+    Bytes got;
+    if (auto st = server.Receive(got, Settle()); !st.ok()) return std::move(st).error();
+    if (got != probe) return MakeError(Errc::Corrupt, "the probe message before splicing arrived damaged");
+    if (in[0] == in[1]) return none("a message from the client waited in neither or both of its pipes");
+    return in[0] ? std::pair{ends[0], ends[1]} : std::pair{ends[1], ends[0]};
+  }
+  std::string no_relay_;
   // With IPCH_PRINT_FAULTS set, prints what the test's proxy did, one "[ipch fault]" line per
   // event: running a case's REPLAY line twice gives the same lines (the self-test checks it).
   void TearDown() override {
@@ -226,8 +282,7 @@ class Fault : public TransportTest<T> {
   // `count` messages each way through `toxics_text`, sizes up to `max_size`: all intact, in order.
   void ExchangeThrough(const std::string& toxics_text, int count, std::size_t max_size) {
     SCOPED_TRACE("toxics " + toxics_text);
-    auto p = ThroughProxy(toxics_text);
-    IPCH_ASSERT_OK(p);
+    IPCH_THROUGH_PROXY(p, toxics_text);
     std::mt19937_64 rng(this->Seed());
     for (int i = 0; i < count; ++i) {
       const std::size_t n = std::min<std::size_t>(rng() % (max_size + 1), Max(p->client));
@@ -322,8 +377,7 @@ class Fault : public TransportTest<T> {
                          toxics::Direction dir) {
     Bytes msgs[3];
     for (int i = 0; i < 3; ++i) msgs[i] = MakeMessage(static_cast<uint64_t>(i), sizes[i], this->Seed());
-    auto p = this->ThroughProxy("");
-    IPCH_ASSERT_OK(p);
+    IPCH_THROUGH_PROXY(p, "");
     const bool reconnects = this->Has(Cap::Reconnects);
     const bool up = dir == toxics::Direction::kUp;
     const uint64_t overhead = WireOverhead(*p, msgs[0]);
@@ -363,10 +417,10 @@ class Fault : public TransportTest<T> {
 TYPED_TEST_SUITE_P(Fault);
 
 // The toxics proxy stands between the ends of any transport whose address is a socket address
-// that Connect accepts (a byte stream's, or HTTP's). A byte stream without one (a FIFO pair)
-// would need a relay of its own: UNSUPPORTED, work left. Between the ends of a ring or a queue
-// there is no byte stream at all: N/A (what corresponds there, damaged records and messages, a
-// peer stopped or killed mid-message, is Security's and PeerDeath's).
+// that Connect accepts (a byte stream's, or HTTP's), and is spliced into the pipes of a byte
+// stream without one (a FIFO pair). Between the ends of a ring or a queue there is no byte stream
+// at all: N/A (what corresponds there, damaged records and messages, a peer stopped or killed
+// mid-message, is Security's and PeerDeath's).
 #define IPCH_REQUIRE_PROXY()                                                                                       \
   do {                                                                                                             \
     if (!kHasSocketAddress<TypeParam> && !TypeParam::kCaps.Has(::ipch::Cap::Stream) &&                            \
@@ -375,7 +429,8 @@ TYPED_TEST_SUITE_P(Fault);
                           "relay to slice, slow, cut or flip; damaged records and messages are Security's, a peer " \
                           "stopped or killed mid-message PeerDeath's");                                            \
     }                                                                                                              \
-    IPCH_REQUIRE_HOOK(kHasSocketAddress<TypeParam>, "kSocketAddress (stream toxics proxy)");                      \
+    IPCH_REQUIRE_HOOK(kHasSocketAddress<TypeParam> || TypeParam::kCaps.Has(::ipch::Cap::Stream),                  \
+                      "kSocketAddress (stream toxics proxy)");                                                     \
   } while (0)
 
 }  // namespace ipch::conformance

@@ -1,5 +1,6 @@
-// The stream toxics proxy over raw sockets (tcp and unix): each toxic does exactly what it says,
-// seeded choices replay, and the proxy cleans up after itself. Also the ipch_proxy command.
+// The stream toxics proxy over raw sockets (tcp and unix) and spliced into pipes: each toxic does
+// exactly what it says, seeded choices replay, and the proxy cleans up after itself. Also the
+// ipch_proxy command.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -7,11 +8,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <filesystem>
 #include <random>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "ipch/child_process.h"
@@ -138,6 +142,7 @@ bool SendAll(int fd, const Bytes& b) {
   std::size_t off = 0;
   while (off < b.size()) {
     ssize_t w = ::send(fd, b.data() + off, b.size() - off, MSG_NOSIGNAL);
+    if (w < 0 && errno == ENOTSOCK) w = ::write(fd, b.data() + off, b.size() - off);  // a pipe
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) return false;
     off += static_cast<std::size_t>(w);
@@ -160,7 +165,7 @@ ReadResult ReadUpTo(int fd, std::size_t want, Deadline d) {
       r.timed_out = true;
       break;
     }
-    ssize_t n = ::recv(fd, buf, std::min(sizeof buf, want - r.data.size()), 0);
+    ssize_t n = ::read(fd, buf, std::min(sizeof buf, want - r.data.size()));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       r.end = n == 0 ? 0 : errno;
@@ -474,6 +479,179 @@ TEST(Proxy, UnixFrontIsOwnerOnlyAndATakenAddressIsRefused) {
   auto again = Proxy::Start((*p)->address(), s.address, Spec{});
   IPCH_EXPECT_ERRC(again, AlreadyExists);
   IPCH_EXPECT_ERRC(Proxy::Start("nowhere", s.address, Spec{}), InvalidArgument);
+}
+
+// ---- spliced into pipes --------------------------------------------------------------------------
+
+// Two pipes, as a FIFO pair joins a client and a server: the client writes `up`, the server `down`.
+struct Pipes {
+  UniqueFd up_r, up_w, down_r, down_w;
+};
+Pipes MakePipes(int up_flags, int down_flags) {
+  Pipes p;
+  int a[2], b[2];
+  EXPECT_EQ(::pipe2(a, up_flags), 0);
+  EXPECT_EQ(::pipe2(b, down_flags), 0);
+  p.up_r = UniqueFd(a[0]);
+  p.up_w = UniqueFd(a[1]);
+  p.down_r = UniqueFd(b[0]);
+  p.down_w = UniqueFd(b[1]);
+  return p;
+}
+ino_t InodeOf(int fd) {
+  struct stat st {};
+  EXPECT_EQ(::fstat(fd, &st), 0);
+  return st.st_ino;
+}
+// SIGPIPE held back in this thread while a test writes into pipes whose reader is gone: the write
+// says EPIPE; a pending signal is taken on the way out.
+class NoSigpipe {
+ public:
+  NoSigpipe() {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set_, &old_);
+  }
+  ~NoSigpipe() {
+    const timespec zero{};
+    while (::sigtimedwait(&set_, nullptr, &zero) == SIGPIPE) {
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+
+ private:
+  sigset_t set_, old_;
+};
+
+class SplicedPipes : public ::testing::Test {
+ protected:
+  uint64_t Seed() const { return ::ipch::testing::Current().seed; }
+};
+
+// The senders' descriptors keep their numbers, blocking modes and close-on-exec flags but lead
+// into the proxy, which forwards each direction untouched and passes a sender's close on as EOF.
+TEST_F(SplicedPipes, ForwardEachDirectionUntouchedKeepTheDescriptorsAndPassTheEnd) {
+  Pipes p = MakePipes(O_CLOEXEC | O_NONBLOCK, 0);
+  const int up = p.up_w.get(), down = p.down_w.get();
+  const ino_t up_pipe = InodeOf(up);
+  auto proxy = Proxy::Splice(up, down, Spec{});
+  ASSERT_TRUE(proxy.ok()) << proxy.error().ToString();
+  EXPECT_NE(InodeOf(up), up_pipe) << "the client's descriptor must now lead into the proxy";
+  EXPECT_EQ(::fcntl(up, F_GETFL) & (O_ACCMODE | O_NONBLOCK), O_WRONLY | O_NONBLOCK);
+  EXPECT_EQ(::fcntl(down, F_GETFL) & (O_ACCMODE | O_NONBLOCK), O_WRONLY);
+  EXPECT_EQ(::fcntl(up, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+  EXPECT_EQ(::fcntl(down, F_GETFD) & FD_CLOEXEC, 0);
+  const Bytes up_bytes = Random(1 << 20, Seed()), down_bytes = Random(300000, Seed() + 1);
+  std::thread writer([&] {  // more than a pipe holds: written while the other end reads
+    EXPECT_TRUE(SendAll(down, down_bytes));
+  });
+  EXPECT_TRUE(ReadUpTo(p.down_r.get(), down_bytes.size(), Settle()).data == down_bytes);
+  writer.join();
+  ::fcntl(up, F_SETFL, O_WRONLY);  // blocking, for SendAll
+  writer = std::thread([&] { EXPECT_TRUE(SendAll(up, up_bytes)); });
+  EXPECT_TRUE(ReadUpTo(p.up_r.get(), up_bytes.size(), Settle()).data == up_bytes);
+  writer.join();
+  p.up_w.reset();
+  EXPECT_EQ(ReadUpTo(p.up_r.get(), 1, Settle()).end, 0) << "the client's close must reach the server as EOF";
+  EXPECT_TRUE((*proxy)->WaitFor(
+      [&](const Stats& s) { return s.forwarded[0] == up_bytes.size() && s.forwarded[1] == down_bytes.size(); },
+      Settle()))
+      << LogOf(**proxy);
+}
+
+// A close ends both pipes, as a socket's close ends both directions: each reader sees the end
+// after exactly the bytes before it, and each writer is told EPIPE. A reset, which a pipe does
+// not have, does the same.
+TEST_F(SplicedPipes, ACloseEndsBothPipesAfterExactlyItsBytes) {
+  for (const char* spec : {"up:close_after=100", "up:reset_after=100"}) {
+    SCOPED_TRACE(spec);
+    NoSigpipe quiet;
+    Pipes p = MakePipes(O_CLOEXEC, O_CLOEXEC);
+    auto proxy = Proxy::Splice(p.up_w.get(), p.down_w.get(), Parsed(spec));
+    ASSERT_TRUE(proxy.ok()) << proxy.error().ToString();
+    const Bytes b = Random(1000, Seed());
+    ASSERT_TRUE(SendAll(p.up_w.get(), b));
+    auto got = ReadUpTo(p.up_r.get(), b.size(), Settle());
+    EXPECT_EQ(got.data, Bytes(b.begin(), b.begin() + 100));
+    EXPECT_EQ(got.end, 0) << "the server sees the end, not " << std::strerror(got.end);
+    got = ReadUpTo(p.down_r.get(), 1, Settle());
+    EXPECT_EQ(got.end, 0) << "the client's side must end too";
+    const char byte = 1;
+    ASSERT_TRUE((*proxy)->WaitFor([](const Stats& s) { return s.closes + s.resets == 1; }, Settle()));
+    (*proxy)->Stop();  // its threads have closed the pipes' ends once it returns
+    EXPECT_EQ(::write(p.down_w.get(), &byte, 1), -1);
+    EXPECT_EQ(errno, EPIPE) << "the server's writes must fail: " << std::strerror(errno);
+    EXPECT_EQ(::write(p.up_w.get(), &byte, 1), -1);
+    EXPECT_EQ(errno, EPIPE) << "the client's writes must fail: " << std::strerror(errno);
+  }
+}
+
+TEST_F(SplicedPipes, ArmedEventsHitTheByteTheyWereAimedAt) {
+  Pipes p = MakePipes(O_CLOEXEC, O_CLOEXEC);
+  auto proxy = Proxy::Splice(p.up_w.get(), p.down_w.get(), Spec{Toxics{}, Toxics{}, Seed()});
+  ASSERT_TRUE(proxy.ok()) << proxy.error().ToString();
+  const Bytes head = Random(300, Seed());
+  ASSERT_TRUE(SendAll(p.down_w.get(), head));
+  EXPECT_EQ(ReadUpTo(p.down_r.get(), head.size(), Settle()).data, head);
+  EXPECT_EQ((*proxy)->Taken(Direction::kDown), head.size());
+  const Bytes b = Random(100, Seed() + 1);
+  (*proxy)->ArmEvent(Direction::kDown, 17, Event::kFlip);
+  ASSERT_TRUE(SendAll(p.down_w.get(), b));
+  auto got = ReadUpTo(p.down_r.get(), b.size(), Settle());
+  ASSERT_EQ(got.data.size(), b.size());
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    const int bits = std::popcount(static_cast<unsigned>(got.data[i] ^ b[i]));
+    EXPECT_EQ(bits, i == 17 ? 1 : 0) << "byte " << i << LogOf(**proxy);
+  }
+  (*proxy)->ArmEvent(Direction::kUp, 50, Event::kStall);
+  ASSERT_TRUE(SendAll(p.up_w.get(), b));
+  EXPECT_EQ(ReadUpTo(p.up_r.get(), 50, Settle()).data, Bytes(b.begin(), b.begin() + 50));
+  ASSERT_TRUE((*proxy)->WaitFor([](const Stats& s) { return s.stalls == 1; }, Settle()));
+  EXPECT_TRUE(ReadUpTo(p.up_r.get(), 1, Deadline::After(milliseconds(50))).timed_out) << "a byte passed the stall";
+  (*proxy)->Resume();
+  EXPECT_EQ(ReadUpTo(p.up_r.get(), 50, Settle()).data, Bytes(b.begin() + 50, b.end()));
+}
+
+TEST_F(SplicedPipes, StopEndsBothPipes) {
+  Pipes p = MakePipes(O_CLOEXEC, O_CLOEXEC);
+  auto proxy = Proxy::Splice(p.up_w.get(), p.down_w.get(), Parsed("up:stall_after=0"));
+  ASSERT_TRUE(proxy.ok()) << proxy.error().ToString();
+  ASSERT_TRUE(SendAll(p.up_w.get(), Random(10, Seed())));
+  ASSERT_TRUE((*proxy)->WaitFor([](const Stats& s) { return s.stalls == 1; }, Settle()));
+  (*proxy)->Stop();
+  EXPECT_EQ(ReadUpTo(p.up_r.get(), 1, Settle()).end, 0) << "the server must see the end";
+  EXPECT_EQ(ReadUpTo(p.down_r.get(), 1, Settle()).end, 0) << "the client must see the end";
+}
+
+// Only two pipes' write-only ends are spliced; anything else is refused and left as it was.
+TEST_F(SplicedPipes, RefusesWhatIsNotAPipesWriteEndAndLeavesItAlone) {
+  Pipes p = MakePipes(O_CLOEXEC, O_CLOEXEC);
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  UniqueFd s0(sv[0]), s1(sv[1]);
+  const ino_t up_pipe = InodeOf(p.up_w.get());
+  IPCH_EXPECT_ERRC(Proxy::Splice(p.up_r.get(), p.down_w.get(), Spec{}), InvalidArgument);
+  IPCH_EXPECT_ERRC(Proxy::Splice(p.up_w.get(), s0.get(), Spec{}), InvalidArgument);
+  IPCH_EXPECT_ERRC(Proxy::Splice(p.up_w.get(), p.up_w.get(), Spec{}), InvalidArgument);
+  const auto closed = Proxy::Splice(p.up_w.get(), 1 << 20, Spec{});
+  ASSERT_FALSE(closed.ok());
+  EXPECT_NE(closed.error().ToString().find("descriptor 1048576 (down)"), std::string::npos) << closed.error().ToString();
+  EXPECT_EQ(InodeOf(p.up_w.get()), up_pipe) << "a refused splice must leave the descriptor alone";
+}
+
+// How a test finds a connection's pipes: the write-only ends open now, and what waits in a pipe.
+TEST_F(SplicedPipes, PipeWriteEndsListsWriteEndsAndBufferedCountsWaitingBytes) {
+  const std::vector<int> before = Proxy::PipeWriteEnds();
+  Pipes p = MakePipes(O_CLOEXEC, O_CLOEXEC);
+  const std::vector<int> after = Proxy::PipeWriteEnds();
+  EXPECT_EQ(after.size(), before.size() + 2);
+  EXPECT_TRUE(std::binary_search(after.begin(), after.end(), p.up_w.get()));
+  EXPECT_TRUE(std::binary_search(after.begin(), after.end(), p.down_w.get()));
+  EXPECT_FALSE(std::binary_search(after.begin(), after.end(), p.up_r.get()));
+  ASSERT_TRUE(SendAll(p.up_w.get(), Random(10, Seed())));
+  EXPECT_EQ(Proxy::Buffered(p.up_w.get()), 10u);
+  EXPECT_EQ(Proxy::Buffered(p.up_r.get()), 10u);
+  EXPECT_EQ(Proxy::Buffered(p.down_w.get()), 0u);
 }
 
 // ---- the command ---------------------------------------------------------------------------------

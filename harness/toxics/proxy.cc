@@ -3,12 +3,18 @@
 // slices, paces to the rate, applies close/reset/stall limits, writes). A connection's four threads
 // share an eventfd that becomes readable when it is torn down; the last thread out closes both
 // sockets (with SO_LINGER 0 for a reset) and tells the acceptor to reap it.
+//
+// Spliced pipes (Proxy::Splice) are one connection of the same kind with no acceptor: each
+// direction reads a pipe of the proxy's own, whose write end took the number of the sender's
+// descriptor (dup3), and writes the pipe the sender used to write to.
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,6 +25,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <dirent.h>
 #include <list>
 #include <mutex>
 #include <random>
@@ -26,6 +33,7 @@
 #include <vector>
 
 #include "harness_thread.h"
+#include "ipch/harness_calls.h"
 #include "ipch/socket_address.h"
 #include "ipch/toxics.h"
 #include "ipch/unique_fd.h"
@@ -43,6 +51,17 @@ bool ThreadsFaultable() { return g_threads_faultable.load(); }
 void HarnessThread(bool faultable) {
   if (!faultable && ipch_fault_exempt_thread != nullptr) ipch_fault_exempt_thread();
 }
+
+namespace {
+// A relay thread of spliced pipes writes into a pipe whose reader may be gone: EPIPE, never the
+// process's SIGPIPE (a pending one is dropped with the thread).
+void BlockSigpipe() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+}  // namespace
 
 using Bytes = std::vector<std::byte>;
 namespace {
@@ -88,6 +107,7 @@ struct Chunk {
 struct Conn;
 
 struct Proxy::Impl {
+  bool spliced = false;  // Splice: one connection over pipes, no listener
   std::string address;
   std::string upstream_text;
   SocketAddress upstream;
@@ -133,6 +153,8 @@ struct Proxy::Impl {
     return dir == 0 ? spec.up : spec.down;
   }
   void AcceptLoop();
+  // Seeds `c` (connection number `id`), keeps it, and starts its four threads.
+  void Launch(std::unique_ptr<Conn> c, uint64_t id);
   void Reap(bool all);
 };
 
@@ -156,7 +178,9 @@ struct Conn {
   enum End { kRunning, kFinished, kClosed, kReset };
   Proxy::Impl* proxy = nullptr;
   uint64_t id = 0;
-  UniqueFd fd[2];  // [0] client, [1] upstream; direction d reads fd[d] and writes fd[1 - d]
+  UniqueFd fd[2];  // sockets: [0] client, [1] upstream; direction d reads fd[d] and writes fd[1 - d]
+  bool pipes = false;  // spliced pipes: direction d reads in[d] and writes out[d]
+  UniqueFd in[2], out[2];
   UniqueFd wake;   // eventfd: readable once the connection is torn down
   std::atomic<int> end{kRunning};
   std::atomic<int> eof_done{0};
@@ -178,15 +202,19 @@ struct Conn {
     }
   }
   bool Dead() const { return end.load() != kRunning; }
+  int Src(int dir) const { return pipes ? in[dir].get() : fd[dir].get(); }
+  int Dst(int dir) const { return pipes ? out[dir].get() : fd[1 - dir].get(); }
 
   void ThreadExit() {
     if (live.fetch_sub(1) != 1) return;
-    if (end.load() == kReset) {
+    if (end.load() == kReset && !pipes) {
       linger lg{1, 0};  // close with RST instead of FIN
       for (auto& f : fd) ::setsockopt(f.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     }
-    fd[0].reset();
-    fd[1].reset();
+    for (auto* set : {fd, in, out}) {
+      set[0].reset();
+      set[1].reset();
+    }
     SignalFd(proxy->reap_fd.get());
   }
 
@@ -234,7 +262,7 @@ void Conn::Flip(int dir, Bytes& data, const Toxics& t) {
 
 void Conn::Reader(int dir) {
   Pipe& p = pipe[dir];
-  const int src = fd[dir].get();
+  const int src = Src(dir);
   Bytes buf(kReadChunk);
   while (!Dead()) {
     {
@@ -242,7 +270,7 @@ void Conn::Reader(int dir) {
       p.cv.wait(lk, [&] { return Dead() || p.queued < kMaxQueued; });
     }
     if (Dead() || !WaitReady(src, POLLIN, wake.get())) break;
-    ssize_t n = ::recv(src, buf.data(), buf.size(), MSG_DONTWAIT);
+    ssize_t n = pipes ? ::read(src, buf.data(), buf.size()) : ::recv(src, buf.data(), buf.size(), MSG_DONTWAIT);
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     Chunk c;
     if (n <= 0) {
@@ -273,9 +301,9 @@ void Conn::Reader(int dir) {
 }
 
 bool Conn::WriteAll(int dir, const std::byte* data, std::size_t n) {
-  const int dst = fd[1 - dir].get();
+  const int dst = Dst(dir);
   while (n > 0) {
-    ssize_t w = ::send(dst, data, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t w = pipes ? ::write(dst, data, n) : ::send(dst, data, n, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (w > 0) {
       data += w;
       n -= static_cast<std::size_t>(w);
@@ -371,7 +399,11 @@ void Conn::Writer(int dir) {
     }
     if (Dead()) break;
     if (c.kind == Chunk::kEof) {
-      ::shutdown(fd[1 - dir].get(), SHUT_WR);
+      if (pipes) {
+        out[dir].reset();  // this direction's reader sees the end; only this thread uses it
+      } else {
+        ::shutdown(fd[1 - dir].get(), SHUT_WR);
+      }
       if (eof_done.fetch_add(1) == 1) Teardown(kFinished, "");
       break;
     }
@@ -497,33 +529,40 @@ void Proxy::Impl::AcceptLoop() {
       continue;
     }
     auto c = std::make_unique<Conn>();
-    c->proxy = this;
-    c->id = id;
     c->fd[0] = std::move(client);
     c->fd[1] = std::move(up);
-    c->wake = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    uint64_t seed = 0;
-    Count([&](Stats& st) {
-      ++st.connections;
-      seed = spec.seed;
-    });
-    for (int d = 0; d < 2; ++d) {
-      c->pipe[d].reader_rng.seed(Mix(seed ^ Mix(id * 4 + static_cast<uint64_t>(d) * 2)));
-      c->pipe[d].writer_rng.seed(Mix(seed ^ Mix(id * 4 + static_cast<uint64_t>(d) * 2 + 1)));
-    }
-    Conn* raw = c.get();
-    {
-      std::lock_guard<std::mutex> g(mu);
-      conns.push_back(std::move(c));
-    }
-    for (int d = 0; d < 2; ++d) {
-      raw->threads[2 * d] = std::thread([raw, d] {
+    Launch(std::move(c), id);
+  }
+}
+
+void Proxy::Impl::Launch(std::unique_ptr<Conn> c, uint64_t id) {
+  c->proxy = this;
+  c->id = id;
+  c->wake = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  uint64_t seed = 0;
+  Count([&](Stats& st) {
+    ++st.connections;
+    seed = spec.seed;
+  });
+  for (int d = 0; d < 2; ++d) {
+    c->pipe[d].reader_rng.seed(Mix(seed ^ Mix(id * 4 + static_cast<uint64_t>(d) * 2)));
+    c->pipe[d].writer_rng.seed(Mix(seed ^ Mix(id * 4 + static_cast<uint64_t>(d) * 2 + 1)));
+  }
+  Conn* raw = c.get();
+  {
+    std::lock_guard<std::mutex> g(mu);
+    conns.push_back(std::move(c));
+  }
+  for (int d = 0; d < 2; ++d) {
+    for (int writer = 0; writer < 2; ++writer) {
+      raw->threads[2 * d + writer] = std::thread([raw, d, writer] {
         HarnessThread(raw->proxy->faultable);
-        raw->Reader(d);
-      });
-      raw->threads[2 * d + 1] = std::thread([raw, d] {
-        HarnessThread(raw->proxy->faultable);
-        raw->Writer(d);
+        if (raw->pipes) BlockSigpipe();
+        if (writer) {
+          raw->Writer(d);
+        } else {
+          raw->Reader(d);
+        }
       });
     }
   }
@@ -599,6 +638,86 @@ Result<std::unique_ptr<Proxy>> Proxy::Start(const std::string& listen, const std
     raw->AcceptLoop();
   });
   return std::unique_ptr<Proxy>(new Proxy(std::move(impl)));
+}
+
+Result<std::unique_ptr<Proxy>> Proxy::Splice(int up_fd, int down_fd, Spec spec) {
+  const HarnessCalls harness;  // splicing is the harness's doing, not the transport's
+  const int ends[2] = {up_fd, down_fd};
+  if (up_fd == down_fd) return MakeError(Errc::InvalidArgument, "splice: one descriptor for both directions");
+  struct Prepared {
+    UniqueFd orig, r, w;
+    int status = 0, cloexec = 0;
+  } prep[2];
+  for (int d = 0; d < 2; ++d) {
+    const std::string what = "splice: descriptor " + std::to_string(ends[d]) + " (" + DirName(d) + ")";
+    struct stat st {};
+    if (::fstat(ends[d], &st) != 0) return ErrnoError(what);
+    if (!S_ISFIFO(st.st_mode)) return MakeError(Errc::InvalidArgument, what + " is not a pipe");
+    Prepared& p = prep[d];
+    p.status = ::fcntl(ends[d], F_GETFL);
+    p.cloexec = ::fcntl(ends[d], F_GETFD) & FD_CLOEXEC;
+    if (p.status < 0 || (p.status & O_ACCMODE) != O_WRONLY) {
+      return MakeError(Errc::InvalidArgument, what + " is not a pipe's write-only end");
+    }
+    p.orig = UniqueFd(::fcntl(ends[d], F_DUPFD_CLOEXEC, 0));
+    int pp[2];
+    if (!p.orig || ::pipe2(pp, O_CLOEXEC | O_NONBLOCK) != 0) return ErrnoError(what);
+    p.r = UniqueFd(pp[0]);
+    p.w = UniqueFd(pp[1]);
+    // The sender's descriptor keeps its blocking mode; the relay reads without blocking.
+    if (::fcntl(p.w.get(), F_SETFL, p.status & O_NONBLOCK) != 0) return ErrnoError(what);
+  }
+  for (int d = 0; d < 2; ++d) {
+    if (::dup3(prep[d].w.get(), ends[d], prep[d].cloexec ? O_CLOEXEC : 0) < 0) {
+      auto e = ErrnoError("splice: dup3 onto descriptor " + std::to_string(ends[d]));
+      if (d == 1) ::dup3(prep[0].orig.get(), ends[0], prep[0].cloexec ? O_CLOEXEC : 0);  // as it was
+      return e;
+    }
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->spliced = true;
+  impl->spec = spec;
+  impl->address = "pipes spliced at descriptors " + std::to_string(up_fd) + " (up) and " + std::to_string(down_fd) +
+                  " (down)";
+  impl->stop_fd = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  impl->reap_fd = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  auto c = std::make_unique<Conn>();
+  c->pipes = true;
+  for (int d = 0; d < 2; ++d) {
+    // Only the relay holds the original description now: its writes must not block.
+    ::fcntl(prep[d].orig.get(), F_SETFL, prep[d].status | O_NONBLOCK);
+    c->in[d] = std::move(prep[d].r);
+    c->out[d] = std::move(prep[d].orig);
+  }
+  impl->Launch(std::move(c), 1);
+  return std::unique_ptr<Proxy>(new Proxy(std::move(impl)));
+}
+
+std::vector<int> Proxy::PipeWriteEnds() {
+  const HarnessCalls harness;
+  std::vector<int> out;
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return out;
+  const int own = ::dirfd(dir);
+  while (dirent* e = ::readdir(dir)) {
+    char* end = nullptr;
+    const long fd = std::strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0' || fd == own) continue;
+    struct stat st {};
+    const int fl = ::fcntl(static_cast<int>(fd), F_GETFL);
+    if (::fstat(static_cast<int>(fd), &st) == 0 && S_ISFIFO(st.st_mode) && fl >= 0 && (fl & O_ACCMODE) == O_WRONLY) {
+      out.push_back(static_cast<int>(fd));
+    }
+  }
+  ::closedir(dir);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::size_t Proxy::Buffered(int fd) {
+  const HarnessCalls harness;
+  int n = 0;
+  return ::ioctl(fd, FIONREAD, &n) == 0 && n > 0 ? static_cast<std::size_t>(n) : 0;
 }
 
 const std::string& Proxy::address() const { return impl_->address; }

@@ -87,6 +87,19 @@ class Proxy {
   // Listens on `listen` (a socket address: HOST:PORT with port 0 for any, or a unix socket
   // path, created 0600 and removed by Stop) and forwards each client to `upstream`.
   static Result<std::unique_ptr<Proxy>> Start(const std::string& listen, const std::string& upstream, Spec spec);
+  // The same toxics between the ends of a connection over two pipes (a FIFO pair), both ends in
+  // this process: `up_fd` and `down_fd` are the write-only ends the client and the server write
+  // to. Each keeps its number and flags but now leads into a pipe of the proxy, which forwards to
+  // the original one: one connection ("conn 1"), no address. A close (armed or close_after) ends
+  // both pipes, as a socket's close ends both directions: each reader sees the end of its
+  // stream, each writer EPIPE; so does Stop. A pipe has no reset: reset_after and kReset end
+  // the pipes just as a close does. InvalidArgument unless both are pipes' write-only ends.
+  static Result<std::unique_ptr<Proxy>> Splice(int up_fd, int down_fd, Spec spec);
+  // The write-only ends of pipes and FIFOs open in this process, lowest first: a test takes the
+  // ones a connection opened (new since it looked before connecting) and Splices them.
+  static std::vector<int> PipeWriteEnds();
+  // Bytes waiting in the pipe `fd` belongs to (either end): which of two pipes a message is on.
+  static std::size_t Buffered(int fd);
   ~Proxy();
   Proxy(const Proxy&) = delete;
   Proxy& operator=(const Proxy&) = delete;

@@ -16,8 +16,13 @@ foreach(line IN LISTS lines)
   if(line MATCHES "^ ")
     string(STRIP "${line}" test)
     set(name "${suite}${test}")
+    # The battery's Property group is also the `property` label (ctest -L property).
+    set(test_labels "${labels}")
+    if(name MATCHES "/Property/")
+      list(APPEND test_labels property)
+    endif()
     string(APPEND content "add_test([==[${name}]==] [==[${EXE}]==] [==[--gtest_filter=${name}]==] --gtest_color=no)\n")
-    string(APPEND content "set_tests_properties([==[${name}]==] PROPERTIES LABELS [==[${labels}]==] SKIP_REGULAR_EXPRESSION [==[\\[  SKIPPED \\]]==] ENVIRONMENT [==[${env}]==])\n")
+    string(APPEND content "set_tests_properties([==[${name}]==] PROPERTIES LABELS [==[${test_labels}]==] SKIP_REGULAR_EXPRESSION [==[\\[  SKIPPED \\]]==] ENVIRONMENT [==[${env}]==])\n")
     # POSIX queues are charged to the user's RLIMIT_MSGQUEUE (800 KiB by default, about four
     # connections): tests that make them run one at a time, never two at once under ctest -j.
     if(name MATCHES "posix_mq|PosixMq")

@@ -15,6 +15,7 @@
 #include "lifecycle.h"
 #include "ordering.h"
 #include "peer_death.h"
+#include "property.h"
 #include "security.h"
 
 // Every group, in instantiation order (the order suites run and the verdict table reads):
@@ -27,7 +28,8 @@
   X(arg, PeerDeath)                     \
   X(arg, Security)                      \
   X(arg, Concurrency)                   \
-  X(arg, Fault)
+  X(arg, Fault)                         \
+  X(arg, Property)
 
 // One group over Prefix##IpchTypes; only for IPCH_INSTANTIATE_CONFORMANCE.
 #define IPCH_CONFORMANCE_INSTANTIATE_GROUP(Prefix, Group) \

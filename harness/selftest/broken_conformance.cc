@@ -16,6 +16,15 @@ IPCH_INSTANTIATE_CONFORMANCE(Broken, ist::NaiveAdapter<ist::Bug::kNone, ist::kCo
                              ist::NaiveAdapter<ist::Bug::kCrashesOnHostileBytes, ist::kCrashesOnHostileBytes>,
                              ist::LeaksFdAdapter);
 
+// The lost wake-up that only a receive waiting as the send runs shows: the property battery's
+// Exchange is what catches it (its control must pass).
+#include "broken_wakeup.h"
+namespace ipch::conformance {
+using WakeupIpchTypes = ::testing::Types<ist::WakeAdapter<false, ist::kWakeControl>,
+                                         ist::WakeAdapter<true, ist::kLosesNotifyName>>;
+INSTANTIATE_TYPED_TEST_SUITE_P(Wakeup, Property, WakeupIpchTypes, NameOf);
+}  // namespace ipch::conformance
+
 // Tests that leak on purpose, one kind of object each: the self-test asserts that the audit
 // fails each one, names the object, and removes it.
 #include <fcntl.h>

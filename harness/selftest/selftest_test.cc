@@ -117,6 +117,33 @@ TEST(SelfTest, DroppingAPartialFrameOnTimeoutIsCaught) {
                {"Fault.StallMidFrameTimesOutThenCompletes", "Security.FrameDeliveredOneByteAtATime"});
 }
 
+// The property battery (one stateful model, random command sequences) catches every flaw its
+// commands can show, in one isolated run, without shrinking (RC_PARAMS=noshrink=1: caught is
+// enough here). A flaw it cannot show is another group's: it never sends damaged or hostile
+// bytes (ignores_checksum, crashes_on_hostile_bytes) and never times a receive out mid-frame
+// (drops_partial_frame). notifies_before_queueing loses a wake-up only while a receive waits
+// as the send runs, which only the model's Exchange does.
+TEST(SelfTest, ThePropertyBatteryCatchesEachFlawItsCommandsCanShow) {
+  const std::vector<std::string> caught = {"no_eintr_retry", "swallows_errors", "eagain_is_fatal",
+                                           "ignores_short_writes", "corrupts_payload", "loses_wakeup", "leaks_fd"};
+  std::string filter = "Broken/Property/naive_control.*:Wakeup/Property/*";
+  for (const auto& t : caught) filter += ":Broken/Property/" + t + ".*";
+  const RunResult r = RunBattery(filter, "--ipch_isolate --ipch_jobs=2", "RC_PARAMS=noshrink=1");
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  for (const char* control : {"Broken/Property/naive_control", "Wakeup/Property/notify_control"}) {
+    EXPECT_NE(r.output.find(std::string("[       OK ] ") + control + ".StatefulModel"), std::string::npos)
+        << "the control must pass: " << control << "\n" << r.output;
+  }
+  for (const auto& t : caught) {
+    EXPECT_NE(r.output.find("[  FAILED  ] Broken/Property/" + t + ".StatefulModel"), std::string::npos)
+        << "not caught: " << t << "\n" << r.output;
+  }
+  EXPECT_NE(r.output.find("[  FAILED  ] Wakeup/Property/notifies_before_queueing.StatefulModel"), std::string::npos)
+      << "not caught: notifies_before_queueing\n" << r.output;
+  EXPECT_NE(r.output.find("a lost wake-up?"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("replay: RC_PARAMS=\"seed="), std::string::npos) << "a failure must say how to replay it";
+}
+
 TEST(SelfTest, LosingAWakeupIsCaught) {
   ExpectCaught("loses_wakeup", {"Basic.BurstOfSmallMessagesThenDrain"}, "a lost wake-up?");
 }

@@ -177,11 +177,15 @@ Result<PipePair> Handshake(const std::string& dir, Deadline d, const std::string
       const ssize_t n = ::read(p.from_server.get(), &b, 1);
       if (n == 1 && b == kAccepted) break;
       if (n == 1) return MakeError(Errc::Corrupt, label + ": unexpected answer byte " + std::to_string(b));
-      if (n == 0) return MakeError(Errc::PeerClosed, label + ": the listener closed before taking the connection");
-      if (errno == EAGAIN && d.expired()) {  // a spurious readiness, and no time left
+      // End of file: the listener opened `.dn` and closed it again (the kernel then says POLLHUP),
+      // or a readiness that was not (no writer yet: read says 0 before any writer came).
+      if (n == 0 && (pf[0].revents & POLLHUP)) {
+        return MakeError(Errc::PeerClosed, label + ": the listener closed before taking the connection");
+      }
+      if ((n == 0 || errno == EAGAIN) && d.expired()) {  // a spurious readiness, and no time left
         return MakeError(probe ? Errc::WouldBlock : Errc::Timeout, label + ": no answer from the listener");
       }
-      if (errno == EINTR || errno == EAGAIN) continue;
+      if (n == 0 || errno == EINTR || errno == EAGAIN) continue;
       return ErrnoError(label + ": read answer");
     }
     if (pf[1].revents & (POLLERR | POLLHUP)) {

@@ -153,6 +153,17 @@ struct Session {
   std::deque<std::pair<uint64_t, Bytes>> outbound;  // server -> client, kept until acknowledged
   std::size_t outbound_bytes = 0;
   uint64_t next_out_seq = 1;
+  // The highest sequence number handed to the client in an answer. Only the front message can
+  // be handed out and not yet acknowledged (a client fetches one at a time); the client has it,
+  // so it no longer takes room from the messages the server sends next.
+  uint64_t answered_seq = 0;
+  std::size_t UnansweredBytes() const {
+    if (outbound.empty() || outbound.front().first > answered_seq) return outbound_bytes;
+    return outbound_bytes - outbound.front().second.size();
+  }
+  bool NothingUnanswered() const {
+    return outbound.empty() || (outbound.size() == 1 && outbound.front().first <= answered_seq);
+  }
   bool client_closed = false;  // DELETE arrived
   bool client_broken = false;  // the presence connection hung up without a DELETE: the client is gone
   bool server_closed = false;  // the server side closed, or the listener closed before accepting it
@@ -241,7 +252,7 @@ Status ServerConn::Send(ByteView msg, Deadline d) {
   for (;;) {
     if (closed_) return MakeError(Errc::Closed, label_ + " send: connection closed");
     if (s_->client_gone() || s_->stopping) return Gone("send");
-    if (core_->Admits(s_->outbound_bytes, s_->outbound.empty(), msg.size())) {
+    if (core_->Admits(s_->UnansweredBytes(), s_->NothingUnanswered(), msg.size())) {
       s_->outbound.emplace_back(s_->next_out_seq++, Bytes(msg.begin(), msg.end()));
       s_->outbound_bytes += msg.size();
       s_->out_cv.notify_all();
@@ -434,6 +445,10 @@ HttpResponse HandleGet(ServerState::Core& c, const std::string& id, const HttpRe
   for (;;) {
     if (!s->outbound.empty()) {
       const auto& [seq, msg] = s->outbound.front();
+      if (seq > s->answered_seq) {
+        s->answered_seq = seq;
+        s->out_cv.notify_all();  // a Send waiting for room may have it now
+      }
       return MessageAnswer(seq, msg);
     }
     if (s->server_closed) return Reply(410, "server side closed");

@@ -83,7 +83,8 @@ namespace ipch::http {
 
 inline constexpr std::size_t kDefaultMaxMessage = 16u << 20;
 // Bytes one direction of a session may hold unread before senders wait (one message of any
-// size up to the maximum is always admitted into an empty queue).
+// size up to the maximum is always admitted into an empty queue). A message the client has
+// fetched but not yet acknowledged (its next fetch does) holds no room.
 inline constexpr std::size_t kQueueBytes = 4u << 20;
 // The presence stream's server side looks at its socket this often for session changes; a
 // client's hang-up wakes it at once.

@@ -1,0 +1,438 @@
+// Property group: a rapidcheck stateful model over any transport. Random sequences of commands
+// run on a connected pair (both ends in this process) and are checked step by step against a
+// model of the contract: two FIFO queues of messages in flight and which end has closed. The
+// commands: Send from either end (sizes weighted to 0, 1, page and pipe boundaries, and random),
+// Exchange (a large message, up to the maximum, sent while the other end receives it), Send
+// over the maximum (MessageTooLarge), Receive (waiting, with a deadline about to pass: Timeout,
+// or already passed: WouldBlock), Close either end, Send to a closed peer (PeerClosed, or taken
+// by a buffer), Reconnect (a new connection, on the same listener or on a new one at the same
+// address: create-again), and InjectFault (from the fault engine, for every later call until
+// the next one: EINTR, EAGAIN, short reads and writes, early wake-ups; all must be invisible).
+// After every sequence both ends and the listener are closed and the resource audit must find
+// nothing left. A failure is shrunk to a minimal command list, printed with the seed and a line
+// that replays it. Seeded: the case's seed unless RC_PARAMS names one.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <rapidcheck.h>
+#include <rapidcheck/state.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <optional>
+#include <sstream>
+#include <string>
+
+#include "fault_fixture.h"
+#include "fault_syscalls.h"
+#include "fixture.h"
+#include "ipch/audit.h"
+#include "ipch/fault.h"
+#include "ipch/testing.h"
+#include "ipch/transport.h"
+
+namespace ipch::conformance {
+
+namespace property {
+
+// What a direction may hold unread: little enough that no transport's buffers fill (a SysV
+// queue holds 16 KiB, a POSIX queue 10 messages by default), so a Send never waits for its peer
+// to receive. Each message counts kPerMessage bytes more, for what its framing adds.
+inline constexpr std::size_t kBudget = 8 * 1024;
+inline constexpr std::size_t kPerMessage = 64;
+inline constexpr std::size_t kMaxUnread = 8;
+
+struct Model {
+  std::array<std::deque<Bytes>, 2> queue;  // [0]: client -> server, [1]: server -> client
+  std::array<bool, 2> closed{};            // each end closed by its owner
+  std::size_t max = 0;                     // the connections' max_message_size
+  bool faults = false;                     // a fault plan is armed
+  std::size_t Room(int dir) const {
+    std::size_t n = 0;
+    for (const auto& m : queue[dir]) n += m.size() + kPerMessage;
+    if (queue[dir].size() >= kMaxUnread || n + kPerMessage >= kBudget) return 0;
+    return kBudget - kPerMessage - n;
+  }
+  bool BothOpen() const { return !closed[0] && !closed[1]; }
+};
+
+inline const char* Side(int s) { return s == 0 ? "client" : "server"; }
+
+// Fails the sequence with what `st` says unless it is OK.
+inline void RequireOk(const Status& st, const std::string& what) {
+  if (!st.ok()) RC_FAIL(what + ": " + st.error().ToString());
+}
+// Fails the sequence unless `ok(st)`: `st` is one of the outcomes allowed.
+template <class F>
+void RequireThat(const Status& st, F ok, const std::string& what) {
+  if (!ok(st)) RC_FAIL(what + ": got " + (st.ok() ? std::string("OK") : st.error().ToString()));
+}
+template <Errc E>
+bool Is(const Status& st) {
+  return st.Is(E);
+}
+
+inline Bytes Payload(std::size_t n) {
+  const uint64_t salt = *rc::gen::arbitrary<uint64_t>();
+  return MakeMessage(salt, n, salt);
+}
+
+// A size in [0, room]: mostly small, often on a boundary, sometimes anywhere.
+inline std::size_t SmallSize(std::size_t room) {
+  std::vector<std::size_t> edges;
+  for (std::size_t e : {std::size_t{0}, std::size_t{1}, std::size_t{2}, std::size_t{255}, std::size_t{256},
+                        std::size_t{4095}, std::size_t{4096}, std::size_t{4097}}) {
+    if (e <= room) edges.push_back(e);
+  }
+  return *rc::gen::weightedOneOf<std::size_t>({{4, rc::gen::inRange<std::size_t>(0, std::min<std::size_t>(room, 64) + 1)},
+                                                {3, rc::gen::elementOf(edges)},
+                                                {2, rc::gen::inRange<std::size_t>(0, room + 1)}});
+}
+
+}  // namespace property
+
+template <class T>
+class Property : public TransportTest<T> {
+ public:
+  using Conn = typename T::Connection;
+  using Lis = typename T::Listener;
+  using Model = property::Model;
+
+  // The real pair.
+  struct World {
+    std::string address;
+    std::optional<Lis> listener;
+    std::optional<Conn> end[2];
+    std::optional<fault::ScopedPlan> faults;
+    Status Connect(bool relisten) {
+      if (relisten || !listener) {
+        if (listener) IPCH_RETURN_IF_ERROR(listener->Close());
+        listener.reset();
+        auto l = T::Listen(address);
+        if (!l.ok()) return std::move(l).error();
+        listener.emplace(std::move(*l));
+      }
+      auto c = T::Connect(listener->address(), Settle());
+      if (!c.ok()) return std::move(c).error();
+      auto s = listener->Accept(Settle());
+      if (!s.ok()) return std::move(s).error();
+      end[0].emplace(std::move(*c));
+      end[1].emplace(std::move(*s));
+      return Ok();
+    }
+    void CloseAll() {
+      faults.reset();
+      for (auto& e : end) {
+        if (e) (void)e->Close();
+        e.reset();
+      }
+      if (listener) (void)listener->Close();
+      listener.reset();
+    }
+  };
+  using Cmd = rc::state::Command<Model, World>;
+
+  static constexpr bool kFaultable =
+      T::kCaps.Has(Cap::SyscallIo) || T::kCaps.Has(Cap::QueueIo) || T::kCaps.Has(Cap::SharedMemory);
+  static constexpr bool kOnePeer = requires { T::kMaxPeers; };
+
+  struct Send : Cmd {
+    int side;
+    Bytes payload;
+    explicit Send(const Model& m) : side(*rc::gen::inRange(0, 2)) {
+      RC_PRE(m.BothOpen() && m.Room(side) > 0);
+      payload = property::Payload(property::SmallSize(std::min(m.Room(side), m.max)));
+    }
+    void checkPreconditions(const Model& m) const override {
+      RC_PRE(m.BothOpen() && m.Room(side) > 0 && payload.size() <= m.Room(side));
+    }
+    void apply(Model& m) const override { m.queue[side].push_back(payload); }
+    void run(const Model&, World& w) const override {
+      property::RequireOk(w.end[side]->Send(payload, Settle()), "send");
+    }
+    void show(std::ostream& os) const override { os << "Send(" << property::Side(side) << ", " << payload.size() << " bytes)"; }
+  };
+
+  // A message sent while the other end waits for it (its Receive started first, on a thread of
+  // its own): small, where it must arrive promptly once sent (a lost wake-up sleeps through it),
+  // or too large for any buffer, up to the maximum.
+  struct Exchange : Cmd {
+    int side;
+    std::size_t size;
+    explicit Exchange(const Model& m) : side(*rc::gen::inRange(0, 2)) {
+      checkPreconditions(m);
+      const std::size_t mid = std::min<std::size_t>(m.max, 256 * 1024);
+      const auto small = rc::gen::inRange<std::size_t>(0, std::min<std::size_t>(m.max, 4096) + 1);
+      if (m.max <= property::kBudget) {
+        size = *small;
+      } else {
+        size = *rc::gen::weightedOneOf<std::size_t>({{4, small},
+                                                      {1, rc::gen::just(m.max)},
+                                                      {1, rc::gen::just(m.max - 1)},
+                                                      {3, rc::gen::inRange<std::size_t>(property::kBudget, mid + 1)}});
+      }
+    }
+    void checkPreconditions(const Model& m) const override {
+      RC_PRE(m.BothOpen() && m.queue[side].empty());
+    }
+    void apply(Model&) const override {}
+    void run(const Model&, World& w) const override {
+      const Bytes payload = MakeMessage(size, size, 7);
+      Bytes got;
+      Clock::time_point received_at{};
+      InBackground receiving([&] {
+        Status st = w.end[1 - side]->Receive(got, Settle());
+        received_at = Clock::now();
+        if (!st.ok()) (void)w.end[1 - side]->Close();  // the sender stops waiting for it
+        return st;
+      });
+      const Status sent = w.end[side]->Send(payload, Settle());
+      const auto sent_at = Clock::now();
+      if (!sent.ok()) (void)w.end[1 - side]->Close();  // the receiver stops waiting
+      const Status received = receiving.get();
+      property::RequireOk(sent, "send");
+      property::RequireOk(received, "receive");
+      RC_ASSERT(got == payload);
+      if (size <= 4096 && received_at - sent_at > PromptBound()) {
+        RC_FAIL("a message of " + std::to_string(size) + " bytes arrived " + Seconds(received_at - sent_at) +
+                " s after its Send returned, with the receiver waiting: a lost wake-up?");
+      }
+    }
+    void show(std::ostream& os) const override { os << "Exchange(" << property::Side(side) << ", " << size << " bytes)"; }
+  };
+
+  struct SendOversize : Cmd {
+    int side;
+    explicit SendOversize(const Model& m) : side(*rc::gen::inRange(0, 2)) { checkPreconditions(m); }
+    void checkPreconditions(const Model& m) const override { RC_PRE(!m.closed[side]); }
+    void apply(Model&) const override {}  // nothing is sent
+    // Once the peer has closed, the end may have learnt it already (PeerClosed is sticky).
+    void run(const Model& m, World& w) const override {
+      const Bytes big(w.end[side]->max_message_size() + 1);
+      property::RequireThat(w.end[side]->Send(big, Settle()),
+                   [&](const Status& st) {
+                     return st.Is(Errc::MessageTooLarge) || (m.closed[1 - side] && st.Is(Errc::PeerClosed));
+                   },
+                   "send over the maximum (MessageTooLarge)");
+    }
+    void show(std::ostream& os) const override { os << "SendOversize(" << property::Side(side) << ")"; }
+  };
+
+  // The receiving end's next message, or: PeerClosed once the peer has closed and everything it
+  // sent is taken; with nothing in flight, Timeout for a deadline that passes while it waits and
+  // WouldBlock for one already passed.
+  struct Receive : Cmd {
+    enum Wait { kSettle, kShort, kExpired } wait;
+    int side;
+    explicit Receive(const Model& m) : side(*rc::gen::inRange(0, 2)) {
+      RC_PRE(!m.closed[side]);
+      const bool idle = m.queue[1 - side].empty() && !m.closed[1 - side];
+      wait = idle ? *rc::gen::element(kShort, kExpired) : kSettle;
+    }
+    // Shrinking replays a command in other states: it must still be the one it was made for.
+    void checkPreconditions(const Model& m) const override {
+      RC_PRE(!m.closed[side]);
+      RC_PRE((wait != kSettle) == (m.queue[1 - side].empty() && !m.closed[1 - side]));
+    }
+    void apply(Model& m) const override {
+      auto& q = m.queue[1 - side];
+      if (!q.empty()) q.pop_front();
+    }
+    void run(const Model& m, World& w) const override {
+      const auto& q = m.queue[1 - side];
+      Bytes got;
+      if (wait == kExpired) {
+        property::RequireThat(w.end[side]->Receive(got, Deadline::Expired()), property::Is<Errc::WouldBlock>, "receive (WouldBlock)");
+      } else if (wait == kShort) {
+        property::RequireThat(w.end[side]->Receive(got, Deadline::After(Millis(1))), property::Is<Errc::Timeout>, "receive (Timeout)");
+      } else if (!q.empty()) {
+        // Sent before this receive began: it must arrive, and promptly.
+        const auto begin = Clock::now();
+        property::RequireOk(w.end[side]->Receive(got, Settle()), "receive");
+        RC_ASSERT(got == q.front());
+        if (Clock::now() - begin > PromptBound()) {
+          RC_FAIL("a message sent before the receive began took " + Seconds(Clock::now() - begin) +
+                  " s to arrive: a lost wake-up?");
+        }
+      } else {
+        property::RequireThat(w.end[side]->Receive(got, Settle()), property::Is<Errc::PeerClosed>, "receive (PeerClosed)");
+      }
+      if (wait != kSettle) RC_ASSERT(got.empty());
+    }
+    void show(std::ostream& os) const override {
+      os << "Receive(" << property::Side(side) << (wait == kExpired ? ", expired" : wait == kShort ? ", 1 ms" : "")
+         << ")";
+    }
+  };
+
+  // Messages to the closed end die with it; what it sent before still arrives.
+  struct Close : Cmd {
+    int side;
+    explicit Close(const Model& m) : side(*rc::gen::inRange(0, 2)) { checkPreconditions(m); }
+    void checkPreconditions(const Model& m) const override { RC_PRE(!m.closed[side]); }
+    void apply(Model& m) const override {
+      m.closed[side] = true;
+      m.queue[1 - side].clear();
+    }
+    void run(const Model&, World& w) const override {
+      property::RequireOk(w.end[side]->Close(), "close");
+      Bytes got;
+      property::RequireThat(w.end[side]->Receive(got, Deadline::Expired()), property::Is<Errc::Closed>, "receive after close (Closed)");
+      property::RequireThat(w.end[side]->Send(Bytes{}, Deadline::Expired()), property::Is<Errc::Closed>, "send after close (Closed)");
+    }
+    void show(std::ostream& os) const override { os << "Close(" << property::Side(side) << ")"; }
+  };
+
+  // Once the peer has closed (and sent nothing still unread), a Send may be taken by a buffer or
+  // fail with PeerClosed; never another error, never a wait.
+  struct SendToClosedPeer : Cmd {
+    int side;
+    explicit SendToClosedPeer(const Model& m) : side(*rc::gen::inRange(0, 2)) { checkPreconditions(m); }
+    void checkPreconditions(const Model& m) const override {
+      RC_PRE(!m.closed[side] && m.closed[1 - side] && m.queue[1 - side].empty());
+    }
+    void apply(Model&) const override {}
+    void run(const Model&, World& w) const override {
+      property::RequireThat(w.end[side]->Send(MakeMessage(1, 100, 1), Settle()),
+                   [](const Status& st) { return st.ok() || st.Is(Errc::PeerClosed); }, "send to a closed peer");
+    }
+    void show(std::ostream& os) const override { os << "SendToClosedPeer(" << property::Side(side) << ")"; }
+  };
+
+  // Both ends closed (those still open now), then a new connection: on the same listener, or on
+  // a new one listening again at the same address.
+  struct Reconnect : Cmd {
+    bool relisten;
+    explicit Reconnect(const Model& m) : relisten(kOnePeer || *rc::gen::arbitrary<bool>()) { checkPreconditions(m); }
+    void checkPreconditions(const Model& m) const override { RC_PRE(m.closed[0] || m.closed[1]); }
+    void apply(Model& m) const override {
+      m.queue[0].clear();
+      m.queue[1].clear();
+      m.closed = {};
+    }
+    void run(const Model& m, World& w) const override {
+      for (int s = 0; s < 2; ++s) {
+        if (!m.closed[s]) property::RequireOk(w.end[s]->Close(), "close");
+      }
+      property::RequireOk(w.Connect(relisten), "connect again");
+    }
+    void show(std::ostream& os) const override { os << "Reconnect(" << (relisten ? "listen again" : "same listener") << ")"; }
+  };
+
+  // A fault plan for every later call, replacing the one before (or none): faults the contract
+  // requires to be invisible.
+  struct InjectFault : Cmd {
+    enum Kind { kNone, kEintr, kEagain, kShortIo, kEarlyWake } kind;
+    uint64_t seed;
+    explicit InjectFault(const Model& m) : seed(*rc::gen::arbitrary<uint64_t>()) {
+      std::vector<Kind> kinds{kEintr, kEagain, kEarlyWake};
+      if (NoPartialTransfer<T>().empty()) kinds.push_back(kShortIo);
+      if (m.faults) kinds.push_back(kNone);
+      kind = *rc::gen::elementOf(kinds);
+    }
+    void apply(Model& m) const override { m.faults = kind != kNone; }
+    fault::Plan Plan() const {
+      fault::Plan plan;
+      plan.seed = seed;
+      switch (kind) {
+        case kNone:
+          break;
+        case kEintr:
+          plan.rules.push_back({kMessageCalls, fault::Kind::kErrno, EINTR, 0, 0.3, 0});
+          break;
+        case kEagain:
+          plan.rules.push_back({fault::kRead | fault::kWrite | fault::kFutex | kQueueSend | fault::kMqReceive,
+                                fault::Kind::kErrno, EAGAIN, 0, 0.3, 0});
+          plan.rules.push_back({fault::kMsgrcv, fault::Kind::kErrno, ENOMSG, 0, 0.3, 0});
+          break;
+        case kShortIo:
+          plan.rules.push_back({fault::kRead | fault::kWrite, fault::Kind::kShort, 0, 0, 0.5, 0});
+          break;
+        case kEarlyWake:
+          plan.rules.push_back({fault::kWaits, fault::Kind::kWake, 0, 0, 0.3, 0});
+          break;
+      }
+      return plan;
+    }
+    void run(const Model&, World& w) const override {
+      w.faults.reset();
+      if (kind != kNone) w.faults.emplace(Plan());
+    }
+    void show(std::ostream& os) const override {
+      os << "InjectFault(" << (kind == kNone ? "none" : fault::FormatPlan(Plan())) << ")";
+    }
+  };
+
+  // The commands this transport can take, and a line for each kind it cannot.
+  static auto Commands() {
+    if constexpr (kFaultable) {
+      return rc::state::gen::execOneOfWithArgs<Send, Send, Send, Receive, Receive, Receive, Close, SendToClosedPeer,
+                                               Reconnect, Exchange, SendOversize, InjectFault>();
+    } else {
+      return rc::state::gen::execOneOfWithArgs<Send, Send, Send, Receive, Receive, Receive, Close, SendToClosedPeer,
+                                               Reconnect, Exchange, SendOversize>();
+    }
+  }
+
+  // Runs the model: the case's seed and 200 sequences (IPCH_PROPERTY_SEQUENCES) unless RC_PARAMS
+  // says otherwise. On failure: the shrunk command list, then a line that replays it.
+  void CheckModel() {
+    if constexpr (!kFaultable) {
+      std::printf("[ipch] %s: UNSUPPORTED: %s has no interposed I/O (SyscallIo, QueueIo or SharedMemory): no InjectFault\n",
+                  std::string(T::kName).c_str(), std::string(T::kName).c_str());
+    }
+    rc::detail::TestParams params = rc::detail::configuration().testParams;
+    const char* rc_params = std::getenv("RC_PARAMS");
+    const std::string given = rc_params ? rc_params : "";
+    if (given.find("seed=") == std::string::npos) params.seed = this->Seed();
+    if (given.find("max_success=") == std::string::npos) {
+      const char* n = std::getenv("IPCH_PROPERTY_SEQUENCES");
+      params.maxSuccess = n && std::atoi(n) > 0 ? std::atoi(n) : 200;
+    }
+    const std::string prefix = "ipch-" + std::to_string(::getpid()) + "-";
+    const std::string address = this->address_;
+    const auto& scratch = ::ipch::testing::Current().scratch_dir;
+    rc::detail::TestMetadata metadata;
+    metadata.id = metadata.description = std::string(T::kName) + " follows the model";
+    const auto result = rc::detail::checkTestable(
+        [&] {
+          const audit::Snapshot before = audit::Take(prefix);
+          World w;
+          w.address = address;
+          property::RequireOk(w.Connect(true), "connect");
+          Model initial;
+          initial.max = w.end[0]->max_message_size();
+          rc::state::check(initial, w, Commands());
+          w.CloseAll();
+          const auto settled = audit::AwaitSettled(before, prefix, scratch);
+          std::string leaks;
+          for (const auto& l : settled.leaks) leaks += " " + l;
+          audit::CleanUp(before, settled.after);
+          if (!leaks.empty()) RC_FAIL("the audit found, after the sequence:" + leaks);
+        },
+        metadata, params);
+    if (result.template is<rc::detail::SuccessResult>()) return;
+    std::ostringstream os;
+    rc::detail::printResultMessage(result, os);
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    std::error_code ec;
+    const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    ADD_FAILURE() << os.str() << "\nreplay: RC_PARAMS=\"seed=" << params.seed << " max_success=" << params.maxSuccess
+                  << "\" " << exe.string() << " --gtest_filter='" << info->test_suite_name() << "." << info->name()
+                  << "'";
+  }
+};
+TYPED_TEST_SUITE_P(Property);
+
+TYPED_TEST_P(Property, StatefulModel) { this->CheckModel(); }
+
+REGISTER_TYPED_TEST_SUITE_P(Property, StatefulModel);
+
+}  // namespace ipch::conformance

@@ -1,5 +1,6 @@
 // The text form of a toxics spec (grammar in ipch/toxics.h and docs/fault-model.md).
 #include <cerrno>
+#include <cfloat>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -68,7 +69,12 @@ bool ParseProbability(std::string_view s, double* out) {
   char* end = nullptr;
   errno = 0;
   double v = std::strtod(copy.c_str(), &end);
-  if (errno != 0 || end != copy.c_str() + copy.size() || !(v >= 0.0 && v <= 1.0)) return false;
+  // ERANGE with a result this small is an underflow (a subnormal, or 0): the nearest double, as
+  // FormatSpec printed it. Only an overflow is out of range, and that is above 1 anyway.
+  if ((errno != 0 && !(errno == ERANGE && std::fabs(v) <= DBL_MIN)) || end != copy.c_str() + copy.size() ||
+      !(v >= 0.0 && v <= 1.0)) {
+    return false;
+  }
   *out = v;
   return true;
 }

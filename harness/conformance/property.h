@@ -395,8 +395,9 @@ class Property : public TransportTest<T> {
     }
   }
 
-  // Runs the model: the case's seed and 200 sequences (IPCH_PROPERTY_SEQUENCES) unless RC_PARAMS
-  // says otherwise. On failure: the shrunk command list, then a line that replays it.
+  // Runs the model: the case's seed and 200 sequences (IPCH_PROPERTY_SEQUENCES; fewer under a
+  // sanitizer) unless RC_PARAMS says otherwise. On failure: the shrunk command list, then a line
+  // that replays it.
   void CheckModel() {
     if constexpr (!kFaultable) {
       std::printf("[ipch] %s: UNSUPPORTED: %s has no interposed I/O (SyscallIo, QueueIo or SharedMemory): no InjectFault\n",
@@ -405,7 +406,9 @@ class Property : public TransportTest<T> {
     const char* rc_params = std::getenv("RC_PARAMS");
     const std::string given = rc_params ? rc_params : "";
     const char* n = std::getenv("IPCH_PROPERTY_SEQUENCES");
-    const int sequences = n && std::atoi(n) > 0 ? std::atoi(n) : 200;
+    // 200 by default; fewer under a sanitizer (200 / its slowdown, at least 50), whose runs are
+    // that much slower.
+    const int sequences = n && std::atoi(n) > 0 ? std::atoi(n) : std::max(50, 200 / SlowdownFactor());
     if (given.empty()) {
       // rapidcheck reads (and prints) its configuration once per process, at its first use:
       // let it read this case's, so that the seed it prints is the one used.

@@ -406,9 +406,10 @@ class Property : public TransportTest<T> {
     const char* rc_params = std::getenv("RC_PARAMS");
     const std::string given = rc_params ? rc_params : "";
     const char* n = std::getenv("IPCH_PROPERTY_SEQUENCES");
-    // 200 by default; fewer under a sanitizer (200 / its slowdown, at least 50), whose runs are
-    // that much slower.
-    const int sequences = n && std::atoi(n) > 0 ? std::atoi(n) : std::max(50, 200 / SlowdownFactor());
+    // 200 by default; under a sanitizer, whose runs are that much slower and which looks for
+    // memory errors and races rather than for rare sequences, 100 / its slowdown (at least 20).
+    const int slowdown = SlowdownFactor();
+    const int sequences = n && std::atoi(n) > 0 ? std::atoi(n) : slowdown == 1 ? 200 : std::max(20, 100 / slowdown);
     if (given.empty()) {
       // rapidcheck reads (and prints) its configuration once per process, at its first use:
       // let it read this case's, so that the seed it prints is the one used.

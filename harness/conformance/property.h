@@ -2,7 +2,8 @@
 // run on a connected pair (both ends in this process) and are checked step by step against a
 // model of the contract: two FIFO queues of messages in flight and which end has closed. The
 // commands: Send from either end (sizes weighted to 0, 1, page and pipe boundaries, and random),
-// Exchange (a large message, up to the maximum, sent while the other end receives it), Send
+// Exchange (a message sent while the other end already waits for it: small, where it must
+// arrive promptly, or large, up to the maximum), Send
 // over the maximum (MessageTooLarge), Receive (waiting, with a deadline about to pass: Timeout,
 // or already passed: WouldBlock), Close either end, Send to a closed peer (PeerClosed, or taken
 // by a buffer), Reconnect (a new connection, on the same listener or on a new one at the same

@@ -193,12 +193,11 @@ class Fault : public TransportTest<T> {
 
   // A listener, a stream toxics proxy in front of it, and a client connected through the proxy;
   // or, for a byte stream without a socket address, a client and a server whose pipes the proxy
-  // is spliced into (`pipes`).
+  // is spliced into.
   struct Proxied {
     typename TransportTest<T>::Lis listener;
     std::shared_ptr<toxics::Proxy> proxy;
     typename TransportTest<T>::Conn client, server;
-    bool pipes = false;
     std::string Describe() const {
       std::string s = "proxy log:";
       for (const auto& l : proxy->Log()) s += "\n  " + l;
@@ -236,7 +235,7 @@ class Fault : public TransportTest<T> {
       auto proxy = toxics::Proxy::Splice(ends->first, ends->second, spec);
       if (!proxy.ok()) return std::move(proxy).error();
       last_proxy_ = std::move(*proxy);
-      return Proxied{std::move(*l), last_proxy_, std::move(*c), std::move(*s), true};
+      return Proxied{std::move(*l), last_proxy_, std::move(*c), std::move(*s)};
     }
   }
   // The pipes' write ends a new connection opened (those not open `before`) that its client and

@@ -33,11 +33,16 @@ inline constexpr uint64_t kQueueReceive = fault::kMsgrcv | fault::kMqReceive;
 inline constexpr uint64_t kMessageCalls =
     fault::kRead | fault::kWrite | fault::kPoll | fault::kFutex | kQueueSend | kQueueReceive;
 
+// Transports whose messages go through calls the fault library interposes (byte I/O, queue
+// calls, a ring's futex waits).
+template <class T>
+constexpr bool kInterposedIo =
+    T::kCaps.Has(Cap::SyscallIo) || T::kCaps.Has(Cap::SharedMemory) || T::kCaps.Has(Cap::QueueIo);
+
 // For the cases that fault the calls a transport moves its messages through and waits in.
 #define IPCH_REQUIRE_INTERPOSED_IO()                                                                         \
   do {                                                                                                       \
-    if (!TypeParam::kCaps.Has(::ipch::Cap::SyscallIo) && !TypeParam::kCaps.Has(::ipch::Cap::SharedMemory) && \
-        !TypeParam::kCaps.Has(::ipch::Cap::QueueIo)) {                                                       \
+    if (!::ipch::conformance::kInterposedIo<TypeParam>) {                                                    \
       GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << " has none of SyscallIo, SharedMemory, QueueIo: " \
                    << "its messages go through no interposed call";                                          \
     }                                                                                                        \

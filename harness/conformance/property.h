@@ -150,9 +150,9 @@ class Property : public TransportTest<T> {
   };
   using Cmd = rc::state::Command<Model, World>;
 
-  static constexpr bool kFaultable =
-      T::kCaps.Has(Cap::SyscallIo) || T::kCaps.Has(Cap::QueueIo) || T::kCaps.Has(Cap::SharedMemory);
-  static constexpr bool kOnePeer = requires { T::kMaxPeers; };
+  static constexpr bool kFaultable = kInterposedIo<T>;
+  // A listener with a peer limit gets a new one rather than a second connection.
+  static constexpr bool kLimitedPeers = MaxPeers<T>() != SIZE_MAX;
 
   struct Send : Cmd {
     int side;
@@ -325,7 +325,7 @@ class Property : public TransportTest<T> {
   // a new one listening again at the same address.
   struct Reconnect : Cmd {
     bool relisten;
-    explicit Reconnect(const Model& m) : relisten(kOnePeer || *rc::gen::arbitrary<bool>()) { checkPreconditions(m); }
+    explicit Reconnect(const Model& m) : relisten(kLimitedPeers || *rc::gen::arbitrary<bool>()) { checkPreconditions(m); }
     void checkPreconditions(const Model& m) const override { RC_PRE(m.closed[0] || m.closed[1]); }
     void apply(Model& m) const override {
       m.queue[0].clear();

@@ -107,7 +107,6 @@ struct Chunk {
 struct Conn;
 
 struct Proxy::Impl {
-  bool spliced = false;  // Splice: one connection over pipes, no listener
   std::string address;
   std::string upstream_text;
   SocketAddress upstream;
@@ -675,7 +674,6 @@ Result<std::unique_ptr<Proxy>> Proxy::Splice(int up_fd, int down_fd, Spec spec) 
     }
   }
   auto impl = std::make_unique<Impl>();
-  impl->spliced = true;
   impl->spec = spec;
   impl->address = "pipes spliced at descriptors " + std::to_string(up_fd) + " (up) and " + std::to_string(down_fd) +
                   " (down)";

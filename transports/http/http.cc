@@ -157,13 +157,11 @@ struct Session {
   // be handed out and not yet acknowledged (a client fetches one at a time); the client has it,
   // so it no longer takes room from the messages the server sends next.
   uint64_t answered_seq = 0;
+  bool FrontAnswered() const { return !outbound.empty() && outbound.front().first <= answered_seq; }
   std::size_t UnansweredBytes() const {
-    if (outbound.empty() || outbound.front().first > answered_seq) return outbound_bytes;
-    return outbound_bytes - outbound.front().second.size();
+    return outbound_bytes - (FrontAnswered() ? outbound.front().second.size() : 0);
   }
-  bool NothingUnanswered() const {
-    return outbound.empty() || (outbound.size() == 1 && outbound.front().first <= answered_seq);
-  }
+  bool NothingUnanswered() const { return outbound.size() == (FrontAnswered() ? 1u : 0u); }
   bool client_closed = false;  // DELETE arrived
   bool client_broken = false;  // the presence connection hung up without a DELETE: the client is gone
   bool server_closed = false;  // the server side closed, or the listener closed before accepting it

@@ -198,15 +198,17 @@ class Property : public TransportTest<T> {
       const Bytes payload = MakeMessage(size, size, 7);
       Bytes got;
       Clock::time_point received_at{};
+      // Each thread touches its own end only: on failure it closes it, so that the other
+      // thread, blocked on the peer, stops waiting (PeerClosed) instead of waiting out Settle.
       InBackground receiving([&] {
         Status st = w.end[1 - side]->Receive(got, Settle());
         received_at = Clock::now();
-        if (!st.ok()) (void)w.end[1 - side]->Close();  // the sender stops waiting for it
+        if (!st.ok()) (void)w.end[1 - side]->Close();
         return st;
       });
       const Status sent = w.end[side]->Send(payload, Settle());
       const auto sent_at = Clock::now();
-      if (!sent.ok()) (void)w.end[1 - side]->Close();  // the receiver stops waiting
+      if (!sent.ok()) (void)w.end[side]->Close();
       const Status received = receiving.get();
       property::RequireOk(sent, "send");
       property::RequireOk(received, "receive");

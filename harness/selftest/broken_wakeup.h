@@ -144,15 +144,16 @@ class WakeListener {
       std::lock_guard g(WakeRegistryMutex());
       WakeRegistry().erase(address_);
     }
-    std::lock_guard g(r_->mu);
-    r_->closed = true;
-    for (auto& ch : r_->pending) {  // never accepted: their connectors see PeerClosed
+    // The last reference may be ours: it must outlive the lock taken on its mutex.
+    const std::shared_ptr<WakeRendezvous> r = std::move(r_);
+    std::lock_guard g(r->mu);
+    r->closed = true;
+    for (auto& ch : r->pending) {  // never accepted: their connectors see PeerClosed
       std::lock_guard cg(ch->mu);
       ch->closed[1] = true;
       ch->cv.notify_all();
     }
-    r_->pending.clear();
-    r_.reset();
+    r->pending.clear();
     return Ok();
   }
 

@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <map>
 #include <sstream>
@@ -238,10 +240,16 @@ void PrintSweep(const std::vector<std::string>& removed) {
 Bytes MakeMessage(uint64_t seq, std::size_t size, uint64_t salt) {
   Bytes m(size);
   uint64_t x = Mix(seq ^ salt);
-  for (std::size_t i = 0; i < size; ++i) {
-    if (i % 8 == 0) x = Mix(x + i);
-    m[i] = static_cast<std::byte>(x >> (8 * (i % 8)));
+  // Each block of 8 bytes is the next value of x in little-endian, written a block at a time
+  // (a byte at a time costs 8 times more under a sanitizer, and messages reach megabytes).
+  std::size_t i = 0;
+  for (; i + 8 <= size; i += 8) {
+    x = Mix(x + i);
+    const uint64_t le = std::endian::native == std::endian::little ? x : __builtin_bswap64(x);
+    std::memcpy(m.data() + i, &le, 8);
   }
+  if (i < size) x = Mix(x + i);
+  for (std::size_t j = 0; i + j < size; ++j) m[i + j] = static_cast<std::byte>(x >> (8 * j));
   // The first 8 bytes (when there is room) carry the sequence number in little-endian.
   for (std::size_t i = 0; i < 8 && i < size; ++i) m[i] = static_cast<std::byte>(seq >> (8 * i));
   return m;
@@ -262,6 +270,7 @@ Bytes MakeMessage(uint64_t seq, std::size_t size, uint64_t salt) {
     }
   }
   Bytes want = MakeMessage(expected_seq, expected_size, salt);
+  if (msg.empty() || std::memcmp(msg.data(), want.data(), msg.size()) == 0) return ::testing::AssertionSuccess();
   for (std::size_t i = 0; i < msg.size(); ++i) {
     if (msg[i] != want[i]) {
       return ::testing::AssertionFailure()

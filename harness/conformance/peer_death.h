@@ -456,6 +456,23 @@ TYPED_TEST_P(PeerDeath, PeerKilledAfterConnect) {
   EXPECT_TRUE(this->SurvivesDeadPeer(*s));
 }
 
+// The survivor closed first, leaving what the two ends share for the last one to remove; then
+// the peer was killed before its own close. The case's audit finds nothing left: the survivor's
+// side removes what the dead peer never will (by the listener's close at the latest).
+TYPED_TEST_P(PeerDeath, PeerKilledAfterTheSurvivorClosedLeavesNothing) {
+  IPCH_REQUIRE_CAP(CrossProcess);
+  auto l = TypeParam::Listen(this->address_);
+  IPCH_ASSERT_OK(l);
+  auto peer = this->StartClient(l->address(), ParkedPeer());
+  IPCH_ASSERT_OK(peer);
+  auto s = l->Accept(Settle());
+  IPCH_ASSERT_OK(s);
+  IPCH_ASSERT_OK(peer->control().WaitSignal(Settle()));
+  IPCH_ASSERT_OK(s->Close());
+  peer->Kill();
+  IPCH_ASSERT_OK(l->Close());
+}
+
 TYPED_TEST_P(PeerDeath, PeerKilledBeforeAccept) {
   IPCH_REQUIRE_CAP(CrossProcess);
   auto l = TypeParam::Listen(this->address_);
@@ -732,7 +749,8 @@ TYPED_TEST_P(PeerDeath, ListenerKilledAtEachCallInTurn) {
 REGISTER_TYPED_TEST_SUITE_P(PeerDeath, ClientKilledAtEachCallInTurn, ListenerKilledAtEachCallInTurn,
                             NewListenerGetsNothingOfADeadGeneration, PeerThatExitedBeforeAcceptIsStillHeard,
                             PeerKilledMidPublish, OrphanedListenerIsReportedAndReclaimed, PeerExitsCleanlyAfterSending,
-                            PeerKilledAfterConnect, PeerKilledBeforeAccept, ListenerKilledThenConnectIsPeerClosed,
+                            PeerKilledAfterConnect, PeerKilledAfterTheSurvivorClosedLeavesNothing,
+                            PeerKilledBeforeAccept, ListenerKilledThenConnectIsPeerClosed,
                             PeerKilledMidMessage, PeerKilledWhileWeSend, StoppedPeerLosesNothing,
                             ListenerServesNewPeerAfterOneIsKilled);
 

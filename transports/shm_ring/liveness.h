@@ -33,10 +33,13 @@ class PeerWatch {
   // rather than a dead peer.
   static Result<PeerWatch> Watch(const ProcessIdentity& who);
   bool Alive() const;  // a process watching itself is always alive
+  // The process watched, as it was given: to watch it again later without holding a descriptor.
+  const ProcessIdentity& identity() const { return who_; }
   uint32_t pid() const { return pid_; }
 
  private:
   UniqueFd pidfd_;
+  ProcessIdentity who_;
   uint32_t pid_ = 0;
   bool self_ = false;
   bool dead_ = true;

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <cstdio>
 #include <cstring>
@@ -318,6 +319,39 @@ std::vector<Bytes> Adapter::QueueMessages(const Connection&, const std::vector<B
 
 namespace {
 
+// The queues of connections this process closed first, left for their peer to remove, with who
+// that peer is: a peer killed before its own close would leave them for ever (a SysV queue has
+// no name to find it by). Every later Listen, Connect and close here removes those whose peer
+// has died, and forgets those the peer removed. Identities, not pidfds, are kept: an entry
+// holds no descriptor while its peer lives on.
+class LeftForPeer {
+ public:
+  void Add(int send_q, int recv_q, int token_q, const shm::ProcessIdentity& peer) {
+    std::lock_guard g(mu_);
+    entries_.push_back({{send_q, recv_q, token_q}, peer});
+  }
+  void Reclaim() {
+    std::lock_guard g(mu_);
+    std::erase_if(entries_, [](const Entry& e) {
+      msqid_ds ds{};
+      if (::msgctl(e.queues[2], IPC_STAT, &ds) != 0) return IsGone(errno);  // the peer removed them
+      auto watch = shm::PeerWatch::Watch(e.peer);
+      if (!watch.ok() || watch->Alive()) return false;  // alive, or no way to tell now
+      for (int q : e.queues) ::msgctl(q, IPC_RMID, nullptr);
+      return true;
+    });
+  }
+
+ private:
+  struct Entry {
+    std::array<int, 3> queues;
+    shm::ProcessIdentity peer;
+  };
+  std::mutex mu_;
+  std::vector<Entry> entries_;
+};
+LeftForPeer g_left_for_peer;
+
 // One queue per direction and the token queue. A first attempt never blocks: bounding a block
 // costs two timer_settime calls, and in request/response traffic the chunk is often there.
 class SysvQueues final : public mq::Queues {
@@ -356,6 +390,7 @@ class SysvQueues final : public mq::Queues {
   // confirmed by a look, so a spurious ENOMSG cannot decide) or the survivor of a dead peer
   // removes the three queues.
   void Close(const unsigned char* fin, std::size_t n, const shm::PeerWatch& peer) override {
+    g_left_for_peer.Reclaim();
     bool first = false;
     if (peer.Alive()) {
       for (int tries = 0; tries < kSureTries; ++tries) {
@@ -371,6 +406,7 @@ class SysvQueues final : public mq::Queues {
       }
     }
     if (first) {
+      g_left_for_peer.Add(send_q_, recv_q_, token_q_, peer.identity());
       std::memcpy(sbuf_.text(), fin, n);
       sbuf_.type() = kFin;
       // Never blocks: if the queue is full, the peer learns from the missing token instead.
@@ -554,6 +590,7 @@ Result<Connection> Listener::Accept(Deadline d) {
 }
 
 Status Listener::State::Close() {
+  g_left_for_peer.Reclaim();
   if (closed) return Ok();
   State& s = *this;
   s.closed = true;
@@ -654,6 +691,7 @@ Listener MakeListener(const std::string& address, key_t key, int q, std::size_t 
 }  // namespace
 
 Result<Listener> Listen(const std::string& address, std::size_t max_message_size) {
+  g_left_for_peer.Reclaim();
   auto key = ParseAddress(address);
   if (!key.ok()) return std::move(key).error();
   const std::string label = "sysv_mq listen " + address;
@@ -690,6 +728,7 @@ Result<Listener> Listen(const std::string& address, std::size_t max_message_size
 }
 
 Result<Connection> Connect(const std::string& address, Deadline d, std::size_t max_message_size) {
+  g_left_for_peer.Reclaim();
   auto key = ParseAddress(address);
   if (!key.ok()) return std::move(key).error();
   const std::string label = "sysv_mq " + address + " (client)";

@@ -203,12 +203,12 @@ class TransportTest : public ::testing::Test {
   // A peer (child process or thread) that connects to `address` and runs body(connection,
   // control channel). The body captures plain values only (ExecPeer).
   template <class F>
-  Result<Peer> StartClient(const std::string& address, F body) {
+  static Result<Peer> StartClient(const std::string& address, F body) {
     return StartPeer<PeerRole::kClient>(address, body);
   }
   // A peer that listens on `address` and runs body(listener, control channel).
   template <class F>
-  Result<Peer> StartListener(const std::string& address, F body) {
+  static Result<Peer> StartListener(const std::string& address, F body) {
     return StartPeer<PeerRole::kListener>(address, body);
   }
   // As StartClient and StartListener, with `plan` armed in the peer (a process) before it

@@ -9,6 +9,10 @@
 // by a buffer), Reconnect (a new connection, on the same listener or on a new one at the same
 // address: create-again), and InjectFault (from the fault engine, for every later call until
 // the next one: EINTR, EAGAIN, short reads and writes, early wake-ups; all must be invisible).
+// For a transport that crosses processes, half the sequences hold the client end in a peer
+// process (property_end.h), which KillPeer kills (what it fully sent is still delivered, then
+// PeerClosed; without PeerDeathDetect, silence), and StopPeer and ContPeer stop and continue (a
+// stopped peer is not a dead one: receives time out, and it works again once continued).
 // After every sequence both ends and the listener are closed and the resource audit must find
 // nothing left. A failure is shrunk to a minimal command list, printed with the seed and a line
 // that replays it. Seeded: the case's seed unless RC_PARAMS names one.
@@ -38,6 +42,7 @@
 #include "ipch/fault.h"
 #include "ipch/testing.h"
 #include "ipch/transport.h"
+#include "property_end.h"
 
 namespace ipch::conformance {
 
@@ -55,6 +60,9 @@ struct Model {
   std::array<bool, 2> closed{};            // each end closed by its owner
   std::size_t max = 0;                     // the connections' max_message_size
   bool faults = false;                     // a fault plan is armed
+  bool remote = false;                     // the client end is held by a peer process
+  bool killed = false;                     // ... which was killed (its end counts as closed)
+  bool stopped = false;                    // ... which is stopped (SIGSTOP) now
   std::size_t Room(int dir) const {
     std::size_t n = 0;
     for (const auto& m : queue[dir]) n += m.size() + kPerMessage;
@@ -62,6 +70,8 @@ struct Model {
     return kBudget - kPerMessage - n;
   }
   bool BothOpen() const { return !closed[0] && !closed[1]; }
+  // The end is open and can run a call now (a stopped peer's cannot).
+  bool Usable(int side) const { return !closed[side] && !(side == 0 && stopped); }
 };
 
 inline const char* Side(int s) { return s == 0 ? "client" : "server"; }
@@ -129,11 +139,12 @@ class Property : public TransportTest<T> {
   using Lis = typename T::Listener;
   using Model = property::Model;
 
-  // The real pair.
+  // The real pair: the client end here, or held by a peer process (`remote`).
   struct World {
     std::string address;
+    bool remote = false;
     std::optional<Lis> listener;
-    std::optional<Conn> end[2];
+    std::unique_ptr<property::End> end[2];
     std::optional<fault::ScopedPlan> faults;
     Status Connect(bool relisten) {
       if (relisten || !listener) {
@@ -143,19 +154,33 @@ class Property : public TransportTest<T> {
         if (!l.ok()) return std::move(l).error();
         listener.emplace(std::move(*l));
       }
+      if (remote) {
+        // A forked peer inherits the plan armed here; an exec'd one is given it.
+        auto peer = Property::StartClient(
+            listener->address(), [](auto& c, ControlChannel& ch) -> Status { return property::ServeEnd(c, ch); });
+        if (!peer.ok()) return std::move(peer).error();
+        auto s = listener->Accept(Settle());
+        if (!s.ok()) return std::move(s).error();
+        auto max = peer->control().ReceiveString(Settle());
+        if (!max.ok()) return Error{max.error().code, "the peer process's connection: " + max.error().context};
+        end[0] = std::make_unique<property::RemoteEnd>(std::move(*peer), std::stoull(*max));
+        end[1] = std::make_unique<property::LocalEnd<Conn>>(std::move(*s));
+        return Ok();
+      }
       auto c = T::Connect(listener->address(), Settle());
       if (!c.ok()) return std::move(c).error();
       auto s = listener->Accept(Settle());
       if (!s.ok()) return std::move(s).error();
-      end[0].emplace(std::move(*c));
-      end[1].emplace(std::move(*s));
+      end[0] = std::make_unique<property::LocalEnd<Conn>>(std::move(*c));
+      end[1] = std::make_unique<property::LocalEnd<Conn>>(std::move(*s));
       return Ok();
     }
+    property::RemoteEnd& Peer() { return dynamic_cast<property::RemoteEnd&>(*end[0]); }
     void CloseAll() {
       faults.reset();
       for (auto& e : end) {
         if (e) (void)e->Close();
-        e.reset();
+        e.reset();  // a peer process ends, and is waited for
       }
       if (listener) (void)listener->Close();
       listener.reset();
@@ -164,6 +189,7 @@ class Property : public TransportTest<T> {
   using Cmd = rc::state::Command<Model, World>;
 
   static constexpr bool kFaultable = kInterposedIo<T>;
+  static constexpr bool kCrossProcess = T::kCaps.Has(Cap::CrossProcess);
   // A listener with a peer limit gets a new one rather than a second connection.
   static constexpr bool kLimitedPeers = MaxPeers<T>() != SIZE_MAX;
 
@@ -171,11 +197,11 @@ class Property : public TransportTest<T> {
     int side;
     Bytes payload;
     explicit Send(const Model& m) : side(*rc::gen::inRange(0, 2)) {
-      RC_PRE(m.BothOpen() && m.Room(side) > 0);
+      RC_PRE(m.BothOpen() && m.Usable(side) && m.Room(side) > 0);
       payload = property::Payload(property::SmallSize(std::min(m.Room(side), m.max)));
     }
     void checkPreconditions(const Model& m) const override {
-      RC_PRE(m.BothOpen() && m.Room(side) > 0 && payload.size() <= m.Room(side));
+      RC_PRE(m.BothOpen() && m.Usable(side) && m.Room(side) > 0 && payload.size() <= m.Room(side));
     }
     void apply(Model& m) const override { m.queue[side].push_back(payload); }
     void run(const Model&, World& w) const override {
@@ -204,7 +230,7 @@ class Property : public TransportTest<T> {
       }
     }
     void checkPreconditions(const Model& m) const override {
-      RC_PRE(m.BothOpen() && m.queue[side].empty());
+      RC_PRE(m.BothOpen() && !m.stopped && m.queue[side].empty());
     }
     void apply(Model&) const override {}
     void run(const Model&, World& w) const override {
@@ -237,7 +263,7 @@ class Property : public TransportTest<T> {
   struct SendOversize : Cmd {
     int side;
     explicit SendOversize(const Model& m) : side(*rc::gen::inRange(0, 2)) { checkPreconditions(m); }
-    void checkPreconditions(const Model& m) const override { RC_PRE(!m.closed[side]); }
+    void checkPreconditions(const Model& m) const override { RC_PRE(m.Usable(side)); }
     void apply(Model&) const override {}  // nothing is sent
     // Once the peer has closed, the end may have learnt it already (PeerClosed is sticky).
     void run(const Model& m, World& w) const override {
@@ -257,13 +283,13 @@ class Property : public TransportTest<T> {
     enum Wait { kSettle, kShort, kExpired } wait;
     int side;
     explicit Receive(const Model& m) : side(*rc::gen::inRange(0, 2)) {
-      RC_PRE(!m.closed[side]);
+      RC_PRE(m.Usable(side));
       const bool idle = m.queue[1 - side].empty() && !m.closed[1 - side];
       wait = idle ? *rc::gen::element(kShort, kExpired) : kSettle;
     }
     // Shrinking replays a command in other states: it must still be the one it was made for.
     void checkPreconditions(const Model& m) const override {
-      RC_PRE(!m.closed[side]);
+      RC_PRE(m.Usable(side));
       RC_PRE((wait != kSettle) == (m.queue[1 - side].empty() && !m.closed[1 - side]));
     }
     void apply(Model& m) const override {
@@ -290,10 +316,18 @@ class Property : public TransportTest<T> {
           RC_FAIL("a message sent before the receive began took " + Seconds(Clock::now() - begin) +
                   " s to arrive: a lost wake-up?");
         }
-      } else {
+      } else if (!m.killed) {
         property::RequireThat(w.end[side]->Receive(got, Settle()), property::Is<Errc::PeerClosed>, "receive (PeerClosed)");
+      } else if (Property::Has(Cap::PeerDeathDetect)) {
+        property::RequireThat(w.end[side]->Receive(got, Deadline::After(DeathBound())), property::Is<Errc::PeerClosed>,
+                              "receive from a killed peer (PeerClosed within the death bound)");
+      } else {
+        // A transport that cannot tell a dead peer from a silent one: its deadline, or PeerClosed.
+        property::RequireThat(w.end[side]->Receive(got, Deadline::After(ShortWait())),
+                              [](const Status& st) { return st.Is(Errc::Timeout) || st.Is(Errc::PeerClosed); },
+                              "receive from a killed peer (Timeout or PeerClosed)");
       }
-      if (wait != kSettle) RC_ASSERT(got.empty());
+      if (wait != kSettle || q.empty()) RC_ASSERT(got.empty());
     }
     void show(std::ostream& os) const override {
       os << "Receive(" << property::Side(side) << (wait == kExpired ? ", expired" : wait == kShort ? ", 1 ms" : "")
@@ -305,7 +339,7 @@ class Property : public TransportTest<T> {
   struct Close : Cmd {
     int side;
     explicit Close(const Model& m) : side(*rc::gen::inRange(0, 2)) { checkPreconditions(m); }
-    void checkPreconditions(const Model& m) const override { RC_PRE(!m.closed[side]); }
+    void checkPreconditions(const Model& m) const override { RC_PRE(m.Usable(side)); }
     void apply(Model& m) const override {
       m.closed[side] = true;
       m.queue[1 - side].clear();
@@ -320,17 +354,20 @@ class Property : public TransportTest<T> {
   };
 
   // Once the peer has closed (and sent nothing still unread), a Send may be taken by a buffer or
-  // fail with PeerClosed; never another error, never a wait.
+  // fail with PeerClosed; never another error, never a wait. A killed peer's survivor without
+  // PeerDeathDetect may also wait out its deadline.
   struct SendToClosedPeer : Cmd {
     int side;
     explicit SendToClosedPeer(const Model& m) : side(*rc::gen::inRange(0, 2)) { checkPreconditions(m); }
     void checkPreconditions(const Model& m) const override {
-      RC_PRE(!m.closed[side] && m.closed[1 - side] && m.queue[1 - side].empty());
+      RC_PRE(m.Usable(side) && m.closed[1 - side] && m.queue[1 - side].empty());
     }
     void apply(Model&) const override {}
-    void run(const Model&, World& w) const override {
-      property::RequireThat(w.end[side]->Send(MakeMessage(1, 100, 1), Settle()),
-                   [](const Status& st) { return st.ok() || st.Is(Errc::PeerClosed); }, "send to a closed peer");
+    void run(const Model& m, World& w) const override {
+      const bool silent = m.killed && !Property::Has(Cap::PeerDeathDetect);
+      property::RequireThat(w.end[side]->Send(MakeMessage(1, 100, 1), silent ? Deadline::After(ShortWait()) : Settle()),
+                            [&](const Status& st) { return st.ok() || st.Is(Errc::PeerClosed) || (silent && st.Is(Errc::Timeout)); },
+                            "send to a closed peer");
     }
     void show(std::ostream& os) const override { os << "SendToClosedPeer(" << property::Side(side) << ")"; }
   };
@@ -340,11 +377,12 @@ class Property : public TransportTest<T> {
   struct Reconnect : Cmd {
     bool relisten;
     explicit Reconnect(const Model& m) : relisten(kLimitedPeers || *rc::gen::arbitrary<bool>()) { checkPreconditions(m); }
-    void checkPreconditions(const Model& m) const override { RC_PRE(m.closed[0] || m.closed[1]); }
+    void checkPreconditions(const Model& m) const override { RC_PRE((m.closed[0] || m.closed[1]) && !m.stopped); }
     void apply(Model& m) const override {
       m.queue[0].clear();
       m.queue[1].clear();
       m.closed = {};
+      m.killed = false;
     }
     void run(const Model& m, World& w) const override {
       for (int s = 0; s < 2; ++s) {
@@ -365,7 +403,10 @@ class Property : public TransportTest<T> {
       if (NoPartialTransfer<T>().empty()) kinds.push_back(kShortIo);
       if (m.faults) kinds.push_back(kNone);
       kind = *rc::gen::elementOf(kinds);
+      checkPreconditions(m);
     }
+    // A peer process takes the plan too, and must be running to.
+    void checkPreconditions(const Model& m) const override { RC_PRE(!m.stopped); }
     void apply(Model& m) const override { m.faults = kind != kNone; }
     fault::Plan Plan() const {
       fault::Plan plan;
@@ -390,20 +431,60 @@ class Property : public TransportTest<T> {
       }
       return plan;
     }
-    void run(const Model&, World& w) const override {
+    void run(const Model& m, World& w) const override {
       w.faults.reset();
       if (kind != kNone) w.faults.emplace(Plan());
+      if (m.remote && !m.killed) property::RequireOk(w.Peer().Plan(kind == kNone ? "" : fault::FormatPlan(Plan())), "the peer's plan");
     }
     void show(std::ostream& os) const override {
       os << "InjectFault(" << (kind == kNone ? "none" : fault::FormatPlan(Plan())) << ")";
     }
   };
 
+  // The peer process holding the client end is SIGKILLed: what it fully sent is still delivered,
+  // what was sent to it is gone, and the Receive and SendToClosedPeer commands check the rest.
+  struct KillPeer : Cmd {
+    explicit KillPeer(const Model& m) { checkPreconditions(m); }
+    void checkPreconditions(const Model& m) const override { RC_PRE(m.remote && !m.closed[0]); }
+    void apply(Model& m) const override {
+      m.closed[0] = true;
+      m.killed = true;
+      m.stopped = false;
+      m.queue[1].clear();
+    }
+    void run(const Model&, World& w) const override { w.Peer().Kill(); }
+    void show(std::ostream& os) const override { os << "KillPeer(client)"; }
+  };
+
+  // The peer process is stopped (SIGSTOP) until ContPeer: meanwhile what it sent still arrives,
+  // the survivor's receives time out (a stopped peer is not a dead one) and its sends are taken.
+  struct StopPeer : Cmd {
+    explicit StopPeer(const Model& m) { checkPreconditions(m); }
+    void checkPreconditions(const Model& m) const override { RC_PRE(m.remote && !m.closed[0] && !m.stopped); }
+    void apply(Model& m) const override { m.stopped = true; }
+    void run(const Model&, World& w) const override { property::RequireOk(w.Peer().Stop(), "SIGSTOP the peer"); }
+    void show(std::ostream& os) const override { os << "StopPeer(client)"; }
+  };
+  struct ContPeer : Cmd {
+    explicit ContPeer(const Model& m) { checkPreconditions(m); }
+    void checkPreconditions(const Model& m) const override { RC_PRE(m.stopped); }
+    void apply(Model& m) const override { m.stopped = false; }
+    void run(const Model&, World& w) const override { property::RequireOk(w.Peer().Continue(), "SIGCONT the peer"); }
+    void show(std::ostream& os) const override { os << "ContPeer(client)"; }
+  };
+
   // The commands this transport can take, and a line for each kind it cannot.
   static auto Commands() {
-    if constexpr (kFaultable) {
+    if constexpr (kFaultable && kCrossProcess) {
+      return rc::state::gen::execOneOfWithArgs<Send, Send, Send, Receive, Receive, Receive, Close, SendToClosedPeer,
+                                               Reconnect, Exchange, SendOversize, InjectFault, KillPeer, StopPeer,
+                                               ContPeer>();
+    } else if constexpr (kFaultable) {
       return rc::state::gen::execOneOfWithArgs<Send, Send, Send, Receive, Receive, Receive, Close, SendToClosedPeer,
                                                Reconnect, Exchange, SendOversize, InjectFault>();
+    } else if constexpr (kCrossProcess) {
+      return rc::state::gen::execOneOfWithArgs<Send, Send, Send, Receive, Receive, Receive, Close, SendToClosedPeer,
+                                               Reconnect, Exchange, SendOversize, KillPeer, StopPeer, ContPeer>();
     } else {
       return rc::state::gen::execOneOfWithArgs<Send, Send, Send, Receive, Receive, Receive, Close, SendToClosedPeer,
                                                Reconnect, Exchange, SendOversize>();
@@ -416,6 +497,10 @@ class Property : public TransportTest<T> {
   void CheckModel() {
     if constexpr (!kFaultable) {
       std::printf("[ipch] %s: UNSUPPORTED: %s has no interposed I/O (SyscallIo, QueueIo or SharedMemory): no InjectFault\n",
+                  std::string(T::kName).c_str(), std::string(T::kName).c_str());
+    }
+    if constexpr (!kCrossProcess) {
+      std::printf("[ipch] %s: UNSUPPORTED: %s lacks CrossProcess: no KillPeer, StopPeer or ContPeer\n",
                   std::string(T::kName).c_str(), std::string(T::kName).c_str());
     }
     const char* rc_params = std::getenv("RC_PARAMS");
@@ -447,8 +532,14 @@ class Property : public TransportTest<T> {
           const audit::Snapshot before = audit::Take(prefix);
           World w;
           w.address = address;
+          // Shown with the commands of a failure, and shrunk towards the simpler pair.
+          if constexpr (kCrossProcess) {
+            w.remote = *rc::gen::element<std::string>("the client end here", "the client end in a peer process") !=
+                       "the client end here";
+          }
           property::RequireOk(w.Connect(true), "connect");
           Model initial;
+          initial.remote = w.remote;
           initial.max = w.end[0]->max_message_size();
           rc::state::check(initial, w, Commands());
           w.CloseAll();

@@ -149,10 +149,10 @@ Status ControlChannel::ReadExact(void* buf, size_t n, Deadline d) {
   return Ok();
 }
 
-Result<std::string> ControlChannel::ReceiveString(Deadline d) {
+Result<std::string> ControlChannel::ReceiveString(Deadline d, std::size_t max) {
   uint32_t n = 0;
   IPCH_RETURN_IF_ERROR(ReadExact(&n, sizeof n, d));
-  if (n > (1u << 20)) return MakeError(Errc::Corrupt, "control channel frame too large");
+  if (n > max) return MakeError(Errc::Corrupt, "control channel frame too large");
   std::string s(n, '\0');
   IPCH_RETURN_IF_ERROR(ReadExact(s.data(), n, d));
   return s;

@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -22,7 +23,8 @@ class ControlChannel {
   ControlChannel() = default;
   explicit ControlChannel(UniqueFd fd) : fd_(std::move(fd)) {}
   Status SendString(const std::string& s);
-  Result<std::string> ReceiveString(Deadline d);
+  // A string of at most `max` bytes (a longer frame is Corrupt: the channel is out of step).
+  Result<std::string> ReceiveString(Deadline d, std::size_t max = std::size_t{1} << 20);
   // Single-byte signals for "I reached point X".
   Status Signal(char what = '.') { return SendString(std::string(1, what)); }
   Status WaitSignal(Deadline d, char what = '.');

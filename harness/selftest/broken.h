@@ -28,7 +28,7 @@ enum class Bug {
   kNoEintrRetry,           // treats EINTR as a fatal error
   kSwallowsErrors,         // reports a dead peer as success (empty message / sent)
   kEagainIsFatal,          // treats EAGAIN as a fatal error instead of waiting
-  kCorruptsPayload,        // flips one bit in every 7th non-empty message after checksumming it
+  kCorruptsPayload,        // flips one bit in every 4th non-empty message after checksumming it
   kIgnoresChecksum,        // frames carry checksums, but the receiver never verifies them
   kDropsPartialFrame,      // a receive that times out throws away the part of a frame it has read
   kLosesWakeup,            // waits on the socket before looking at frames it has buffered already
@@ -50,7 +50,7 @@ class NaiveConnection {
     const bool probe = d.expired();
     Bytes frame = StreamConnection::FrameHeader(static_cast<uint32_t>(msg.size()), msg);
     frame.insert(frame.end(), msg.begin(), msg.end());
-    if (B == Bug::kCorruptsPayload && !msg.empty() && ++sent_ % 7 == 0) frame.back() ^= std::byte{0x10};
+    if (B == Bug::kCorruptsPayload && !msg.empty() && ++sent_ % 4 == 0) frame.back() ^= std::byte{0x10};
     std::size_t off = 0;
     while (off < frame.size()) {
       ssize_t w = ::send(fd_.get(), frame.data() + off, frame.size() - off, MSG_NOSIGNAL);

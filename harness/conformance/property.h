@@ -503,6 +503,14 @@ class Property : public TransportTest<T> {
       std::printf("[ipch] %s: UNSUPPORTED: %s lacks CrossProcess: no KillPeer, StopPeer or ContPeer\n",
                   std::string(T::kName).c_str(), std::string(T::kName).c_str());
     }
+    // IPCH_PROPERTY_PEER_PROCESS=0 keeps both ends here (a run that looks at in-process faults
+    // only, at a fraction of the cost of starting a peer process per sequence).
+    const char* peers = std::getenv("IPCH_PROPERTY_PEER_PROCESS");
+    const bool peer_process = kCrossProcess && !(peers != nullptr && std::string(peers) == "0");
+    if (kCrossProcess && !peer_process) {
+      std::printf("[ipch] %s: no peer process (IPCH_PROPERTY_PEER_PROCESS=0): no KillPeer, StopPeer or ContPeer\n",
+                  std::string(T::kName).c_str());
+    }
     const char* rc_params = std::getenv("RC_PARAMS");
     const std::string given = rc_params ? rc_params : "";
     const char* n = std::getenv("IPCH_PROPERTY_SEQUENCES");
@@ -533,7 +541,7 @@ class Property : public TransportTest<T> {
           World w;
           w.address = address;
           // Shown with the commands of a failure, and shrunk towards the simpler pair.
-          if constexpr (kCrossProcess) {
+          if (peer_process) {
             w.remote = *rc::gen::element<std::string>("the client end here", "the client end in a peer process") !=
                        "the client end here";
           }

@@ -117,6 +117,27 @@ class PeerDeath : public TransportTest<T> {
     }
     return ::testing::AssertionSuccess();
   }
+  // A peer connected, accepted and parked, then killed: the survivor gets what SurvivesDeadPeer
+  // promises; or, `survivor_closed_first`, the survivor's end is closed before the kill and
+  // then the listener's, and the case's audit must find nothing left.
+  void KillAParkedPeer(bool survivor_closed_first) {
+    auto l = T::Listen(this->address_);
+    IPCH_ASSERT_OK(l);
+    auto peer = this->StartClient(l->address(), ParkedPeer());
+    IPCH_ASSERT_OK(peer);
+    auto s = l->Accept(Settle());
+    IPCH_ASSERT_OK(s);
+    IPCH_ASSERT_OK(peer->control().WaitSignal(Settle()));
+    if (survivor_closed_first) {
+      IPCH_ASSERT_OK(s->Close());
+    }
+    peer->Kill();
+    if (survivor_closed_first) {
+      IPCH_ASSERT_OK(l->Close());
+    } else {
+      EXPECT_TRUE(this->SurvivesDeadPeer(*s));
+    }
+  }
   // A Connect to an address whose listener was killed: PeerClosed; without Cap::PeerDeathDetect
   // also Timeout, or a connection that delivers nothing (an asynchronous connect that succeeds
   // before it reaches anyone).
@@ -445,15 +466,7 @@ TYPED_TEST_P(PeerDeath, PeerThatExitedBeforeAcceptIsStillHeard) {
 
 TYPED_TEST_P(PeerDeath, PeerKilledAfterConnect) {
   IPCH_REQUIRE_CAP(CrossProcess);
-  auto l = TypeParam::Listen(this->address_);
-  IPCH_ASSERT_OK(l);
-  auto peer = this->StartClient(l->address(), ParkedPeer());
-  IPCH_ASSERT_OK(peer);
-  auto s = l->Accept(Settle());
-  IPCH_ASSERT_OK(s);
-  IPCH_ASSERT_OK(peer->control().WaitSignal(Settle()));
-  peer->Kill();
-  EXPECT_TRUE(this->SurvivesDeadPeer(*s));
+  this->KillAParkedPeer(false);
 }
 
 // The survivor closed first, leaving what the two ends share for the last one to remove; then
@@ -461,16 +474,7 @@ TYPED_TEST_P(PeerDeath, PeerKilledAfterConnect) {
 // side removes what the dead peer never will (by the listener's close at the latest).
 TYPED_TEST_P(PeerDeath, PeerKilledAfterTheSurvivorClosedLeavesNothing) {
   IPCH_REQUIRE_CAP(CrossProcess);
-  auto l = TypeParam::Listen(this->address_);
-  IPCH_ASSERT_OK(l);
-  auto peer = this->StartClient(l->address(), ParkedPeer());
-  IPCH_ASSERT_OK(peer);
-  auto s = l->Accept(Settle());
-  IPCH_ASSERT_OK(s);
-  IPCH_ASSERT_OK(peer->control().WaitSignal(Settle()));
-  IPCH_ASSERT_OK(s->Close());
-  peer->Kill();
-  IPCH_ASSERT_OK(l->Close());
+  this->KillAParkedPeer(true);
 }
 
 TYPED_TEST_P(PeerDeath, PeerKilledBeforeAccept) {

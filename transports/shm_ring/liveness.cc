@@ -44,7 +44,6 @@ ProcessIdentity Self() {
 
 Result<PeerWatch> PeerWatch::Watch(const ProcessIdentity& who) {
   PeerWatch w;
-  w.pid_ = who.pid;
   w.who_ = who;
   if (who.pid == 0 || who.pid > static_cast<uint32_t>(INT32_MAX)) return w;  // dead: no such process
   if (who.pid == Self().pid) {
@@ -76,7 +75,6 @@ PeerWatch PeerWatch::Open(const ProcessIdentity& who) {
   auto w = Watch(who);
   if (w.ok()) return std::move(*w);
   PeerWatch dead;
-  dead.pid_ = who.pid;
   dead.who_ = who;
   return dead;
 }

@@ -35,12 +35,11 @@ class PeerWatch {
   bool Alive() const;  // a process watching itself is always alive
   // The process watched, as it was given: to watch it again later without holding a descriptor.
   const ProcessIdentity& identity() const { return who_; }
-  uint32_t pid() const { return pid_; }
+  uint32_t pid() const { return who_.pid; }
 
  private:
   UniqueFd pidfd_;
   ProcessIdentity who_;
-  uint32_t pid_ = 0;
   bool self_ = false;
   bool dead_ = true;
 };

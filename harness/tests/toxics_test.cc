@@ -319,6 +319,34 @@ TEST_P(ProxyTest, StallHoldsTheRestUntilResumed) {
   EXPECT_EQ(got.data, Bytes(b.begin() + 100, b.end()));
 }
 
+// A receiver that closes with bytes unread (a reset) ends only the direction towards it: what
+// its own sender had sent before still reaches the other end, then the connection ends.
+TEST_P(ProxyTest, AReceiverGoneEndsItsDirectionOnlyAndTheOtherDeliversWhatItHeld) {
+  Through t = Open(GetParam(), Spec{});
+  const Bytes up = Random(1000, Seed()), down = Random(100, Seed() + 1);
+  t.proxy->ArmEvent(Direction::kUp, 400, Event::kStall);  // the client's bytes, held past 400
+  ASSERT_TRUE(SendAll(t.client.get(), up));
+  ASSERT_TRUE(t.proxy->WaitFor([](const Stats& s) { return s.stalls == 1; }, Settle()));
+  ASSERT_TRUE(SendAll(t.upstream.get(), down));
+  ASSERT_TRUE(t.proxy->WaitFor([&](const Stats& s) { return s.forwarded[1] == down.size(); }, Settle()));
+  t.client.reset();  // with `down` unread
+  // The server goes on sending until a write onward finds the client gone (the first, or the one
+  // after the client's reset has come back).
+  const Deadline give_up = Settle();
+  auto gone = [](const Stats& s) { return s.receivers_gone == 1; };
+  do {
+    ASSERT_FALSE(give_up.expired()) << "no write onward failed" << LogOf(*t.proxy);
+    ASSERT_TRUE(SendAll(t.upstream.get(), down)) << LogOf(*t.proxy);
+  } while (!t.proxy->WaitFor(gone, Deadline::After(milliseconds(20))));
+  t.proxy->Resume();
+  auto got = ReadUpTo(t.upstream.get(), up.size() + 1, Settle());
+  EXPECT_FALSE(got.timed_out) << LogOf(*t.proxy);
+  EXPECT_EQ(got.data, up) << "the client's bytes held in the proxy were lost: " << got.data.size() << " of "
+                          << up.size() << LogOf(*t.proxy);
+  EXPECT_TRUE(got.end == 0 || got.end == ECONNRESET) << std::strerror(got.end);
+  EXPECT_NE(LogOf(*t.proxy).find("write failed"), std::string::npos) << LogOf(*t.proxy);
+}
+
 // ArmEvent aims at a point of a direction's bytes, counted over all connections from the moment
 // it is armed; Taken counts every byte a receiver has, and no more. A flip changes one bit of
 // exactly the byte aimed at; a stall holds everything from there until Resume; a reset ends the

@@ -171,6 +171,7 @@ struct Pipe {
   uint64_t next_flip = kNever;  // offset of the next probabilistic flip
   double flip_p = 0.0;          // the probability next_flip was drawn with
   bool stalled = false;         // stall_after has fired on this direction
+  bool write_failed = false;    // the direction's receiver is gone (its writer's only)
 };
 
 struct Conn {
@@ -182,7 +183,8 @@ struct Conn {
   UniqueFd in[2], out[2];
   UniqueFd wake;   // eventfd: readable once the connection is torn down
   std::atomic<int> end{kRunning};
-  std::atomic<int> eof_done{0};
+  std::atomic<int> eof_done{0};          // directions ended: the connection ends with the second
+  std::atomic<bool> write_failed{false};  // ... with a reset, if a receiver was found gone
   std::atomic<int> live{4};
   Pipe pipe[2];
   std::thread threads[4];
@@ -201,6 +203,11 @@ struct Conn {
     }
   }
   bool Dead() const { return end.load() != kRunning; }
+  // One direction is over; the second to end ends the connection.
+  void EndDirection() {
+    if (eof_done.fetch_add(1) == 1) Teardown(write_failed.load() ? kReset : kFinished, "");
+  }
+  void Sink(int dir);
   int Src(int dir) const { return pipes ? in[dir].get() : fd[dir].get(); }
   int Dst(int dir) const { return pipes ? out[dir].get() : fd[1 - dir].get(); }
 
@@ -313,7 +320,10 @@ bool Conn::WriteAll(int dir, const std::byte* data, std::size_t n) {
       if (!WaitReady(dst, POLLOUT, wake.get())) return false;
       continue;
     }
-    Teardown(kReset, Tag(dir) + ": write failed (" + std::strerror(errno) + "), resetting");
+    proxy->Note(Tag(dir) + ": write failed (" + std::strerror(errno) + "): the direction ends");
+    proxy->Count([](Stats& st) { ++st.receivers_gone; });
+    pipe[dir].write_failed = true;
+    write_failed = true;
     return false;
   }
   return true;
@@ -403,7 +413,7 @@ void Conn::Writer(int dir) {
       } else {
         ::shutdown(fd[1 - dir].get(), SHUT_WR);
       }
-      if (eof_done.fetch_add(1) == 1) Teardown(kFinished, "");
+      EndDirection();
       break;
     }
     if (c.kind == Chunk::kReset) {
@@ -468,7 +478,24 @@ void Conn::Writer(int dir) {
       }
     }
   }
+  if (p.write_failed && !Dead()) Sink(dir);
   ThreadExit();
+}
+
+// The direction's receiver is gone: what comes after is dropped, as a closed socket drops what
+// reaches it, while the other direction still delivers what its sender sent before (a reader
+// closing with bytes unread must not cost its peer what was already on the way). The connection
+// ends, with a reset, once that direction ends too.
+void Conn::Sink(int dir) {
+  Pipe& p = pipe[dir];
+  EndDirection();
+  std::unique_lock<std::mutex> lk(p.mu);
+  while (!Dead()) {
+    p.queue.clear();
+    p.queued = 0;
+    p.cv.notify_all();  // the reader may wait for room
+    p.cv.wait(lk);
+  }
 }
 
 void Proxy::Impl::AcceptLoop() {

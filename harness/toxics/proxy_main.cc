@@ -77,12 +77,12 @@ int main(int argc, char** argv) {
   (*proxy)->Stop();
   const auto st = (*proxy)->stats();
   std::printf("ipch_proxy: %s; connections %llu, forwarded up %llu down %llu bytes, flips %llu/%llu, resets %llu, "
-              "closes %llu, stalls %llu\n",
+              "closes %llu, stalls %llu, receivers gone %llu\n",
               strsignal(sig), static_cast<unsigned long long>(st.connections),
               static_cast<unsigned long long>(st.forwarded[0]), static_cast<unsigned long long>(st.forwarded[1]),
               static_cast<unsigned long long>(st.flips[0]), static_cast<unsigned long long>(st.flips[1]),
               static_cast<unsigned long long>(st.resets), static_cast<unsigned long long>(st.closes),
-              static_cast<unsigned long long>(st.stalls));
+              static_cast<unsigned long long>(st.stalls), static_cast<unsigned long long>(st.receivers_gone));
   if (!quiet) {
     for (const auto& line : (*proxy)->Log()) std::printf("  %s\n", line.c_str());
   }

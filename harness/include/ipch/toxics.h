@@ -80,6 +80,7 @@ struct Stats {
   uint64_t resets = 0;           // connections reset by reset_after (or upstream refusal)
   uint64_t closes = 0;           // connections closed by close_after
   uint64_t stalls = 0;           // stalls begun
+  uint64_t receivers_gone = 0;   // writes onward that failed: that direction's receiver was gone
 };
 
 class Proxy {

@@ -119,13 +119,15 @@ TEST(SelfTest, DroppingAPartialFrameOnTimeoutIsCaught) {
 
 // The property battery (one stateful model, random command sequences) catches every flaw its
 // commands can show, in one isolated run, without shrinking (RC_PARAMS=noshrink=1: caught is
-// enough here). A flaw it cannot show is another group's: it never sends damaged or hostile
-// bytes (ignores_checksum, crashes_on_hostile_bytes) and never times a receive out mid-frame
-// (drops_partial_frame). notifies_before_queueing loses a wake-up only while a receive waits
-// as the send runs, which only the model's Exchange does.
+// enough here). Through the toxics proxy it flips a bit of a message on the wire
+// (ignores_checksum) and stalls one mid-frame while its receiver times out
+// (drops_partial_frame). A flaw it cannot show is another group's: it never writes hostile
+// bytes of its own (crashes_on_hostile_bytes). notifies_before_queueing loses a wake-up only
+// while a receive waits as the send runs, which only the model's Exchange does.
 TEST(SelfTest, ThePropertyBatteryCatchesEachFlawItsCommandsCanShow) {
-  const std::vector<std::string> caught = {"no_eintr_retry", "swallows_errors", "eagain_is_fatal",
-                                           "ignores_short_writes", "corrupts_payload", "loses_wakeup", "leaks_fd"};
+  const std::vector<std::string> caught = {"no_eintr_retry",   "swallows_errors",  "eagain_is_fatal",
+                                           "ignores_short_writes", "corrupts_payload", "loses_wakeup",
+                                           "leaks_fd",         "ignores_checksum", "drops_partial_frame"};
   std::string filter = "Broken/Property/naive_control.*:Wakeup/Property/*";
   for (const auto& t : caught) filter += ":Broken/Property/" + t + ".*";
   // 200 sequences in every preset (a sanitizer's default is fewer), so that a flaw shows; both

@@ -183,8 +183,7 @@ struct Conn {
   UniqueFd in[2], out[2];
   UniqueFd wake;   // eventfd: readable once the connection is torn down
   std::atomic<int> end{kRunning};
-  std::atomic<int> eof_done{0};          // directions ended: the connection ends with the second
-  std::atomic<bool> write_failed{false};  // ... with a reset, if a receiver was found gone
+  std::atomic<int> eof_done{0};  // directions ended: the connection ends with the second
   std::atomic<int> live{4};
   Pipe pipe[2];
   std::thread threads[4];
@@ -203,9 +202,10 @@ struct Conn {
     }
   }
   bool Dead() const { return end.load() != kRunning; }
-  // One direction is over; the second to end ends the connection.
+  // One direction is over; the second to end ends the connection, in order: what was written
+  // onward is still delivered (a reset would discard what the kernel has not sent yet).
   void EndDirection() {
-    if (eof_done.fetch_add(1) == 1) Teardown(write_failed.load() ? kReset : kFinished, "");
+    if (eof_done.fetch_add(1) == 1) Teardown(kFinished, "");
   }
   void Sink(int dir);
   int Src(int dir) const { return pipes ? in[dir].get() : fd[dir].get(); }
@@ -281,7 +281,7 @@ void Conn::Reader(int dir) {
     Chunk c;
     if (n <= 0) {
       c.kind = n == 0 ? Chunk::kEof : Chunk::kReset;
-      if (n < 0) proxy->Note(Tag(dir) + ": read failed (" + std::strerror(errno) + "), resetting");
+      if (n < 0) proxy->Note(Tag(dir) + ": read failed (" + std::strerror(errno) + "): the direction ends");
     } else {
       const Toxics t = proxy->ToxicsFor(dir);
       c.data.assign(buf.begin(), buf.begin() + n);
@@ -323,7 +323,6 @@ bool Conn::WriteAll(int dir, const std::byte* data, std::size_t n) {
     proxy->Note(Tag(dir) + ": write failed (" + std::strerror(errno) + "): the direction ends");
     proxy->Count([](Stats& st) { ++st.receivers_gone; });
     pipe[dir].write_failed = true;
-    write_failed = true;
     return false;
   }
   return true;
@@ -407,17 +406,14 @@ void Conn::Writer(int dir) {
       }
     }
     if (Dead()) break;
-    if (c.kind == Chunk::kEof) {
+    // A source that ended, in order or by a reset: its receiver gets what it sent, then the end.
+    if (c.kind == Chunk::kEof || c.kind == Chunk::kReset) {
       if (pipes) {
         out[dir].reset();  // this direction's reader sees the end; only this thread uses it
       } else {
         ::shutdown(fd[1 - dir].get(), SHUT_WR);
       }
       EndDirection();
-      break;
-    }
-    if (c.kind == Chunk::kReset) {
-      Teardown(kReset, "");
       break;
     }
     std::size_t off = 0;
@@ -485,7 +481,7 @@ void Conn::Writer(int dir) {
 // The direction's receiver is gone: what comes after is dropped, as a closed socket drops what
 // reaches it, while the other direction still delivers what its sender sent before (a reader
 // closing with bytes unread must not cost its peer what was already on the way). The connection
-// ends, with a reset, once that direction ends too.
+// ends once that direction ends too.
 void Conn::Sink(int dir) {
   Pipe& p = pipe[dir];
   EndDirection();

@@ -347,6 +347,48 @@ TEST_P(ProxyTest, AReceiverGoneEndsItsDirectionOnlyAndTheOtherDeliversWhatItHeld
   EXPECT_NE(LogOf(*t.proxy).find("write failed"), std::string::npos) << LogOf(*t.proxy);
 }
 
+// A source that ends by a reset (it closed with bytes unread) has every byte the proxy took
+// from it delivered, then an end in order: passing its reset on as a reset would discard what
+// the proxy had written but the kernel not yet delivered.
+TEST_P(ProxyTest, ASourceThatResetsHasEveryByteTheProxyTookDelivered) {
+  Through t = Open(GetParam(), Spec{});
+  const Bytes down = Random(100, Seed() + 1);
+  ASSERT_TRUE(SendAll(t.upstream.get(), down));
+  ASSERT_TRUE(t.proxy->WaitFor([&](const Stats& s) { return s.forwarded[1] == down.size(); }, Settle()));
+  // The client fills every buffer on the way (the server reads nothing yet), then closes with
+  // `down` unread: a reset, which also drops what is still in its own buffer.
+  const Bytes chunk = Random(65536, Seed());
+  ASSERT_EQ(::fcntl(t.client.get(), F_SETFL, O_NONBLOCK), 0);
+  for (;;) {
+    const ssize_t w = ::send(t.client.get(), chunk.data(), chunk.size(), MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && errno == EAGAIN) break;
+    ASSERT_GT(w, 0) << std::strerror(errno);
+  }
+  t.client.reset();
+  Bytes got;
+  int end = -1;
+  std::byte buf[65536];
+  for (;;) {
+    if (!Ready(t.upstream.get(), POLLIN, Settle())) break;
+    const ssize_t n = ::read(t.upstream.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      end = n == 0 ? 0 : errno;
+      break;
+    }
+    got.insert(got.end(), buf, buf + n);
+  }
+  EXPECT_EQ(end, 0) << "not an end in order: " << (end > 0 ? std::strerror(end) : "timed out") << LogOf(*t.proxy);
+  EXPECT_EQ(got.size(), t.proxy->stats().forwarded[0]) << "bytes the proxy wrote onward were lost" << LogOf(*t.proxy);
+  for (std::size_t i = 0; i < got.size(); i += chunk.size()) {
+    const std::size_t n = std::min(chunk.size(), got.size() - i);
+    ASSERT_TRUE(std::equal(got.begin() + static_cast<std::ptrdiff_t>(i), got.begin() + static_cast<std::ptrdiff_t>(i + n),
+                           chunk.begin()))
+        << "at byte " << i;
+  }
+}
+
 // ArmEvent aims at a point of a direction's bytes, counted over all connections from the moment
 // it is armed; Taken counts every byte a receiver has, and no more. A flip changes one bit of
 // exactly the byte aimed at; a stall holds everything from there until Resume; a reset ends the

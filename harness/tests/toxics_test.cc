@@ -366,25 +366,14 @@ TEST_P(ProxyTest, ASourceThatResetsHasEveryByteTheProxyTookDelivered) {
     ASSERT_GT(w, 0) << std::strerror(errno);
   }
   t.client.reset();
-  Bytes got;
-  int end = -1;
-  std::byte buf[65536];
-  for (;;) {
-    if (!Ready(t.upstream.get(), POLLIN, Settle())) break;
-    const ssize_t n = ::read(t.upstream.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      end = n == 0 ? 0 : errno;
-      break;
-    }
-    got.insert(got.end(), buf, buf + n);
-  }
-  EXPECT_EQ(end, 0) << "not an end in order: " << (end > 0 ? std::strerror(end) : "timed out") << LogOf(*t.proxy);
-  EXPECT_EQ(got.size(), t.proxy->stats().forwarded[0]) << "bytes the proxy wrote onward were lost" << LogOf(*t.proxy);
-  for (std::size_t i = 0; i < got.size(); i += chunk.size()) {
-    const std::size_t n = std::min(chunk.size(), got.size() - i);
-    ASSERT_TRUE(std::equal(got.begin() + static_cast<std::ptrdiff_t>(i), got.begin() + static_cast<std::ptrdiff_t>(i + n),
-                           chunk.begin()))
+  const auto got = ReadUpTo(t.upstream.get(), SIZE_MAX, Settle());  // to the end
+  EXPECT_FALSE(got.timed_out) << LogOf(*t.proxy);
+  EXPECT_EQ(got.end, 0) << "not an end in order: " << std::strerror(got.end) << LogOf(*t.proxy);
+  EXPECT_EQ(got.data.size(), t.proxy->stats().forwarded[0]) << "bytes the proxy wrote onward were lost" << LogOf(*t.proxy);
+  for (std::size_t i = 0; i < got.data.size(); i += chunk.size()) {
+    const std::size_t n = std::min(chunk.size(), got.data.size() - i);
+    ASSERT_TRUE(std::equal(got.data.begin() + static_cast<std::ptrdiff_t>(i),
+                           got.data.begin() + static_cast<std::ptrdiff_t>(i + n), chunk.begin()))
         << "at byte " << i;
   }
 }

@@ -22,6 +22,7 @@
 
 #include "bench_util.h"
 #include "ipch/child_process.h"
+#include "ipch/interrupt.h"
 #include "transports/http/http.h"
 
 namespace {
@@ -153,6 +154,8 @@ BENCHMARK(BM_Ipch)->Name("http/ipch")->IPCH_SIZES;
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (auto status = ipch::RunInterruptCleanupIfRequested(argc, argv)) return *status;
+  ipch::InstallInterruptCleanup();
   ipch::bench::MaybePin();
   curl_global_init(CURL_GLOBAL_DEFAULT);
   benchmark::Initialize(&argc, argv);

@@ -29,6 +29,7 @@
 
 #include "bench_util.h"
 #include "ipch/child_process.h"
+#include "ipch/interrupt.h"
 #include "ipch/temp_dir.h"
 #include "transports/fifo/fifo.h"
 #include "transports/posix_mq/posix_mq.h"
@@ -123,7 +124,7 @@ void NoDelay(int fd, bool unix_sock) {
 
 template <bool kUnix>
 void BM_Raw(benchmark::State& state) {
-  auto dir = ipch::TempDir::Create("ipch-bench-");
+  auto dir = ipch::TempDir::Create("ipch-" + std::to_string(::getpid()) + "-bench-");
   RawEndpoint e = RawListen(kUnix, dir->path());
   if (!e.listener) return state.SkipWithError("raw listen failed");
   auto child = ipch::ChildProcess::Spawn([&](ipch::ControlChannel&) -> ipch::Status {
@@ -167,7 +168,7 @@ bool PipeSend(int fd, const Bytes& m) {
 }
 
 void BM_RawFifo(benchmark::State& state) {
-  auto dir = ipch::TempDir::Create("ipch-bench-");
+  auto dir = ipch::TempDir::Create("ipch-" + std::to_string(::getpid()) + "-bench-");
   const std::string up = (dir->path() / "up").string(), dn = (dir->path() / "dn").string();
   if (::mkfifo(up.c_str(), 0600) != 0 || ::mkfifo(dn.c_str(), 0600) != 0) return state.SkipWithError("mkfifo");
   ::signal(SIGPIPE, SIG_IGN);
@@ -253,8 +254,8 @@ void BM_RawSysvMq(benchmark::State& state) {
 // The same by hand over two POSIX queues: blocking mq_send/mq_receive, messages cut at the
 // queue's mq_msgsize with the length in front of the first piece (the transport's geometry).
 struct PosixQueues {
-  std::string up = "/ipch-bench-raw-up-" + std::to_string(::getpid());
-  std::string dn = "/ipch-bench-raw-dn-" + std::to_string(::getpid());
+  std::string up = "/ipch-" + std::to_string(::getpid()) + "-bench-raw-up";
+  std::string dn = "/ipch-" + std::to_string(::getpid()) + "-bench-raw-dn";
   ~PosixQueues() {
     ::mq_unlink(up.c_str());
     ::mq_unlink(dn.c_str());
@@ -322,7 +323,7 @@ void BM_RawPosixMq(benchmark::State& state) {
 // ---- ipch transports ----------------------------------------------------------------------
 template <class Adapter>
 void BM_Ipch(benchmark::State& state) {
-  auto dir = ipch::TempDir::Create("ipch-bench-");
+  auto dir = ipch::TempDir::Create("ipch-" + std::to_string(::getpid()) + "-bench-");
   ipch::bench::EchoRoundTrip<Adapter>(state, ipch::EndpointSpec{"bench", dir->path()});
 }
 
@@ -341,6 +342,8 @@ BENCHMARK(BM_Ipch<ipch::posix_mq::Adapter>)->Name("posix_mq/ipch")->IPCH_SIZES;
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (auto status = ipch::RunInterruptCleanupIfRequested(argc, argv)) return *status;
+  ipch::InstallInterruptCleanup();  // Ctrl-C stops the peers and removes the queues and sockets
   ipch::bench::MaybePin();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "ipch/child_process.h"
+#include "ipch/interrupt.h"
 #include "transports/shm_ring/ring.h"
 #include "transports/shm_ring/shm.h"
 
@@ -298,6 +299,8 @@ void PrintTable() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (auto status = ipch::RunInterruptCleanupIfRequested(argc, argv)) return *status;
+  ipch::InstallInterruptCleanup();  // Ctrl-C stops the peer and removes the segments
   benchmark::RegisterBenchmark("RawSpinRoundTrip64", BM_RawSpinRoundTrip64);
   for (Backing b : {Backing::Posix, Backing::Sysv}) {
     const std::string name = ipch::shm::BackingName(b);

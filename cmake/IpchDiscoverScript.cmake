@@ -25,6 +25,10 @@ foreach(line IN LISTS lines)
     string(APPEND content "set_tests_properties([==[${name}]==] PROPERTIES LABELS [==[${test_labels}]==] SKIP_REGULAR_EXPRESSION [==[\\[  SKIPPED \\]]==] ENVIRONMENT [==[${env}]==])\n")
     # POSIX queues are charged to the user's RLIMIT_MSGQUEUE (800 KiB by default, about four
     # connections): tests that make them run one at a time, never two at once under ctest -j.
+    # SERIAL: cases that judge the whole machine's state (what an interrupted run left) run alone.
+    if(SERIAL)
+      string(APPEND content "set_tests_properties([==[${name}]==] PROPERTIES RUN_SERIAL TRUE)\n")
+    endif()
     if(name MATCHES "posix_mq|PosixMq")
       string(APPEND content "set_tests_properties([==[${name}]==] PROPERTIES RESOURCE_LOCK ipch_rlimit_msgqueue)\n")
     endif()

@@ -21,27 +21,14 @@
 #include <string>
 #include <vector>
 
-extern char** environ;
+#include "run_binary.h"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-// A watchdog for a broken supervisor, never a wait for something that works.
-constexpr auto kWatchdog = std::chrono::seconds(120);
+using namespace ipch::selftest;
 
 const std::string kCrashes = "Isolation/Crashes/fake.";
 const std::string kCalm = "Isolation/Calm/fake.";
-
-struct Child {
-  pid_t pid = -1;
-  int out = -1;  // its stdout and stderr
-};
-
-struct Ended {
-  int status = -1;
-  std::string output;
-};
 
 class ScratchDir {
  public:
@@ -59,82 +46,13 @@ class ScratchDir {
   std::string path_;
 };
 
-// The test's environment without anything that would change how the binary runs.
-std::vector<std::string> Environment(const std::vector<std::string>& extra) {
-  static const std::set<std::string> kDropped = {"IPCH_ISOLATE",       "IPCH_ISOLATED_CHILD", "IPCH_RESULT_FD",
-                                                 "GTEST_OUTPUT",       "GTEST_FILTER",        "GTEST_BRIEF",
-                                                 "GTEST_TOTAL_SHARDS", "GTEST_SHARD_INDEX"};
-  std::vector<std::string> env;
-  for (char** e = environ; *e; ++e) {
-    const std::string kv = *e;
-    if (!kDropped.count(kv.substr(0, kv.find('=')))) env.push_back(kv);
-  }
-  env.insert(env.end(), extra.begin(), extra.end());
-  return env;
-}
-
-std::vector<char*> CStrings(std::vector<std::string>& v) {
-  std::vector<char*> out;
-  for (auto& s : v) out.push_back(s.data());
-  out.push_back(nullptr);
-  return out;
-}
-
 Child Start(const std::vector<std::string>& args, const std::vector<std::string>& extra_env = {}) {
-  Child c;
-  int p[2];
-  if (::pipe2(p, O_CLOEXEC) != 0) return c;
-  posix_spawn_file_actions_t fa;
-  ::posix_spawn_file_actions_init(&fa);
-  ::posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-  ::posix_spawn_file_actions_adddup2(&fa, p[1], 2);
-  std::vector<std::string> argv = {IPCH_CRASHING_BIN};
-  argv.insert(argv.end(), args.begin(), args.end());
-  std::vector<std::string> env = Environment(extra_env);
-  auto cargv = CStrings(argv), cenv = CStrings(env);
-  if (::posix_spawn(&c.pid, IPCH_CRASHING_BIN, &fa, nullptr, cargv.data(), cenv.data()) != 0) c.pid = -1;
-  ::posix_spawn_file_actions_destroy(&fa);
-  ::close(p[1]);
-  c.out = p[0];
-  return c;
-}
-
-int MsLeft(Clock::time_point deadline) {
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-  return left > 0 ? static_cast<int>(left) : 0;
-}
-
-// Appends what `fd` has until EOF or the deadline; true at EOF.
-bool ReadToEof(int fd, std::string& into, Clock::time_point deadline) {
-  char buf[4096];
-  for (;;) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, MsLeft(deadline)) <= 0) return false;
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n == 0) return true;
-    if (n < 0 && errno != EINTR && errno != EAGAIN) return true;
-    if (n > 0) into.append(buf, static_cast<size_t>(n));
-  }
-}
-
-// Reads the child's output to EOF and reaps it; a child past the watchdog is killed.
-Ended Collect(Child c) {
-  Ended e;
-  if (c.pid < 0) return e;
-  if (!ReadToEof(c.out, e.output, Clock::now() + kWatchdog)) {
-    ::kill(c.pid, SIGKILL);
-    e.output += "\n[isolation_test: watchdog expired, killed]\n";
-  }
-  ::close(c.out);
-  ::waitpid(c.pid, &e.status, 0);
-  return e;
+  return ipch::selftest::Start(IPCH_CRASHING_BIN, args, extra_env);
 }
 
 Ended RunBinary(const std::vector<std::string>& args, const std::vector<std::string>& extra_env = {}) {
   return Collect(Start(args, extra_env));
 }
-
-bool Has(const std::string& text, const std::string& needle) { return text.find(needle) != std::string::npos; }
 
 bool HasReplayLine(const std::string& output, const std::string& name) {
   std::istringstream in(output);
@@ -367,7 +285,10 @@ TEST_F(IsolationTest, SigtermKillsTheRunningCasesProcessGroup) {
   ASSERT_TRUE(running) << r.output;
   ASSERT_TRUE(WIFEXITED(r.status)) << "status " << r.status << "\n" << r.output;
   EXPECT_EQ(WEXITSTATUS(r.status), 128 + SIGTERM) << r.output;
-  EXPECT_TRUE(Has(r.output, "stopped by SIGTERM: killed 1 running case(s)")) << r.output;
+  EXPECT_TRUE(Has(r.output, "stopped by SIGTERM: 1 running case(s) stopped")) << r.output;
+  // The case got the signal first, and cleaned up after itself before its group was killed.
+  EXPECT_TRUE(Has(r.output, "ipch: interrupted by SIGTERM while running " + kCrashes + "Hangs: stopped 1 process(es)"))
+      << r.output;
   EXPECT_TRUE(fifo.WaitForEof(Clock::now() + std::chrono::seconds(30)))
       << "the case or its peer outlived the supervisor (" << fifo.text() << ")";
 }

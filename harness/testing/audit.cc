@@ -21,6 +21,7 @@
 
 #include "ipch/child_process.h"
 #include "ipch/deadline.h"
+#include "ipch/sweep.h"
 
 // The fault library's log of the SysV queues a case's process tree created (a weak reference:
 // the audit works without the fault library, and then cannot attribute a queue never used).
@@ -266,49 +267,10 @@ void CleanUp(const Snapshot& before, const Snapshot& after) {
 
 std::vector<std::string> SweepDeadOwners(std::chrono::seconds sysv_min_age) {
   std::vector<std::string> removed;
-  std::error_code ec;
-  auto tmp = std::filesystem::temp_directory_path(ec);
-  auto owner_dead = [](const std::string& name) {
-    // "ipch-<pid>-...": dead when no such process exists (a reused pid only delays the sweep).
-    if (name.rfind("ipch-", 0) != 0) return false;
-    char* end = nullptr;
-    long pid = std::strtol(name.c_str() + 5, &end, 10);
-    if (pid <= 0 || end == nullptr || *end != '-') return false;
-    return ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
-  };
-  for (const auto& [dir, kind] :
-       {std::pair<std::string, int>{ec ? "/tmp" : tmp.string(), 0}, {"/dev/shm", 1}, {"/dev/mqueue", 2}}) {
-    DIR* d = ::opendir(dir.c_str());
-    if (!d) continue;
-    std::vector<std::string> names;
-    while (dirent* e = ::readdir(d)) {
-      if (owner_dead(e->d_name)) names.emplace_back(e->d_name);
-    }
-    ::closedir(d);
-    for (const auto& n : names) {
-      if (kind == 0) std::filesystem::remove_all(std::filesystem::path(dir) / n, ec);
-      if (kind == 1) ::shm_unlink(("/" + n).c_str());
-      if (kind == 2) ::mq_unlink(("/" + n).c_str());
-      removed.push_back(dir + "/" + n);
-    }
-  }
-  // SysV segments have no name to carry a pid: take those of our uid whose creator is dead,
-  // which nobody has attached, and whose first bytes carry the "IPCH" magic every ipch segment
-  // starts with. Anything else (other programs' segments) is never touched.
-  for (auto& row : SysvTable("shm")) {
-    if (!row.count("shmid") || !row.count("cpid") || !row.count("nattch") || !row.count("uid") || !row.count("ctime"))
-      continue;
-    if (std::stoul(row["uid"]) != ::getuid() || row["nattch"] != "0" || std::stoul(row["size"]) < 8) continue;
-    const long long last_use = std::max({std::stoll(row["atime"]), std::stoll(row["dtime"]), std::stoll(row["ctime"])});
-    if (static_cast<long long>(::time(nullptr)) - last_use < sysv_min_age.count()) continue;
-    const pid_t cpid = static_cast<pid_t>(std::stol(row["cpid"]));
-    if (::kill(cpid, 0) == 0 || errno != ESRCH) continue;
-    const int id = std::stoi(row["shmid"]);
-    void* p = ::shmat(id, nullptr, SHM_RDONLY);
-    if (p == reinterpret_cast<void*>(-1)) continue;
-    const bool ours = std::memcmp(p, "IPCH", 4) == 0;
-    ::munmap(p, std::stoul(row["size"]));  // detaches; and TSan, which does not see shmdt, forgets the range
-    if (ours && ::shmctl(id, IPC_RMID, nullptr) == 0) removed.push_back("sysv shm id=" + row["shmid"]);
+  sweep::Options options;
+  options.sysv_min_age = sysv_min_age;
+  for (const auto& f : sweep::FindOrphans(options)) {
+    if (sweep::Remove(f).ok()) removed.push_back(f.kind + " " + f.name);
   }
   return removed;
 }

@@ -179,6 +179,17 @@ void CaseProcess::KillAndReap() {
   Reap();
 }
 
+void CaseProcess::StopAndReap(int sig, Deadline until) {
+  if (reaped_ || pid_ <= 0) return;
+  ::kill(pid_, sig);
+  while (!TryReap() && !until.expired()) {
+    pollfd fds[2] = {{pidfd_.get(), POLLIN, 0}, {output_.get(), POLLIN, 0}};
+    RawPoll(fds, 2, until);
+    ReadOutput();
+  }
+  KillAndReap();
+}
+
 void CaseProcess::Drain() {
   ReadOutput();
   ReadResults();

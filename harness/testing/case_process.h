@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "ipch/deadline.h"
 #include "ipch/result.h"
 #include "ipch/unique_fd.h"
 
@@ -43,6 +44,10 @@ class CaseProcess {
   bool TryReap();
   // SIGKILL to the whole process group (the case's peers too), then reap the child.
   void KillAndReap();
+  // `sig` to the child alone, so that it stops its peers and cleans up after itself
+  // (ipch/interrupt.h), reading its output meanwhile; what is left at `until` is killed as by
+  // KillAndReap. The child is reaped either way.
+  void StopAndReap(int sig, Deadline until);
   // After the child is reaped: take what the pipes still hold. Descendants that left the
   // process group may keep them open; they are not waited for.
   void Drain();

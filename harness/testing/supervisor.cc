@@ -479,14 +479,25 @@ void Supervisor::Record(const CaseReport& r, const std::string& cause, Clock::ti
 
 // `sig` is the stop signal, or -1 when the supervisor cannot go on (poll failed).
 int Supervisor::Interrupt(int sig) {
-  const size_t killed = running_.size();
-  for (auto& s : running_) s->proc.KillAndReap();
+  const size_t stopped = running_.size();
+  // Each running case gets the signal and cleans up after itself (ipch/interrupt.h): it knows
+  // what it made, including SysV objects no name attributes. One that does not end in time is
+  // killed with its process group, and the sweep takes what it left under its pid.
+  const Deadline until = Deadline::After(Scaled(std::chrono::seconds(5)));
+  for (auto& s : running_) {
+    if (sig > 0) s->proc.StopAndReap(sig, until);
+    s->proc.KillAndReap();
+    s->proc.Drain();
+    const std::string& out = s->proc.output();
+    if (const auto at = out.find("ipch: interrupted"); at != std::string::npos) {
+      std::fputs(out.substr(at).c_str(), stderr);  // its report and replay line
+    }
+    for (const auto& r : SweepAfterDeath(s->proc.pid())) std::fprintf(stderr, "  left behind and removed: %s\n", r.c_str());
+  }
   running_.clear();
-  PrintSweep(audit::SweepDeadOwners());
   std::fflush(stdout);
-  std::fprintf(stderr,
-               "[ipch] stopped by %s: killed %zu running case(s) with their process groups; %zu of %zu finished\n",
-               sig > 0 ? SignalName(sig).c_str() : "an error", killed, reports_.size(), cases_.size());
+  std::fprintf(stderr, "[ipch] stopped by %s: %zu running case(s) stopped; %zu of %zu finished\n",
+               sig > 0 ? SignalName(sig).c_str() : "an error", stopped, reports_.size(), cases_.size());
   return sig > 0 ? 128 + sig : 1;
 }
 

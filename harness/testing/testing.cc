@@ -19,6 +19,7 @@
 #include "case_record.h"
 #include "fault_coverage.h"
 #include "ipch/audit.h"
+#include "ipch/interrupt.h"
 #include "ipch/temp_dir.h"
 #include "shared.h"
 #include "verdicts.h"
@@ -77,6 +78,7 @@ class AuditListener : public ::testing::EmptyTestEventListener {
       g_ctx.scratch_dir.clear();
     }
     before_ = audit::Take(TokenPrefix());
+    SetRunning(FullName(t));
   }
 
   void OnTestEnd(const ::testing::TestInfo& t) override {
@@ -111,6 +113,7 @@ class AuditListener : public ::testing::EmptyTestEventListener {
     }
     audit::CleanUp(before_, after);
     scratch_ = TempDir();
+    SetRunning("");
     if (t.result()->Failed()) {
       std::fputs(ReplayLine(FullName(t)).c_str(), stdout);
       std::fflush(stdout);
@@ -212,6 +215,7 @@ void InstallListeners() {
   // once and attributes what a crashed case left to that case.
   if (!why.empty() && !role.supervised) std::fprintf(stderr, "ipch: %s\n", why.c_str());
   if (!role.supervised) PrintSweep(audit::SweepDeadOwners());
+  InstallInterruptCleanup();
   auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
   // gtest calls OnTestEnd in reverse order of appending: the audit (last) runs first, so its
   // failure is part of the result that the matrix (or the supervisor's record) and the default

@@ -291,12 +291,14 @@ TEST(Testing, MessagesVerifyAndDetectDamage) {
 }  // namespace ipch
 
 #include <sys/mman.h>
+#include <sys/msg.h>
 #include <sys/shm.h>
 
 #include <algorithm>
 #include <cstring>
 
 #include "ipch/audit.h"
+#include "ipch/sweep.h"
 
 namespace ipch {
 namespace {
@@ -353,7 +355,74 @@ TEST(Audit, SweepRemovesOnlyIpchSysvSegmentsOfDeadCreators) {
   EXPECT_NE(::shmctl(ids[0], IPC_STAT, &ds), 0) << "the dead creator's ipch segment is still there";
   EXPECT_EQ(::shmctl(ids[1], IPC_STAT, &ds), 0) << "a segment that is not ours was removed";
   ::shmctl(ids[1], IPC_RMID, nullptr);
-  EXPECT_NE(std::find(removed.begin(), removed.end(), "sysv shm id=" + std::to_string(ids[0])), removed.end());
+  const std::string listed = "sysv shm id=" + std::to_string(ids[0]) + " ";
+  EXPECT_NE(std::find_if(removed.begin(), removed.end(), [&](const std::string& r) { return r.rfind(listed, 0) == 0; }),
+            removed.end());
+}
+
+TEST(Sweep, AnOwnerIsDeadWhenItsPidIsGoneOrStartedAfterTheObject) {
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  const sweep::Owner alive = sweep::JudgeOwner(::getpid(), now);
+  EXPECT_FALSE(alive.dead) << alive.why;
+  EXPECT_EQ(alive.why, "pid " + std::to_string(::getpid()) + " is alive");
+  // This process started after an object an hour old: the pid in its name was another's.
+  const sweep::Owner reused = sweep::JudgeOwner(::getpid(), timespec{now.tv_sec - 3600, 0});
+  EXPECT_TRUE(reused.dead);
+  EXPECT_EQ(reused.why.rfind("pid " + std::to_string(::getpid()) + " was reused: the process with it started 3", 0), 0u)
+      << reused.why;
+  auto child = ChildProcess::Spawn([](ControlChannel&) { return Ok(); });
+  IPCH_ASSERT_OK(child);
+  IPCH_ASSERT_OK(child->Wait(Deadline::After(std::chrono::seconds(10))));
+  const sweep::Owner gone = sweep::JudgeOwner(child->pid(), now);
+  EXPECT_TRUE(gone.dead);
+  EXPECT_EQ(gone.why, "pid " + std::to_string(child->pid()) + " does not exist");
+}
+
+TEST(Sweep, TheOwnerIsTheFirstIpchPidInTheLastComponent) {
+  EXPECT_EQ(sweep::OwnerInName("/dev/shm/ipch-123-4-x"), 123);
+  EXPECT_EQ(sweep::OwnerInName("/tmp/sweeptest9-ipch-77-dir"), 77);
+  EXPECT_EQ(sweep::OwnerInName("/tmp/ipch-12/ipch-x-1"), 0) << "the directory part names no owner";
+  EXPECT_EQ(sweep::OwnerInName("ipch-bench-raw"), 0);
+  EXPECT_EQ(sweep::OwnerInName("ipch-0-1"), 0);
+  EXPECT_EQ(sweep::OwnerInName("ipch-12"), 0) << "no '-' after the pid";
+}
+
+TEST(Sweep, OwnedByTakesTheQueuesAProcessTreeUsedLast) {
+  // A child makes a private queue and sends through it: its last sender is that child.
+  int pipefd[2];
+  ASSERT_EQ(::pipe(pipefd), 0);
+  auto child = ChildProcess::Spawn([&](ControlChannel& ch) -> Status {
+    const int q = ::msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+    if (q < 0) return ErrnoError("msgget");
+    struct {
+      long type;
+      char text[4];
+    } m{1, {'p', 'i', 'n', 'g'}};
+    if (::msgsnd(q, &m, sizeof m.text, 0) != 0) return ErrnoError("msgsnd");
+    if (::write(pipefd[1], &q, sizeof q) != sizeof q) return ErrnoError("write");
+    return ch.WaitSignal(Deadline::Never());  // alive until killed
+  });
+  IPCH_ASSERT_OK(child);
+  int q = -1;
+  ASSERT_EQ(::read(pipefd[0], &q, sizeof q), static_cast<ssize_t>(sizeof q));
+  ::close(pipefd[0]);
+  ::close(pipefd[1]);
+  auto owned = [&](const std::set<pid_t>& tree) {
+    for (const auto& f : sweep::OwnedBy(::getpid(), tree)) {
+      if (f.kind == "sysv msg" && f.name.rfind("id=" + std::to_string(q) + " ", 0) == 0) return true;
+    }
+    return false;
+  };
+  EXPECT_FALSE(owned({::getpid()})) << "a queue only the child used is not ours alone";
+  EXPECT_TRUE(owned({::getpid(), child->pid()}));
+  EXPECT_TRUE(sweep::Descendants(::getpid()).count(child->pid()));
+  child->Kill();
+  const sweep::Found f{"sysv msg", "id=" + std::to_string(q) + " key=0x00000000", child->pid(), "test"};
+  IPCH_EXPECT_OK(sweep::Remove(f));
+  msqid_ds ds{};
+  EXPECT_NE(::msgctl(q, IPC_STAT, &ds), 0) << "Remove left the queue";
+  IPCH_EXPECT_OK(sweep::Remove(f)) << "a second Remove of what is gone is not an error";
 }
 
 }  // namespace

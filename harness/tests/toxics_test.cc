@@ -794,7 +794,8 @@ TEST(ProxyCommand, ForwardsWithToxicsUntilTerminated) {
                           ASSERT_TRUE(SendAll(c.get(), b));
                           got = ReadUpTo(u.get(), b.size(), Settle()).data;
                         });
-  EXPECT_TRUE(run.exit.Success()) << run.exit.ToString() << run.err;
+  EXPECT_TRUE(run.exit.exited && run.exit.code == 128 + SIGTERM) << run.exit.ToString() << run.err;
+  EXPECT_NE(run.out.find("ipch_proxy: Terminated; connections 1"), std::string::npos) << run.out;
   ASSERT_EQ(got.size(), b.size());
   EXPECT_NE(got[3], b[3]);
   EXPECT_EQ(Bytes(got.begin() + 4, got.end()), Bytes(b.begin() + 4, b.end()));

@@ -1,5 +1,6 @@
-// ipch_proxy: the stream toxics proxy from the command line. Runs until SIGINT or SIGTERM, then
-// prints what it did. Exit status: 0 after a signal, 1 if it could not start, 2 for bad usage.
+// ipch_proxy: the stream toxics proxy from the command line. Runs until SIGINT, SIGTERM or SIGHUP,
+// then closes its connections, removes its unix socket file if it made one, prints what it did
+// and exits with 128+signal, as the harness's programs do. 1 if it could not start, 2 for bad usage.
 #include <signal.h>
 
 #include <cstdio>
@@ -61,6 +62,7 @@ int main(int argc, char** argv) {
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -86,5 +88,5 @@ int main(int argc, char** argv) {
   if (!quiet) {
     for (const auto& line : (*proxy)->Log()) std::printf("  %s\n", line.c_str());
   }
-  return 0;
+  return 128 + sig;
 }

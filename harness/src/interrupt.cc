@@ -1,5 +1,6 @@
 #include "ipch/interrupt.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -63,6 +64,14 @@ std::string SignalName(int sig) {
   return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
 }
 
+// A forked child (a peer) is not the run: a stop signal ends it as it would have before.
+void DefaultInChild() {
+  for (int sig : kStopSignals) {
+    struct sigaction old {};
+    if (::sigaction(sig, nullptr, &old) == 0 && old.sa_handler == OnStopSignal) ::signal(sig, SIG_DFL);
+  }
+}
+
 }  // namespace
 
 void InstallInterruptCleanup() {
@@ -73,6 +82,8 @@ void InstallInterruptCleanup() {
     struct sigaction old {};
     if (::sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_DFL) ::sigaction(sig, &sa, nullptr);
   }
+  static const bool registered = ::pthread_atfork(nullptr, nullptr, DefaultInChild) == 0;
+  (void)registered;
 }
 
 void SetRunning(const std::string& full_name) {

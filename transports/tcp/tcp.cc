@@ -5,6 +5,8 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <climits>
 #include <cstring>
 
 #include "../stream/socket_util.h"
@@ -15,16 +17,52 @@ namespace {
 
 Result<SocketAddress> Parse(const std::string& address) { return ParseInetAddress(address, "tcp"); }
 
-StreamConnection Wrap(UniqueFd fd, std::size_t max, const std::string& label) {
+// Bounds how long a dead link goes unnoticed (Options::dead_link_timeout). Data left
+// unacknowledged for the timeout ends the connection (TCP_USER_TIMEOUT); an idle connection
+// probes from a third of it on, a sixth of it apart, and the same timeout ends it once it has
+// heard nothing for that long. Keepalive periods are whole seconds, at least 1.
+Status SetDeadLinkTimeout(int fd, std::chrono::milliseconds timeout, const std::string& label) {
+  if (timeout.count() <= 0) return Ok();
+  const auto whole_seconds = [](std::chrono::milliseconds t) {
+    return static_cast<int>(std::clamp<long long>(t.count() / 1000, 1, 32767));  // the kernel's range
+  };
+  const unsigned user_timeout = static_cast<unsigned>(std::min<long long>(timeout.count(), INT_MAX));
+  const int idle = whole_seconds(timeout / 3);
+  const int interval = whole_seconds(timeout / 6);
+  // Linux consults the count only without a user timeout; it is set to agree with it.
+  const int count = std::clamp(static_cast<int>((timeout.count() / 1000 - idle + interval - 1) / interval), 1, 127);
+  const int one = 1;
+  const struct {
+    int level, name;
+    const void* value;
+    socklen_t len;
+    const char* what;
+  } opts[] = {
+      {IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout, "TCP_USER_TIMEOUT"},
+      {SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one, "SO_KEEPALIVE"},
+      {IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle, "TCP_KEEPIDLE"},
+      {IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval, "TCP_KEEPINTVL"},
+      {IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count, "TCP_KEEPCNT"},
+  };
+  for (const auto& o : opts) {
+    if (::setsockopt(fd, o.level, o.name, o.value, o.len) != 0) {
+      return ErrnoError(label + ": setsockopt " + o.what);
+    }
+  }
+  return Ok();
+}
+
+Result<StreamConnection> Wrap(UniqueFd fd, const Options& options, const std::string& label) {
   int one = 1;
   // Latency over batching: one message is one request; Nagle would hold small frames back.
   ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  return StreamConnection(std::move(fd), UniqueFd(), max, /*is_socket=*/true, label);
+  IPCH_RETURN_IF_ERROR(SetDeadLinkTimeout(fd.get(), options.dead_link_timeout, label));
+  return StreamConnection(std::move(fd), UniqueFd(), options.max_message_size, /*is_socket=*/true, label);
 }
 
 }  // namespace
 
-Result<Listener> Listen(const std::string& address, std::size_t max_message_size) {
+Result<Listener> Listen(const std::string& address, const Options& options) {
   auto sa = Parse(address);
   if (!sa.ok()) return std::move(sa).error();
   UniqueFd fd(::socket(sa->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
@@ -50,22 +88,22 @@ Result<Listener> Listen(const std::string& address, std::size_t max_message_size
   Listener l;
   l.fd_ = std::move(fd);
   l.address_ = FormatSocketAddress(bound, blen);
-  l.max_ = max_message_size;
+  l.options_ = options;
   return l;
 }
 
 Result<StreamConnection> Listener::Accept(Deadline d) {
   auto fd = AcceptWithDeadline(fd_.get(), d, "tcp accept " + address_);
   if (!fd.ok()) return std::move(fd).error();
-  return Wrap(std::move(*fd), max_, "tcp " + address_ + " (server)");
+  return Wrap(std::move(*fd), options_, "tcp " + address_ + " (server)");
 }
 
-Result<StreamConnection> Connect(const std::string& address, Deadline d, std::size_t max_message_size) {
+Result<StreamConnection> Connect(const std::string& address, Deadline d, const Options& options) {
   auto sa = Parse(address);
   if (!sa.ok()) return std::move(sa).error();
   auto fd = ConnectWithDeadline(sa->family, sa->get(), sa->len, d, "tcp connect " + address);
   if (!fd.ok()) return std::move(fd).error();
-  return Wrap(std::move(*fd), max_message_size, "tcp " + address + " (client)");
+  return Wrap(std::move(*fd), options, "tcp " + address + " (client)");
 }
 
 template <bool kV6>

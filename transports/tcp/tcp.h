@@ -2,6 +2,7 @@
 // Addresses are "127.0.0.1:PORT" or "[::1]:PORT"; port 0 asks for an ephemeral port.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -12,6 +13,19 @@
 namespace ipch::tcp {
 
 inline constexpr std::size_t kDefaultMaxMessage = 16u << 20;
+
+struct Options {
+  std::size_t max_message_size = kDefaultMaxMessage;
+  // How long a dead link (a cable pulled, a peer's host or namespace gone without a FIN) may go
+  // unnoticed: TCP_USER_TIMEOUT (data unacknowledged this long ends the connection), and
+  // keepalive probes from a third of it on, a sixth apart, so that an idle connection finds out
+  // too. Calls then fail: an idle receiver within this plus one probe interval (at least 1 s), a
+  // blocked sender within twice this (the kernel looks at its next, backed-off retransmission).
+  // A reader that stops reading for this long while we wait to send looks the same to the
+  // kernel, and ends the connection too. Zero keeps the kernel's defaults: no keepalive, and
+  // about 15 minutes of retransmissions. docs/architecture.md (tcp) says why 30 s.
+  std::chrono::milliseconds dead_link_timeout{30000};
+};
 
 class Listener {
  public:
@@ -25,15 +39,25 @@ class Listener {
   int fd() const { return fd_.get(); }
 
  private:
-  friend Result<Listener> Listen(const std::string&, std::size_t);
+  friend Result<Listener> Listen(const std::string&, const Options&);
   UniqueFd fd_;
   std::string address_;
-  std::size_t max_ = kDefaultMaxMessage;
+  Options options_;
 };
 
-Result<Listener> Listen(const std::string& address, std::size_t max_message_size = kDefaultMaxMessage);
-Result<StreamConnection> Connect(const std::string& address, Deadline d,
-                                 std::size_t max_message_size = kDefaultMaxMessage);
+Result<Listener> Listen(const std::string& address, const Options& options);
+Result<StreamConnection> Connect(const std::string& address, Deadline d, const Options& options);
+inline Result<Listener> Listen(const std::string& address, std::size_t max_message_size = kDefaultMaxMessage) {
+  Options o;
+  o.max_message_size = max_message_size;
+  return Listen(address, o);
+}
+inline Result<StreamConnection> Connect(const std::string& address, Deadline d,
+                                        std::size_t max_message_size = kDefaultMaxMessage) {
+  Options o;
+  o.max_message_size = max_message_size;
+  return Connect(address, d, o);
+}
 
 // Adapters: one per address family, so the battery runs over both.
 template <bool kV6>

@@ -1,4 +1,4 @@
-// Conformance group Fault: the three parts (call faults, setup, toxics) and the one list that
+// Conformance group Fault: the four parts (call faults, setup, toxics, exhaustion) and the one list that
 // registers their cases; a new Fault case goes into a part and into this list.
 #pragma once
 
@@ -9,6 +9,7 @@
 #include "fault_syscalls.h"
 #include "fault_setup.h"
 #include "fault_toxics.h"
+#include "fault_exhaustion.h"
 // clang-format on
 
 namespace ipch::conformance {
@@ -23,6 +24,7 @@ REGISTER_TYPED_TEST_SUITE_P(Fault, EachAcquiringCallFailingInTurnLeavesNothingBe
                             WaitsWokenEarlyAreWaitedAgain, AcceptInterruptedIsRetried,
                             AcceptOutOfDescriptorsKeepsItsErrnoAndTheConnection, PeerGoneUnderSendIsPeerClosed,
                             PeerGoneUnderReceiveIsPeerClosed, HardIoErrorKeepsItsErrno, ConnectRefusedIsPeerClosed,
-                            SlowOrTimedOutSetUpHonoursItsDeadline);
+                            SlowOrTimedOutSetUpHonoursItsDeadline, OutOfDescriptorsIsEmfileNamedAndLeavesNothingBehind,
+                            FullDevShmIsEnospcNamedNeverSigbus, KernelIpcLimitsReachedAreNamed);
 
 }  // namespace ipch::conformance

@@ -65,10 +65,11 @@ Error CreateError(const std::string& what, const mq_attr* a, int err) {
           " (limits: /proc/sys/fs/mqueue/msg_max " + std::to_string(ProcLimit("/proc/sys/fs/mqueue/msg_max", -1)) +
           ", /proc/sys/fs/mqueue/msgsize_max " + std::to_string(ProcLimit("/proc/sys/fs/mqueue/msgsize_max", -1)) + ")";
   } else if (err == EMFILE) {
-    why =
-        "; RLIMIT_MSGQUEUE (ulimit -q) caps the bytes of all this user's queues, or the process is out of descriptors";
+    why = "; the user's POSIX queue memory, RLIMIT_MSGQUEUE (ulimit -q), is reached, or the process's descriptor "
+          "limit, RLIMIT_NOFILE";
   } else if (err == ENOSPC) {
-    why = "; /proc/sys/fs/mqueue/queues_max queues exist already";
+    why = "; the system's POSIX queue limit, fs.mqueue.queues_max (" +
+          std::to_string(ProcLimit("/proc/sys/fs/mqueue/queues_max", -1)) + " queues), is reached";
   }
   return Error{std::error_code(err, std::system_category()), what + ": " + std::strerror(err) + why};
 }

@@ -103,6 +103,12 @@ Result<Created> CreateSegment(SegmentName name, std::size_t size, const std::fun
     if (::fchmod(fd.get(), 0600) != 0) return SysError(name, "fchmod");  // umask cannot widen it, only narrow
     if (RetryEintr([&] { return ::ftruncate(fd.get(), static_cast<off_t>(size)); }) != 0)
       return SysError(name, "ftruncate");
+    // tmpfs hands out pages on first touch: on a full /dev/shm the first write to a page would be
+    // SIGBUS. Taking them all now turns that into ENOSPC here, before anything is written.
+    if (const int e = ::posix_fallocate(fd.get(), 0, static_cast<off_t>(size)); e != 0 && e != EOPNOTSUPP) {
+      errno = e;
+      return SysError(name, "fallocate");
+    }
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) return SysError(name, "fstat");
     name.ino = st.st_ino;

@@ -17,6 +17,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <system_error>
 #include <thread>
 
@@ -246,6 +247,12 @@ struct Listener::State {
   std::condition_variable cv;
   std::deque<StreamConnection> ready;  // taken off the rendezvous, not yet accepted
   bool closed = false;
+  // While the acceptor waits out a shortage (out of descriptors) to take a connection: the
+  // error it keeps getting, which an Accept that finds nothing ready reports instead of Timeout.
+  std::optional<Error> short_of;
+  // A connection dropped after such a shortage (its connector gave up, or the acceptor did):
+  // the next Accept reports it once, so that the listener learns why a client was not served.
+  std::optional<Error> lost;
   std::atomic<uint64_t> rejected{0};
   std::atomic<bool> stopping{false};  // set by Close before it signals stop_fd
 
@@ -330,6 +337,7 @@ bool Listener::State::Take(const std::string& name) {
         err = errno;
         if (w == 1) {
           std::lock_guard<std::mutex> lock(mu);
+          short_of.reset();
           ready.emplace_back(std::move(from_client), std::move(to_client), max, false, Label() + " (server)");
           cv.notify_all();
           return true;
@@ -341,7 +349,17 @@ bool Listener::State::Take(const std::string& name) {
       // work: drop it. Names a dead connector left are removed by the listener's Close.
       break;
     }
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      short_of = ErrnoError(Label() + ": taking a connection: open of its FIFO", err);
+    }
     if (PauseOrStop()) return false;
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  if (short_of) {
+    lost = Error{short_of->code, short_of->context + "; that connection was lost"};
+    short_of.reset();
+    cv.notify_all();
   }
   ++rejected;
   return true;
@@ -407,7 +425,13 @@ Result<StreamConnection> Listener::Accept(Deadline d) {
       s.ready.pop_front();
       return c;
     }
+    if (s.lost) {
+      Error e = std::move(*s.lost);
+      s.lost.reset();
+      return e;
+    }
     if (d.expired()) {
+      if (s.short_of) return *s.short_of;  // a connection is there, and cannot be taken yet
       return MakeError(probe ? Errc::WouldBlock : Errc::Timeout, s.Label() + ": no connection to accept");
     }
     if (d.never()) {

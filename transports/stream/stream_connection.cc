@@ -23,7 +23,13 @@ constexpr std::size_t kReadChunk = 64 * 1024;
 // while small frames still arrive (several at a time) in one read.
 constexpr std::size_t kSpeculativeRead = 16 * 1024;
 
-bool IsPeerGone(int err) { return err == EPIPE || err == ECONNRESET || err == ENOTCONN; }
+// The peer is gone: it closed or reset, or the kernel gave the connection up (a dead link: no
+// acknowledgement within TCP_USER_TIMEOUT or keepalive, or a transmission found the host or
+// network unreachable). The errno stays in the message.
+bool IsPeerGone(int err) {
+  return err == EPIPE || err == ECONNRESET || err == ENOTCONN || err == ETIMEDOUT || err == EHOSTUNREACH ||
+         err == ENETUNREACH;
+}
 
 using wire::GetU32;
 using wire::PutU32;

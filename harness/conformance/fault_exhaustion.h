@@ -33,6 +33,7 @@
 #include "fixture.h"
 #include "ipch/audit.h"
 #include "ipch/child_process.h"
+#include "ipch/peer.h"
 #include "ipch/fault.h"
 #include "ipch/result.h"
 #include "ipch/testing.h"
@@ -212,6 +213,10 @@ inline bool WriteProc(const std::string& path, const std::string& value) {
 TYPED_TEST_P(Fault, FullDevShmIsEnospcNamedNeverSigbus) {
   if (!this->CrossProcess()) IPCH_NOT_APPLICABLE("it makes nothing in /dev/shm: its ends are in one process");
   if (::geteuid() != 0) GTEST_SKIP() << "UNSUPPORTED here: a private tmpfs over /dev/shm needs root";
+  if (::ipch::testing::ExecPeers(PeerModeOf<TypeParam>())) {
+    GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << "'s peers are exec'd (a threaded or fork-unsafe library), "
+                 << "and this case runs the transport in a forked child with namespaces of its own";
+  }
   const Bytes msg = MakeMessage(1, 100, this->Seed());
   const std::string address = this->address_;
   int failures = 0;
@@ -263,6 +268,10 @@ inline bool DropSysResource() {
 TYPED_TEST_P(Fault, KernelIpcLimitsReachedAreNamed) {
   if (!this->CrossProcess()) IPCH_NOT_APPLICABLE("it makes no kernel IPC object: its ends are in one process");
   if (::geteuid() != 0) GTEST_SKIP() << "UNSUPPORTED here: a private IPC namespace with its own limits needs root";
+  if (::ipch::testing::ExecPeers(PeerModeOf<TypeParam>())) {
+    GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << "'s peers are exec'd (a threaded or fork-unsafe library), "
+                 << "and this case runs the transport in a forked child with namespaces of its own";
+  }
   const Bytes msg = MakeMessage(1, 100, this->Seed());
   const std::string address = this->address_;
   const IpcLimit limits[] = {{"kernel.msgmni", "/proc/sys/kernel/msgmni", ENOSPC, 1},

@@ -41,32 +41,6 @@
 
 namespace ipch::conformance {
 
-// Listen, connect, accept, a round trip of `msg`, all closed: the step that failed ("" if none).
-// Wrong bytes are a failure too (Corrupt), as this may run where no assertion can be recorded.
-// A connect that times out learns nothing of the listener's trouble (a FIFO's or an HTTP
-// server's acceptor out of descriptors does not answer): the listener's Accept must then say it.
-template <class T>
-std::string ExhaustedSetUp(const std::string& address, const Bytes& msg, Status* st,
-                           Clock::duration connect_bound = Scaled(SettleBound())) {
-  auto l = T::Listen(address);
-  if (!l.ok()) return *st = std::move(l).error(), "listen";
-  auto c = T::Connect(l->address(), Deadline::After(connect_bound));
-  if (!c.ok() && c.error().Is(Errc::Timeout)) {
-    auto s = l->Accept(Deadline::After(ShortWait()));
-    if (!s.ok()) return *st = std::move(s).error(), "accept, after the connect timed out";
-  }
-  if (!c.ok()) return *st = std::move(c).error(), "connect";
-  auto s = l->Accept(Settle());
-  if (!s.ok()) return *st = std::move(s).error(), "accept";
-  Bytes got;
-  if (*st = c->Send(msg, Settle()); !st->ok()) return "send";
-  if (*st = s->Receive(got, Settle()); !st->ok()) return "receive";
-  if (*st = s->Send(msg, Settle()); !st->ok()) return "send back";
-  if (*st = c->Receive(got, Settle()); !st->ok()) return "receive back";
-  if (got != msg) return *st = MakeError(Errc::Corrupt, "the bytes received are not those sent"), "receive back";
-  return "";
-}
-
 // What a limit's failure must look like: one of `errnos`, its context naming `names`.
 inline ::testing::AssertionResult NamesTheLimit(const Status& st, std::initializer_list<int> errnos,
                                                 const std::string& names) {
@@ -108,8 +82,21 @@ class ScopedFdLimit {
   bool ok_ = false;
 };
 
+// UBSan's vptr check, on a type-cache miss, probes the vtable's memory by writing it into a pipe
+// it opens then: with no descriptor left, it reports every object it looks at as invalid. Its
+// handler is a symbol of the runtime, present only where the check was compiled in.
+extern "C" void __ubsan_handle_dynamic_type_cache_miss_abort(void*, void*, void*) __attribute__((weak));
+extern "C" void __ubsan_handle_dynamic_type_cache_miss(void*, void*, void*) __attribute__((weak));
+inline bool UbsanChecksVptrs() {
+  return &__ubsan_handle_dynamic_type_cache_miss_abort != nullptr || &__ubsan_handle_dynamic_type_cache_miss != nullptr;
+}
+
 // The descriptor limit at each setting from "no descriptor free" up, until everything works.
 TYPED_TEST_P(Fault, OutOfDescriptorsIsEmfileNamedAndLeavesNothingBehind) {
+  if (UbsanChecksVptrs()) {
+    GTEST_SKIP() << "UNSUPPORTED in this build: UBSan's vptr check opens a pipe for its own probe, and with no "
+                 << "descriptor left reports every object as invalid (runs in builds without -fsanitize=vptr)";
+  }
   const Bytes msg = MakeMessage(1, 100, this->Seed());
   const int lowest = LowestFreeFd();
   int failures = 0;
@@ -126,7 +113,7 @@ TYPED_TEST_P(Fault, OutOfDescriptorsIsEmfileNamedAndLeavesNothingBehind) {
     {
       ScopedFdLimit limit(static_cast<rlim_t>(lowest + room));
       ASSERT_TRUE(limit.ok()) << std::strerror(errno);
-      failed = ExhaustedSetUp<TypeParam>(this->address_, msg, &st, Scaled(std::chrono::seconds(1)));
+      failed = SetUpAndTearDown<TypeParam>(this->address_, msg, &st, Scaled(std::chrono::seconds(1)));
     }
     {
       fault::ScopedPause pause;
@@ -141,7 +128,7 @@ TYPED_TEST_P(Fault, OutOfDescriptorsIsEmfileNamedAndLeavesNothingBehind) {
     // Nothing half-built stays: with the limit back, the address serves a connection again.
     if (room % 8 == 0 || this->HasFailure()) {
       Status again;
-      EXPECT_EQ(ExhaustedSetUp<TypeParam>(this->address_, msg, &again), "") << again.error().ToString();
+      EXPECT_EQ(SetUpAndTearDown<TypeParam>(this->address_, msg, &again), "") << again.error().ToString();
     }
     if (this->HasFailure()) return;
   }
@@ -228,7 +215,7 @@ TYPED_TEST_P(Fault, FullDevShmIsEnospcNamedNeverSigbus) {
         *st = ErrnoError("mount tmpfs on /dev/shm");
         return "setup";
       }
-      const std::string step = ExhaustedSetUp<TypeParam>(address, msg, st);
+      const std::string step = SetUpAndTearDown<TypeParam>(address, msg, st);
       fault::ScopedPause pause;
       *leftover = DirEntries("/dev/shm");
       return step;
@@ -308,7 +295,7 @@ TYPED_TEST_P(Fault, KernelIpcLimitsReachedAreNamed) {
           *st = ErrnoError(std::string("set ") + limit.name);
           return "setup";
         }
-        const std::string step = ExhaustedSetUp<TypeParam>(address, msg, st);
+        const std::string step = SetUpAndTearDown<TypeParam>(address, msg, st);
         fault::ScopedPause pause;
         *leftover = DirEntries("/dev/mqueue");
         for (const char* kind : {"msg", "shm", "sem"}) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/msg.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -40,8 +41,21 @@ template <class T>
 class Crashes : public ::testing::Test {};
 TYPED_TEST_SUITE_P(Crashes);
 
+// A SysV queue this process used last, as a message-queue connection leaves it when both of
+// its ends die: no name carries its owner, its last sender does.
+int LeaveQueue() {
+  const int q = ::msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+  struct {
+    long type;
+    char text[4];
+  } m{1, {'l', 'e', 'f', 't'}};
+  if (q >= 0) ::msgsnd(q, &m, sizeof m.text, 0);
+  return q;
+}
+
 TYPED_TEST_P(Crashes, Segfaults) {
   const std::string name = LeaveSharedMemory();
+  std::printf("left queue %d\n", LeaveQueue());
   std::printf("left %s, about to segfault\n", name.c_str());
   std::fflush(stdout);
   std::signal(SIGSEGV, SIG_DFL);  // the plain signal death, not a sanitizer's report and exit

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/mman.h>
+#include <sys/msg.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -83,6 +84,17 @@ std::string LeftShmName(const std::string& output) {
   const std::string line = LineWith(output, ", about to segfault");
   const auto start = line.find("left /"), end = line.find(", about");
   return start == std::string::npos ? "" : line.substr(start + 5, end - start - 5);
+}
+
+// "left queue 42" -> 42, or -1.
+int LeftQueue(const std::string& output) {
+  const std::string line = LineWith(output, "left queue ");
+  return line.empty() ? -1 : std::atoi(line.c_str() + line.find("left queue ") + 11);
+}
+
+bool QueueExists(int id) {
+  msqid_ds ds{};
+  return id >= 0 && ::msgctl(id, IPC_STAT, &ds) == 0;
 }
 
 bool ShmExists(const std::string& name) {
@@ -249,6 +261,7 @@ TEST_F(IsolationTest, EveryCaseGetsItsVerdictAndCrashesDoNotStopTheRun) {
 TEST_F(IsolationTest, WithoutIsolationTheFirstCrashEndsTheRun) {
   const Ended r = RunBinary({"--gtest_filter=-*.Hangs"});
   if (const std::string shm = LeftShmName(r.output); !shm.empty()) ::shm_unlink(shm.c_str());
+  if (const int q = LeftQueue(r.output); q >= 0) ::msgctl(q, IPC_RMID, nullptr);
   ASSERT_TRUE(WIFSIGNALED(r.status)) << "status " << r.status << "\n" << r.output;
   EXPECT_EQ(WTERMSIG(r.status), SIGSEGV) << r.output;
   EXPECT_TRUE(Has(r.output, "about to segfault")) << r.output;
@@ -261,6 +274,13 @@ TEST_F(IsolationTest, TheEnvironmentVariableSwitchesItOn) {
   const Ended r = RunBinary({"--gtest_brief=1", "--gtest_filter=*.Segfaults:*.Passes"}, {"IPCH_ISOLATE=1"});
   const std::string shm = LeftShmName(r.output);
   EXPECT_TRUE(!shm.empty() && !ShmExists(shm)) << shm << "\n" << r.output;
+  // The queue its process sent on last: no name says whose it is, the dead case's tree does.
+  const int q = LeftQueue(r.output);
+  ASSERT_GE(q, 0) << r.output;
+  EXPECT_FALSE(QueueExists(q)) << "the crashed case's SysV queue " << q << " was left\n" << r.output;
+  if (QueueExists(q)) ::msgctl(q, IPC_RMID, nullptr);
+  EXPECT_TRUE(Has(r.output, "left behind and removed: ") && Has(r.output, "sysv msg id=" + std::to_string(q) + " "))
+      << r.output;
   ASSERT_TRUE(WIFEXITED(r.status)) << r.output;
   EXPECT_EQ(WEXITSTATUS(r.status), 1) << r.output;
   EXPECT_TRUE(Has(r.output, kCrashes + "Segfaults: killed by signal 11 (SIGSEGV)")) << r.output;

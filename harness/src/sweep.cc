@@ -66,23 +66,6 @@ bool MadeAt(const std::string& path, timespec* made, uid_t* uid) {
   return true;
 }
 
-// The rows of /proc/sysvipc/<kind>, each as column name -> value.
-std::vector<std::map<std::string, std::string>> SysvTable(const char* kind) {
-  std::vector<std::map<std::string, std::string>> rows;
-  std::ifstream in(std::string("/proc/sysvipc/") + kind);
-  std::string header, line;
-  std::getline(in, header);
-  std::istringstream hs(header);
-  std::vector<std::string> cols;
-  for (std::string c; hs >> c;) cols.push_back(c);
-  while (std::getline(in, line)) {
-    std::istringstream ls(line);
-    auto& row = rows.emplace_back();
-    for (const auto& c : cols) ls >> row[c];
-  }
-  return rows;
-}
-
 long long Num(const std::map<std::string, std::string>& row, const char* col) {
   auto it = row.find(col);
   return it == row.end() ? -1 : std::strtoll(it->second.c_str(), nullptr, 10);
@@ -144,6 +127,22 @@ bool HasIpchMagic(int shmid, size_t size) {
 }
 
 }  // namespace
+
+std::vector<std::map<std::string, std::string>> SysvTable(const char* kind) {
+  std::vector<std::map<std::string, std::string>> rows;
+  std::ifstream in(std::string("/proc/sysvipc/") + kind);
+  std::string header, line;
+  std::getline(in, header);
+  std::istringstream hs(header);
+  std::vector<std::string> cols;
+  for (std::string c; hs >> c;) cols.push_back(c);
+  while (std::getline(in, line)) {
+    std::istringstream ls(line);
+    auto& row = rows.emplace_back();
+    for (const auto& c : cols) ls >> row[c];
+  }
+  return rows;
+}
 
 pid_t OwnerInName(const std::string& name) {
   const std::string base = name.substr(name.rfind('/') + 1);
@@ -240,8 +239,15 @@ Status Remove(const Found& f) {
   return Ok();
 }
 
-std::set<pid_t> Descendants(pid_t root) {
-  std::multimap<pid_t, pid_t> children;  // ppid -> pid
+namespace {
+
+struct ProcStat {
+  pid_t pid, ppid, pgid;
+};
+
+// Every process's pid, parent and group, from /proc/<pid>/stat.
+std::vector<ProcStat> Processes() {
+  std::vector<ProcStat> out;
   if (DIR* d = ::opendir("/proc")) {
     while (dirent* e = ::readdir(d)) {
       if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
@@ -252,12 +258,28 @@ std::set<pid_t> Descendants(pid_t root) {
       if (rp == std::string::npos) continue;
       std::istringstream rest(line.substr(rp + 2));
       char state = '?';
-      pid_t ppid = 0;
-      rest >> state >> ppid;
-      children.emplace(ppid, static_cast<pid_t>(std::atoi(e->d_name)));
+      pid_t ppid = 0, pgid = 0;
+      rest >> state >> ppid >> pgid;
+      out.push_back({static_cast<pid_t>(std::atoi(e->d_name)), ppid, pgid});
     }
     ::closedir(d);
   }
+  return out;
+}
+
+}  // namespace
+
+std::set<pid_t> ProcessGroup(pid_t pgid) {
+  std::set<pid_t> out;
+  for (const auto& p : Processes()) {
+    if (p.pgid == pgid) out.insert(p.pid);
+  }
+  return out;
+}
+
+std::set<pid_t> Descendants(pid_t root) {
+  std::multimap<pid_t, pid_t> children;  // ppid -> pid
+  for (const auto& p : Processes()) children.emplace(p.ppid, p.pid);
   std::set<pid_t> out;
   std::vector<pid_t> todo{root};
   while (!todo.empty()) {

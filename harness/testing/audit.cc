@@ -94,22 +94,7 @@ bool IsOursOrChild(pid_t pid) {
   return std::find(spawned.begin(), spawned.end(), pid) != spawned.end();
 }
 
-// The rows of /proc/sysvipc/<kind>, each as column name -> value.
-std::vector<std::map<std::string, std::string>> SysvTable(const char* kind) {
-  std::vector<std::map<std::string, std::string>> rows;
-  std::ifstream in(std::string("/proc/sysvipc/") + kind);
-  std::string header, line;
-  std::getline(in, header);
-  std::istringstream hs(header);
-  std::vector<std::string> cols;
-  for (std::string c; hs >> c;) cols.push_back(c);
-  while (std::getline(in, line)) {
-    std::istringstream ls(line);
-    auto& row = rows.emplace_back();
-    for (const auto& c : cols) ls >> row[c];
-  }
-  return rows;
-}
+using sweep::SysvTable;
 
 // The SysV queues the fault library saw this process tree create during the running case
 // (ipch/fault.h's census), when it is loaded.

@@ -11,6 +11,7 @@
 
 #include "case_record.h"
 #include "ipch/raw_io.h"
+#include "ipch/sweep.h"
 
 namespace ipch::testing {
 namespace {
@@ -149,7 +150,9 @@ void CaseProcess::ReadAvailable(UniqueFd& fd, std::string& into) {
 
 // The group's id is the child's pid, which cannot be reused while the child is unreaped: kill
 // the group before reaping, never after.
-void CaseProcess::KillGroup() const {
+void CaseProcess::KillGroup() {
+  tree_ = sweep::ProcessGroup(pid_);
+  tree_.insert(pid_);
   ::kill(-pid_, SIGKILL);
   ::kill(pid_, SIGKILL);  // in case the child never became its group's leader
 }
@@ -168,7 +171,7 @@ bool CaseProcess::TryReap() {
   if (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid != pid_) {
     return false;
   }
-  ::kill(-pid_, SIGKILL);  // peers the case left behind; the child itself is already gone
+  KillGroup();  // peers the case left behind; the child itself is already gone
   Reap();
   return true;
 }

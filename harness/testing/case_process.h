@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -53,6 +54,9 @@ class CaseProcess {
   void Drain();
 
   bool reaped() const { return reaped_; }
+  // The case's process and the peers in its group, as they were when its group was killed
+  // (what a SysV object's creator or last user may be).
+  const std::set<pid_t>& tree() const { return tree_; }
   int wait_status() const { return status_; }
   pid_t pid() const { return pid_; }
   const std::string& output() const { return output_text_; }
@@ -60,11 +64,12 @@ class CaseProcess {
 
  private:
   static void ReadAvailable(UniqueFd& fd, std::string& into);
-  void KillGroup() const;
+  void KillGroup();
   void Reap();
   pid_t pid_ = -1;
   bool reaped_ = false;
   int status_ = 0;
+  std::set<pid_t> tree_;
   UniqueFd pidfd_, output_, results_;
   std::string output_text_, result_text_;
 };

@@ -22,6 +22,7 @@
 #include "ipch/audit.h"
 #include "ipch/deadline.h"
 #include "ipch/raw_io.h"
+#include "ipch/sweep.h"
 #include "ipch/testing.h"
 #include "junit.h"
 #include "shared.h"
@@ -204,10 +205,15 @@ std::string ProcessCause(const std::vector<CaseRecord>& records, int status, boo
 
 // What the dead case left: objects named with its pid are its own; others (another run's) are
 // only reported, as a test binary's start-up sweep reports them.
-std::vector<std::string> SweepAfterDeath(pid_t pid) {
+// SysV objects carry no name: those the case's process tree (`tree`, taken as its group was
+// killed) made or used last are its own too. A queue whose two ends both died is found only so.
+std::vector<std::string> SweepAfterDeath(pid_t pid, const std::set<pid_t>& tree) {
   const std::string mark = "ipch-" + std::to_string(pid) + "-";
   std::vector<std::string> own, others;
   for (auto& r : audit::SweepDeadOwners()) (r.find(mark) != std::string::npos ? own : others).push_back(r);
+  for (const auto& f : sweep::OwnedBy(pid, tree)) {
+    if (f.kind.rfind("sysv", 0) == 0 && sweep::Remove(f).ok()) own.push_back(f.kind + " " + f.name);
+  }
   PrintSweep(others);
   return own;
 }
@@ -421,7 +427,7 @@ void Supervisor::Conclude(Slot& s) {
   std::string block = output;
   const std::string cause = ProcessCause(records, s.proc.wait_status(), s.timed_out, timeout_s_);
   if (!cause.empty()) {
-    const auto removed = SweepAfterDeath(s.proc.pid());
+    const auto removed = SweepAfterDeath(s.proc.pid(), s.proc.tree());
     std::string text =
         cause + "\nlast output:\n" + (output.empty() ? "  (none)\n" : Indented(LastLines(output, kTailLines)));
     if (!removed.empty()) text += "left behind and removed: " + Join(removed) + "\n";
@@ -492,7 +498,7 @@ int Supervisor::Interrupt(int sig) {
     if (const auto at = out.find("ipch: interrupted"); at != std::string::npos) {
       std::fputs(out.substr(at).c_str(), stderr);  // its report and replay line
     }
-    for (const auto& r : SweepAfterDeath(s->proc.pid())) std::fprintf(stderr, "  left behind and removed: %s\n", r.c_str());
+    for (const auto& r : SweepAfterDeath(s->proc.pid(), s->proc.tree())) std::fprintf(stderr, "  left behind and removed: %s\n", r.c_str());
   }
   running_.clear();
   std::fflush(stdout);

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <ctime>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -63,6 +64,11 @@ Status Remove(const Found& found);
 
 // The descendants of `root` (children, their children, ...), from /proc.
 std::set<pid_t> Descendants(pid_t root);
+// The processes of process group `pgid`, from /proc.
+std::set<pid_t> ProcessGroup(pid_t pgid);
+
+// The rows of /proc/sysvipc/<kind> ("shm", "msg", "sem"), each as column name -> value.
+std::vector<std::map<std::string, std::string>> SysvTable(const char* kind);
 
 // "posix shm /dev/shm/ipch-1-2 (owner pid 1 does not exist)".
 std::string Describe(const Found& found);

@@ -150,8 +150,9 @@ void CaseProcess::ReadAvailable(UniqueFd& fd, std::string& into) {
 
 // The group's id is the child's pid, which cannot be reused while the child is unreaped: kill
 // the group before reaping, never after.
-void CaseProcess::KillGroup() {
-  tree_ = sweep::ProcessGroup(pid_);
+void CaseProcess::KillGroup(bool record_tree) {
+  // A case that exited 0 ran its own audit; reading /proc for every such case would cost ~3 ms.
+  if (record_tree) tree_ = sweep::ProcessGroup(pid_);
   tree_.insert(pid_);
   ::kill(-pid_, SIGKILL);
   ::kill(pid_, SIGKILL);  // in case the child never became its group's leader
@@ -171,7 +172,7 @@ bool CaseProcess::TryReap() {
   if (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid != pid_) {
     return false;
   }
-  KillGroup();  // peers the case left behind; the child itself is already gone
+  KillGroup(!(info.si_code == CLD_EXITED && info.si_status == 0));  // peers the case left behind
   Reap();
   return true;
 }

@@ -64,7 +64,7 @@ class CaseProcess {
 
  private:
   static void ReadAvailable(UniqueFd& fd, std::string& into);
-  void KillGroup();
+  void KillGroup(bool record_tree = true);
   void Reap();
   pid_t pid_ = -1;
   bool reaped_ = false;

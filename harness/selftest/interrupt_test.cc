@@ -17,9 +17,9 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
-#include <sstream>
 
 #include "ipch/deadline.h"
+#include "ipch/interrupt.h"
 #include "ipch/sweep.h"
 #include "run_binary.h"
 
@@ -46,18 +46,9 @@ void AddNamed(const std::string& dir, std::set<std::string>& out) {
 // SysV objects of our uid, as "<kind> id=<id>".
 void AddSysv(std::set<std::string>& out) {
   for (const char* kind : {"shm", "msg", "sem"}) {
-    std::ifstream in(std::string("/proc/sysvipc/") + kind);
-    std::string line;
-    std::getline(in, line);
-    while (std::getline(in, line)) {
-      std::istringstream row(line);
-      std::string key, id, perms, rest;
-      row >> key >> id >> perms;
-      // uid is the 8th column of shm and msg, the 5th of sem
-      std::vector<std::string> cols{key, id, perms};
-      for (std::string c; row >> c;) cols.push_back(c);
-      const size_t uid_col = std::string(kind) == "sem" ? 4 : 7;
-      if (cols.size() > uid_col && std::stoul(cols[uid_col]) == ::geteuid()) out.insert(std::string(kind) + " id=" + id);
+    const std::string id_col = std::string(kind == std::string("msg") ? "msq" : kind) + "id";
+    for (auto& row : ipch::sweep::SysvTable(kind)) {
+      if (std::stoul(row["uid"]) == ::geteuid()) out.insert(std::string(kind) + " id=" + row[id_col]);
     }
   }
 }
@@ -90,8 +81,6 @@ struct Interruption {
   bool to_group;  // as a terminal's Ctrl-C does: the whole foreground group gets it
 };
 
-std::string SigName(int sig) { return std::string("SIG") + ::sigabbrev_np(sig); }
-
 class Interrupt : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { ::prctl(PR_SET_CHILD_SUBREAPER, 1); }
@@ -100,7 +89,7 @@ class Interrupt : public ::testing::Test {
   void Check(const Interruption& run, uint64_t seed) {
     std::mt19937_64 rng(seed);
     const int delay_ms = static_cast<int>(rng() % 1500) * ipch::SlowdownFactor();
-    const std::string what = std::string(run.isolated ? "isolated" : "direct") + " run, " + SigName(run.sig) +
+    const std::string what = std::string(run.isolated ? "isolated" : "direct") + " run, " + ipch::SignalName(run.sig) +
                              (run.to_group ? " to its process group" : " to its pid") + " " +
                              std::to_string(delay_ms) + " ms after its first case started (IPCH_INTERRUPT_SEED=" +
                              std::to_string(seed) + ")";
@@ -138,9 +127,9 @@ class Interrupt : public ::testing::Test {
         << (WIFSIGNALED(status) ? WTERMSIG(status) : 0) << "; expected exit " << 128 + run.sig << "\n"
         << out.substr(out.size() > 6000 ? out.size() - 6000 : 0);
     if (run.isolated) {
-      EXPECT_TRUE(Has(out, "[ipch] stopped by " + SigName(run.sig))) << out.substr(out.size() > 6000 ? out.size() - 6000 : 0);
+      EXPECT_TRUE(Has(out, "[ipch] stopped by " + ipch::SignalName(run.sig))) << out.substr(out.size() > 6000 ? out.size() - 6000 : 0);
     } else {
-      EXPECT_TRUE(Has(out, "ipch: interrupted by " + SigName(run.sig)))
+      EXPECT_TRUE(Has(out, "ipch: interrupted by " + ipch::SignalName(run.sig)))
           << out.substr(out.size() > 6000 ? out.size() - 6000 : 0);
       if (Has(out, " while running ")) {
         EXPECT_TRUE(Has(out, "[  REPLAY  ]")) << out;

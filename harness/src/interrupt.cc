@@ -59,11 +59,6 @@ void OnStopSignal(int sig) {
   ::_exit(128 + sig);  // the exec failed: at least stop, as the signal would have
 }
 
-std::string SignalName(int sig) {
-  const char* abbrev = ::sigabbrev_np(sig);
-  return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
-}
-
 // A forked child (a peer) is not the run: a stop signal ends it as it would have before.
 void DefaultInChild() {
   for (int sig : kStopSignals) {
@@ -73,6 +68,11 @@ void DefaultInChild() {
 }
 
 }  // namespace
+
+std::string SignalName(int sig) {
+  const char* abbrev = ::sigabbrev_np(sig);
+  return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
+}
 
 void InstallInterruptCleanup() {
   struct sigaction sa {};

@@ -21,6 +21,7 @@
 #include "case_record.h"
 #include "ipch/audit.h"
 #include "ipch/deadline.h"
+#include "ipch/interrupt.h"
 #include "ipch/raw_io.h"
 #include "ipch/sweep.h"
 #include "ipch/testing.h"
@@ -94,11 +95,6 @@ class StopSignals {
 };
 
 // ---- Text.
-
-std::string SignalName(int sig) {
-  const char* abbrev = ::sigabbrev_np(sig);
-  return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
-}
 
 std::string DeathText(int status) {
   if (!WIFSIGNALED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));

@@ -14,6 +14,9 @@
 
 namespace ipch {
 
+// "SIGINT"; "signal N" for a number with no name.
+std::string SignalName(int sig);
+
 // Installs the handler for SIGINT, SIGTERM and SIGHUP where each is at its default
 // disposition (an ignored SIGHUP, under nohup, stays ignored).
 void InstallInterruptCleanup();

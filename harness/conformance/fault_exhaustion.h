@@ -138,6 +138,17 @@ TYPED_TEST_P(Fault, OutOfDescriptorsIsEmfileNamedAndLeavesNothingBehind) {
 // Runs `body` in a forked child that first gives itself private namespaces (`flags` of
 // unshare(2)) with a private copy of the mount tree; the body returns the step that failed,
 // "", or a setup problem prefixed "setup: ". The child's error text carries the Status.
+// What the namespace cases need: root for `what`, and a transport that can run in a forked child
+// (one whose peers are exec'd, a threaded or fork-unsafe library, cannot).
+#define IPCH_REQUIRE_PRIVATE_NAMESPACES(what)                                                                   \
+  do {                                                                                                         \
+    if (::geteuid() != 0) GTEST_SKIP() << "UNSUPPORTED here: " << (what) << " needs root";                      \
+    if (::ipch::testing::ExecPeers(PeerModeOf<TypeParam>())) {                                                 \
+      GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << "'s peers are exec'd (a threaded or fork-unsafe "  \
+                   << "library), and this case runs the transport in a forked child with namespaces of its own"; \
+    }                                                                                                          \
+  } while (0)
+
 struct ChildOutcome {
   bool ran = false;     // the child answered
   std::string died;     // how it ended, when it did not answer
@@ -199,11 +210,7 @@ inline bool WriteProc(const std::string& path, const std::string& value) {
 // /dev/shm as a tmpfs of each size from 16 KiB up (by fours) until a connection fits.
 TYPED_TEST_P(Fault, FullDevShmIsEnospcNamedNeverSigbus) {
   if (!this->CrossProcess()) IPCH_NOT_APPLICABLE("it makes nothing in /dev/shm: its ends are in one process");
-  if (::geteuid() != 0) GTEST_SKIP() << "UNSUPPORTED here: a private tmpfs over /dev/shm needs root";
-  if (::ipch::testing::ExecPeers(PeerModeOf<TypeParam>())) {
-    GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << "'s peers are exec'd (a threaded or fork-unsafe library), "
-                 << "and this case runs the transport in a forked child with namespaces of its own";
-  }
+  IPCH_REQUIRE_PRIVATE_NAMESPACES("a private tmpfs over /dev/shm");
   const Bytes msg = MakeMessage(1, 100, this->Seed());
   const std::string address = this->address_;
   int failures = 0;
@@ -254,11 +261,7 @@ inline bool DropSysResource() {
 
 TYPED_TEST_P(Fault, KernelIpcLimitsReachedAreNamed) {
   if (!this->CrossProcess()) IPCH_NOT_APPLICABLE("it makes no kernel IPC object: its ends are in one process");
-  if (::geteuid() != 0) GTEST_SKIP() << "UNSUPPORTED here: a private IPC namespace with its own limits needs root";
-  if (::ipch::testing::ExecPeers(PeerModeOf<TypeParam>())) {
-    GTEST_SKIP() << "UNSUPPORTED: " << TypeParam::kName << "'s peers are exec'd (a threaded or fork-unsafe library), "
-                 << "and this case runs the transport in a forked child with namespaces of its own";
-  }
+  IPCH_REQUIRE_PRIVATE_NAMESPACES("a private IPC namespace with its own limits");
   const Bytes msg = MakeMessage(1, 100, this->Seed());
   const std::string address = this->address_;
   const IpcLimit limits[] = {{"kernel.msgmni", "/proc/sys/kernel/msgmni", ENOSPC, 1},

@@ -255,6 +255,22 @@ class NetnsPair {
     if (!skip.empty()) GTEST_SKIP() << skip;              \
   }
 
+// A listener in namespace a, an echo peer in b connected to it, and the connection accepted.
+struct EchoLink {
+  Listener listener;
+  ChildProcess peer;
+  StreamConnection conn;
+};
+Result<EchoLink> AcceptEchoPeer(const NetnsPair& env, const Options& o) {
+  auto l = ListenIn(env.a(), std::string(kAddrA) + ":0", o);
+  if (!l.ok()) return std::move(l).error();
+  auto peer = SpawnEcho(env.b(), l->address(), o);
+  if (!peer.ok()) return std::move(peer).error();
+  auto r = l->Accept(Settle());
+  if (!r.ok()) return Error{r.error().code, r.error().context + "; " + peer->Describe()};
+  return EchoLink{std::move(*l), std::move(*peer), std::move(*r)};
+}
+
 // A connection the kernel has given up on is PeerClosed, its message keeping the kernel's
 // reason: ETIMEDOUT, or the unreachable error a failed transmission left behind.
 ::testing::AssertionResult IsDeadLinkError(const Status& st) {
@@ -475,12 +491,10 @@ TEST(TcpLink, PeerNamespaceDeletedWhileConnected) {
   IPCH_NETNS_PAIR(env);
   const Options o = LinkOptions();
   const uint64_t salt = ipch::testing::Current().seed;
-  auto l = ListenIn(env.a(), std::string(kAddrA) + ":0", o);
-  IPCH_ASSERT_OK(l);
-  auto peer = SpawnEcho(env.b(), l->address(), o);
-  IPCH_ASSERT_OK(peer);
-  auto r = l->Accept(Settle());
-  IPCH_ASSERT_OK(r) << peer->Describe();
+  auto link = AcceptEchoPeer(env, o);
+  IPCH_ASSERT_OK(link);
+  ChildProcess* peer = &link->peer;
+  StreamConnection* r = &link->conn;
   Bytes got;
   IPCH_ASSERT_OK(r->Send(MakeMessage(0, 1000, salt), Settle()));
   IPCH_ASSERT_OK(r->Receive(got, Settle()));
@@ -536,12 +550,9 @@ TEST(TcpLink, NetemLossAndDelay) {
 
   const Options o = LinkOptions();
   const uint64_t salt = ipch::testing::Current().seed;
-  auto l = ListenIn(env.a(), std::string(kAddrA) + ":0", o);
-  IPCH_ASSERT_OK(l);
-  auto peer = SpawnEcho(env.b(), l->address(), o);
-  IPCH_ASSERT_OK(peer);
-  auto r = l->Accept(Settle());
-  IPCH_ASSERT_OK(r) << peer->Describe();
+  auto link = AcceptEchoPeer(env, o);
+  IPCH_ASSERT_OK(link);
+  StreamConnection* r = &link->conn;
   Bytes got;
   for (uint64_t i = 0; i < 10; ++i) {
     const std::size_t size = i % 2 ? 100 : 16 * 1024;

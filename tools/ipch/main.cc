@@ -1,27 +1,18 @@
 // ipch: the command-line tool. Verbs: sweep (objects left by dead processes).
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
+#include "cli.h"
 #include "ipch/sweep.h"
 
 namespace {
 
-constexpr int kBadInput = 2;
-
-struct SweepArgs {
-  std::string prefix = "ipch-";
-  bool dry_run = false;
-  bool json = false;
-  bool no_sysv = false;
-  long long min_age = 60;
-};
-
-int RunSweep(const SweepArgs& a) {
+int RunSweep(const ipch::cli::SweepArgs& a) {
   ipch::sweep::Options options;
   options.prefix = a.prefix;
   // SysV segments carry no name for a prefix to select: a narrower prefix leaves them out.
@@ -64,42 +55,16 @@ int RunSweep(const SweepArgs& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"ipch: tools of the ipc-harness test harness"};
-  app.require_subcommand(1);
-  SweepArgs sweep;
-  CLI::App* s = app.add_subcommand(
-      "sweep",
-      "Find and remove what dead processes of this uid left: the harness's scratch directories, /dev/shm and "
-      "/dev/mqueue entries named ipch-<pid>-..., and SysV segments with the IPCH magic whose creator is gone. An "
-      "owner is dead when its pid does not exist or was reused (a process with it started after the object was "
-      "made). Objects of other uids are never touched, even as root.");
-  s->add_option("--prefix", sweep.prefix, "only names that start with this (SysV segments, which have none, are then left out)")
-      ->check([](const std::string& p) -> std::string {
-        if (p.empty()) return "the prefix is empty";
-        if (p.find('/') != std::string::npos) return "a prefix is the start of a name, without '/'";
-        return "";
-      });
-  s->add_flag("--dry-run", sweep.dry_run, "list what would be removed; remove nothing");
-  s->add_flag("--json", sweep.json, "print the result as one JSON document");
-  s->add_flag("--no-sysv", sweep.no_sysv, "leave SysV segments out");
-  s->add_option("--min-age", sweep.min_age,
-                "seconds a SysV segment must have been idle (a connector that sent and exited leaves one a live "
-                "listener is about to accept)")
-      ->check(CLI::NonNegativeNumber);
-  // CLI11 would call an unknown verb a missing one: name it.
-  if (argc > 1 && argv[1][0] != '-' && std::string(argv[1]) != "sweep") {
-    std::fprintf(stderr, "ipch: unknown verb '%s' (verbs: sweep)\nRun 'ipch --help' for the usage.\n", argv[1]);
-    return kBadInput;
+  const ipch::cli::Command cmd = ipch::cli::Parse(std::vector<std::string>(argv + 1, argv + argc));
+  switch (cmd.verb) {
+    case ipch::cli::Command::kSweep:
+      return RunSweep(cmd.sweep);
+    case ipch::cli::Command::kHelp:
+      std::cout << cmd.text;
+      return 0;
+    case ipch::cli::Command::kBadInput:
+      break;
   }
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp&) {
-    std::cout << app.help();
-    return 0;
-  } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "ipch: %s\nRun 'ipch --help' or 'ipch sweep --help' for the usage.\n", e.what());
-    return kBadInput;
-  }
-  if (s->parsed()) return RunSweep(sweep);
-  return kBadInput;
+  std::fprintf(stderr, "%s\n", cmd.text.c_str());
+  return ipch::cli::kBadInput;
 }

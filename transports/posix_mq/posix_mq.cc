@@ -23,16 +23,14 @@
 #include "../mq/connection.h"
 #include "../shm_ring/liveness.h"
 #include "../stream/wire.h"
+#include "rendezvous.h"
 
 namespace ipch::posix_mq {
 namespace {
 
-constexpr uint32_t kRecordMagic = 0x50435049;   // "IPCP"
-constexpr std::size_t kRecordSize = 32;         // u32 magic | u32 version | u32 pid | u32 0 | u64 start time
-constexpr uint32_t kRequestMagic = 0x51504d51;  // "QMPQ"
-// A request: u32 magic | u32 pid | u64 start time | the connection's base name, NUL-padded.
-constexpr std::size_t kRequestSize = 256;
-constexpr std::size_t kNameRoom = kRequestSize - 16;
+using rendezvous::kRecordSize;
+using rendezvous::kRequestSize;
+using rendezvous::Request;
 constexpr int kSureTries = 1000;
 
 using wire::GetU32;
@@ -92,18 +90,6 @@ timespec SliceEnd(Deadline d) {
   return RealtimeAfter(std::min<Clock::duration>(d.remaining(), mq::kSlice));
 }
 
-bool ValidBase(const std::string& listen_name, const std::string& base) {
-  if (base.size() <= listen_name.size() + 1 || base.compare(0, listen_name.size(), listen_name) != 0 ||
-      base[listen_name.size()] != '.' || base.size() + 3 > NAME_MAX) {
-    return false;
-  }
-  for (std::size_t i = listen_name.size(); i < base.size(); ++i) {
-    const char c = base[i];
-    if (!((c >= 'a' && c <= 'f') || (c >= '0' && c <= '9') || c == '.')) return false;
-  }
-  return true;
-}
-
 // Owner and mode of an open queue or shm object: ours, nobody else's bits.
 Status CheckOwned(int fd, const std::string& what) {
   struct stat st {};
@@ -128,15 +114,6 @@ struct Record {
   time_t ctime = 0;
 };
 
-void EncodeRecord(const shm::ProcessIdentity& owner, unsigned char (&b)[kRecordSize]) {
-  std::memset(b, 0, sizeof b);
-  PutU32(b, kRecordMagic);
-  PutU32(b + 4, 1);
-  PutU32(b + 8, owner.pid);
-  PutU32(b + 16, static_cast<uint32_t>(owner.start_time));
-  PutU32(b + 20, static_cast<uint32_t>(owner.start_time >> 32));
-}
-
 // Reads the owner record of `name`. ENOENT keeps its errno (the caller decides what it means).
 Result<Record> ReadRecord(const std::string& name, const std::string& label) {
   const std::string rec = name + ".owner";
@@ -156,12 +133,10 @@ Result<Record> ReadRecord(const std::string& name, const std::string& label) {
   }
   unsigned char b[kRecordSize];
   if (::pread(fd.get(), b, sizeof b, 0) != static_cast<ssize_t>(sizeof b)) return ErrnoError(label + ": read " + rec);
-  if (GetU32(b) != kRecordMagic || GetU32(b + 4) != 1) {
-    return MakeError(Errc::Corrupt, label + ": " + rec + " is not an owner record of ours");
-  }
+  auto owner = rendezvous::DecodeRecord(b, sizeof b, label + ": " + rec);
+  if (!owner.ok()) return std::move(owner).error();
   r.initialised = true;
-  r.owner.pid = GetU32(b + 8);
-  r.owner.start_time = uint64_t{GetU32(b + 16)} | uint64_t{GetU32(b + 20)} << 32;
+  r.owner = *owner;
   return r;
 }
 
@@ -244,7 +219,7 @@ Status Adapter::PlantImpostor(const std::string& name, Impostor kind) {
   UniqueFd fd(::shm_open(rec.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!fd) return ErrnoError("plant: shm_open " + rec);
   unsigned char b[kRecordSize];
-  EncodeRecord(shm::Self(), b);
+  rendezvous::EncodeRecord(shm::Self(), b);
   const std::size_t n = kind == Impostor::WrongSize ? kRecordSize / 2 : kRecordSize;
   if (::pwrite(fd.get(), b, n, 0) != static_cast<ssize_t>(n)) return ErrnoError("plant: write " + rec);
   if (kind == Impostor::OtherOwner) {
@@ -370,15 +345,6 @@ class PosixQueues final : public mq::Queues {
 
 // ---- listener --------------------------------------------------------------------------------
 
-namespace {
-
-struct Request {
-  shm::ProcessIdentity client;
-  std::string base;
-};
-
-}  // namespace
-
 struct Listener::State {
   std::string name;
   Queue q;
@@ -393,30 +359,6 @@ struct Listener::State {
 };
 
 namespace {
-
-// A connector's request: this process, and the base name of its three queues.
-void EncodeRequest(const std::string& base, unsigned char req[kRequestSize]) {
-  std::memset(req, 0, kRequestSize);
-  const auto self = shm::Self();
-  PutU32(req, kRequestMagic);
-  PutU32(req + 4, self.pid);
-  PutU32(req + 8, static_cast<uint32_t>(self.start_time));
-  PutU32(req + 12, static_cast<uint32_t>(self.start_time >> 32));
-  std::memcpy(req + 16, base.data(), std::min(base.size(), kNameRoom - 1));
-}
-
-Result<Request> ParseRequest(const std::string& listen_name, const unsigned char* p, std::size_t n) {
-  if (n != kRequestSize || GetU32(p) != kRequestMagic) return MakeError(Errc::Corrupt, "malformed connection request");
-  Request r;
-  r.client.pid = GetU32(p + 4);
-  r.client.start_time = uint64_t{GetU32(p + 8)} | uint64_t{GetU32(p + 12)} << 32;
-  const char* name = reinterpret_cast<const char*>(p + 16);
-  const std::size_t len = strnlen(name, kNameRoom);
-  if (len == kNameRoom) return MakeError(Errc::Corrupt, "request name not terminated");
-  r.base.assign(name, len);
-  if (!ValidBase(listen_name, r.base)) return MakeError(Errc::Corrupt, "request names no connection of this listener");
-  return r;
-}
 
 // Opens the three queues a request names, checks they are ours, and builds the server end.
 // `refuse` closes it at once (the connector sees PeerClosed). Names are unlinked either way.
@@ -501,7 +443,7 @@ Result<Connection> Listener::Accept(Deadline d) {
       }
       return ErrnoError(label + ": mq_timedreceive", err);
     }
-    auto r = ParseRequest(s.name, buf, static_cast<std::size_t>(n));
+    auto r = rendezvous::ParseRequest(s.name, buf, static_cast<std::size_t>(n));
     if (!r.ok()) continue;  // not a request of ours: dropped
     auto c = TakeRequest(*r, s.max, label + " (server)");
     if (c.ok()) return c;
@@ -533,7 +475,7 @@ Status Listener::State::Close() {
         if (errno == EINTR) continue;
         break;
       }
-      auto r = ParseRequest(s.name, buf, static_cast<std::size_t>(n));
+      auto r = rendezvous::ParseRequest(s.name, buf, static_cast<std::size_t>(n));
       if (!r.ok()) continue;
       auto c = TakeRequest(*r, s.max, "refused");
       if (c.ok()) (void)c->Close();
@@ -572,7 +514,7 @@ Result<Listener> Listen(const std::string& name, std::size_t max_message_size) {
     UniqueFd fd(::shm_open(draft.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0600));
     if (!fd) return ErrnoError(label + ": shm_open " + draft);
     unsigned char b[kRecordSize];
-    EncodeRecord(shm::Self(), b);
+    rendezvous::EncodeRecord(shm::Self(), b);
     if (RetryEintr([&] { return ::pwrite(fd.get(), b, sizeof b, 0); }) != static_cast<ssize_t>(sizeof b)) {
       const int err = errno;
       ::shm_unlink(draft.c_str());
@@ -675,7 +617,7 @@ Result<Connection> Connect(const std::string& name, Deadline d, std::size_t max_
     }
   }
   unsigned char req[kRequestSize];
-  EncodeRequest(base, req);
+  rendezvous::EncodeRequest(shm::Self(), base, req);
   const bool probe = d.expired();
   for (;;) {
     const timespec until = SliceEnd(d);
@@ -728,7 +670,7 @@ Status Adapter::PlantRequestImpostor(const Listener& l, RequestImpostor kind) {
     }
   }
   unsigned char req[kRequestSize];
-  EncodeRequest(base, req);
+  rendezvous::EncodeRequest(shm::Self(), base, req);
   Queue lq(::mq_open(name.c_str(), O_WRONLY | O_CLOEXEC));
   if (!lq.valid()) return ErrnoError("plant: mq_open " + name);
   const timespec now{0, 0};

@@ -4,7 +4,8 @@ include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
 set(ipch_export_targets ipch_core ipch_fault ipch_toxics ipch_testing ipch_testing_main ipch_conformance
-    ipch_stream ipch_inmem ipch_tcp ipch_unix ipch_fifo ipch_shm ipch_mq ipch_sysv_mq ipch_posix_mq)
+    ipch_stream ipch_inmem ipch_tcp ipch_unix ipch_fifo ipch_shm ipch_mq ipch_sysv_mq ipch_posix_mq
+    ipch_fuzz_replay_main)
 foreach(t IN LISTS ipch_export_targets)
   string(REGEX REPLACE "^ipch_" "" short "${t}")
   set_target_properties(${t} PROPERTIES EXPORT_NAME ${short})
@@ -25,4 +26,5 @@ configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/ipchConfig.cmake.in
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/ipchConfigVersion.cmake COMPATIBILITY SameMinorVersion)
 install(FILES ${PROJECT_BINARY_DIR}/ipchConfig.cmake ${PROJECT_BINARY_DIR}/ipchConfigVersion.cmake
         ${PROJECT_SOURCE_DIR}/cmake/IpchTests.cmake ${PROJECT_SOURCE_DIR}/cmake/IpchDiscoverScript.cmake
+        ${PROJECT_SOURCE_DIR}/cmake/IpchFuzz.cmake
         DESTINATION ${ipch_cmake_dir})

@@ -41,11 +41,12 @@ ipch_tsan_prepare() {
   if [ "$bits" -gt 28 ] && [ "$(id -u)" -eq 0 ]; then sysctl -qw vm.mmap_rnd_bits=28 || true; fi
 }
 
-ipch_build() {  # preset; the full log goes to build/PRESET.log, shown only on failure
+ipch_build() {  # preset [cmake --build options...]; the full log goes to build/PRESET.log, shown only on failure
   local preset=$1 log="$IPCH_ROOT/build/$1.log"
+  shift
   mkdir -p "$IPCH_ROOT/build"
   ipch_log "configure + build: $preset"
-  if ! { cmake --preset "$preset" -S "$IPCH_ROOT" && cmake --build --preset "$preset"; } >"$log" 2>&1; then
+  if ! { cmake --preset "$preset" -S "$IPCH_ROOT" && cmake --build --preset "$preset" "$@"; } >"$log" 2>&1; then
     grep -E -A5 'error|Error|FAILED' "$log" | head -n 80 >&2
     echo "build of preset '$preset' failed; full log: $log" >&2
     return 1

@@ -606,6 +606,11 @@ Status DecodeResponse(Op op, long status, const HeaderMap& headers, std::string_
 }
 
 Status DecodeTransferError(int curl_code, long os_errno, const std::string& detail, const std::string& context) {
+  if (curl_code < 0 || curl_code >= static_cast<int>(CURL_LAST)) {
+    // Not a CURLcode this libcurl knows (converting it to the enum would be undefined).
+    return ErrnoError(context + ": curl error " + std::to_string(curl_code) + ", unknown to this libcurl",
+                      os_errno != 0 ? static_cast<int>(os_errno) : EPROTO);
+  }
   const auto code = static_cast<CURLcode>(curl_code);
   std::string msg = context + ": " + curl_easy_strerror(code);
   if (!detail.empty()) msg += " (" + detail + ")";

@@ -1,6 +1,6 @@
 // Fuzzes the stream frame decoder (StreamConnection::Receive) with hostile peer bytes. The
-// first input byte picks how the peer's bytes are sliced into writes, so frames arrive split at
-// every boundary. The rest is a list of records, so that the fuzzer gets past the checksums:
+// first input byte picks how the peer's bytes are sliced into writes (1 to 64 bytes, or 1/256th
+// of the stream if that is more), so frames arrive split at every boundary. The rest is a list of records, so that the fuzzer gets past the checksums:
 //   [op u8][n u8][n bytes]   op & 3 == 0: the n bytes raw; 1: a well-formed frame around them;
 //                            2: that frame with bit (op >> 2) of byte n/2 flipped; 3: a header
 //                            announcing n * 37 bytes followed by the n bytes.
@@ -9,6 +9,7 @@
 // same code; nothing crashes or hangs.
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <vector>
@@ -81,7 +82,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) return 0;
   ipch::StreamConnection conn(ipch::UniqueFd(sv[0]), ipch::UniqueFd(), kMax, true, "fuzz");
   ipch::UniqueFd peer(sv[1]);
-  const std::size_t slice = 1 + data[0] % 64;
+  // At most 256 writes per input: a long stream in 1-byte writes would cost thousands of calls
+  // for boundaries the first few hundred bytes already show.
+  const std::size_t slice = std::max<std::size_t>(1 + data[0] % 64, (stream.bytes.size() + 255) / 256);
   const uint8_t* bytes = stream.bytes.data();
   const std::size_t n_bytes = stream.bytes.size();
   std::vector<ipch::Bytes> got;

@@ -387,6 +387,11 @@ bool ForgetMapping(void* addr) {
 
 constexpr std::size_t kPage = 4096;
 constexpr const char* kSharedEnv = "IPCH_FAULT_SHARED";
+constexpr const char kSharedName[] = "ipch-fault-shared";
+// Written at offset kMagicAt of the first page when the pages are made; the tree counter is the
+// page's first word, and nothing else lives there.
+constexpr uint64_t kSharedMagic = 0x4950434846535244ULL;  // "IPCHFSRD"
+constexpr std::size_t kMagicAt = 64;
 
 // This process's shared pages (made on first use; a forked child makes its own when it arms or
 // counts for itself). Raw syscalls throughout: the hooks must not see these calls.
@@ -394,7 +399,7 @@ std::byte* SharedPages() {
   State& s = S();
   const long self = ::syscall(SYS_getpid);
   if (s.shared != nullptr && s.shared_owner == self) return s.shared;
-  const int fd = static_cast<int>(::syscall(SYS_memfd_create, "ipch-fault-shared", MFD_CLOEXEC));
+  const int fd = static_cast<int>(::syscall(SYS_memfd_create, kSharedName, MFD_CLOEXEC));
   if (fd < 0) return nullptr;
   void* p = MAP_FAILED;
   if (::syscall(SYS_ftruncate, fd, 2 * kPage) == 0) {
@@ -405,10 +410,33 @@ std::byte* SharedPages() {
     ::syscall(SYS_close, fd);
     return nullptr;
   }
+  std::memcpy(static_cast<std::byte*>(p) + kMagicAt, &kSharedMagic, sizeof kSharedMagic);
   s.shared = static_cast<std::byte*>(p);
   s.shared_fd = fd;
   s.shared_owner = self;
   return s.shared;
+}
+
+// Whether `fd` is a parent's shared pages: a memfd of ours, two pages long, with the magic word.
+// The name in IPCH_FAULT_SHARED is a descriptor number in another process, which may mean
+// something else by now (the parent closed it, or exec'd itself and the loader reused the number
+// for a shared library): mapped shared and counted into, that file would be written to.
+bool IsSharedPages(int fd) {
+  char self_path[64], target[128];
+  std::snprintf(self_path, sizeof self_path, "/proc/self/fd/%d", fd);
+  const long n = ::syscall(SYS_readlinkat, AT_FDCWD, self_path, target, sizeof target - 1);
+  if (n <= 0) return false;
+  target[n] = '\0';
+  constexpr char kPrefix[] = "/memfd:";
+  if (std::strncmp(target, kPrefix, sizeof kPrefix - 1) != 0 ||
+      std::strncmp(target + sizeof kPrefix - 1, kSharedName, sizeof kSharedName - 1) != 0) {
+    return false;
+  }
+  struct stat st {};
+  if (::syscall(SYS_fstat, fd, &st) != 0 || st.st_size != static_cast<off_t>(2 * kPage)) return false;
+  uint64_t magic = 0;
+  return ::syscall(SYS_pread64, fd, &magic, sizeof magic, kMagicAt) == static_cast<long>(sizeof magic) &&
+         magic == kSharedMagic;
 }
 
 // In a program exec'd with IPCH_FAULT_SHARED="/proc/<pid>/fd/<fd>" ("...:census" when a census
@@ -423,6 +451,10 @@ bool AttachSharedFromEnvironment() {
   if (census != nullptr) *census = '\0';
   const int fd = static_cast<int>(::syscall(SYS_openat, AT_FDCWD, path, O_RDWR | O_CLOEXEC));
   if (fd < 0) return false;
+  if (!IsSharedPages(fd)) {
+    ::syscall(SYS_close, fd);
+    return false;
+  }
   void* p = reinterpret_cast<void*>(::syscall(SYS_mmap, nullptr, 2 * kPage, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
   if (p == MAP_FAILED) {
     ::syscall(SYS_close, fd);

@@ -355,7 +355,8 @@ struct ProbeRun {
   ExitInfo exit;
   std::string err;
 };
-ProbeRun RunProbe(const char* exe, const std::string& plan, const char* expect, bool preload) {
+ProbeRun RunProbe(const char* exe, const std::string& plan, const char* expect, bool preload,
+                  const std::vector<std::string>& extra_env = {}) {
   int pipefd[2];
   if (::pipe2(pipefd, O_CLOEXEC) != 0) return {};
   std::vector<std::string> env;
@@ -364,6 +365,7 @@ ProbeRun RunProbe(const char* exe, const std::string& plan, const char* expect, 
   }
   env.push_back(std::string(kPlanEnv) + "=" + plan);
   if (preload) env.push_back(std::string("LD_PRELOAD=") + IPCH_FAULT_LIBRARY);
+  env.insert(env.end(), extra_env.begin(), extra_env.end());
   auto child = ChildProcess::Spawn([&](ControlChannel&) -> Status {
     std::vector<char*> envp;
     for (auto& e : env) envp.push_back(e.data());
@@ -430,6 +432,31 @@ TEST(FaultPlanEnv, APeerExecdUnderAPlanArmsItToo) {
   IPCH_ASSERT_OK(r);
   EXPECT_EQ(*r, "written | no plan");
   IPCH_EXPECT_OK(unarmed->Join(Deadline::After(Scaled(std::chrono::seconds(10)))));
+}
+
+// IPCH_FAULT_SHARED names a descriptor of another process, which may be another file by the time
+// a peer starts (its parent re-exec'd itself to clean up after Ctrl-C, and the loader took the
+// number for a shared library: counted into, that library was written to). The peer must map
+// only the parent's real pages. Here the name leads to a regular file of two pages: the fault
+// the probe takes must not be counted into it. Seen failing without the check: the file's first
+// byte became 1.
+TEST(FaultPlanEnv, AnExecdChildCountsOnlyIntoItsParentsRealPages) {
+  char path[] = "/tmp/ipch-fault-shared-test-XXXXXX";
+  UniqueFd file(::mkstemp(path));
+  ASSERT_TRUE(file) << std::strerror(errno);
+  ::unlink(path);
+  const std::vector<char> zeros(2 * 4096, 0);
+  ASSERT_EQ(::pwrite(file.get(), zeros.data(), zeros.size(), 0), static_cast<ssize_t>(zeros.size()));
+  // Named through /proc, as PlanEnvironment names the pages, with and without a census.
+  for (const char* census : {"", ":census"}) {
+    const std::string shared = "IPCH_FAULT_SHARED=/proc/" + std::to_string(::getpid()) + "/fd/" +
+                               std::to_string(file.get()) + census;
+    auto hit = RunProbe(IPCH_FAULT_PROBE, "write:EPIPE", "EPIPE", false, {shared});
+    EXPECT_TRUE(hit.exit.Success()) << hit.exit.ToString() << " " << hit.err;
+    std::vector<char> now(zeros.size());
+    ASSERT_EQ(::pread(file.get(), now.data(), now.size(), 0), static_cast<ssize_t>(now.size()));
+    EXPECT_EQ(now, zeros) << "the probe counted into a file that is not its parent's pages (" << shared << ")";
+  }
 }
 
 TEST(FaultPlanEnv, PreloadedIntoABinaryWithoutOurCode) {

@@ -394,7 +394,10 @@ constexpr uint64_t kSharedMagic = 0x4950434846535244ULL;  // "IPCHFSRD"
 constexpr std::size_t kMagicAt = 64;
 
 // This process's shared pages (made on first use; a forked child makes its own when it arms or
-// counts for itself). Raw syscalls throughout: the hooks must not see these calls.
+// counts for itself). Raw syscalls throughout: the hooks must not see these calls. Every
+// argument of a syscall(2) is a long: an int passed where the kernel reads a long (mmap's offset)
+// has undefined upper bits, and clang builds leave garbage there (the offset became
+// 0x7ffe00000000 and the first write to the page was a SIGBUS).
 std::byte* SharedPages() {
   State& s = S();
   const long self = ::syscall(SYS_getpid);
@@ -404,7 +407,7 @@ std::byte* SharedPages() {
   void* p = MAP_FAILED;
   if (::syscall(SYS_ftruncate, fd, 2 * kPage) == 0) {
     p = reinterpret_cast<void*>(
-        ::syscall(SYS_mmap, nullptr, 2 * kPage, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+        ::syscall(SYS_mmap, nullptr, 2 * kPage, PROT_READ | PROT_WRITE, MAP_SHARED, static_cast<long>(fd), 0L));
   }
   if (p == MAP_FAILED) {
     ::syscall(SYS_close, fd);
@@ -455,7 +458,8 @@ bool AttachSharedFromEnvironment() {
     ::syscall(SYS_close, fd);
     return false;
   }
-  void* p = reinterpret_cast<void*>(::syscall(SYS_mmap, nullptr, 2 * kPage, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+  void* p = reinterpret_cast<void*>(
+      ::syscall(SYS_mmap, nullptr, 2 * kPage, PROT_READ | PROT_WRITE, MAP_SHARED, static_cast<long>(fd), 0L));
   if (p == MAP_FAILED) {
     ::syscall(SYS_close, fd);
     return false;
@@ -535,7 +539,7 @@ void ArmImpl(const Plan& plan, bool keep_tree) {
   if (s.tree_attached && !keep_tree) {
     // An exec'd program arming a plan of its own: it counts apart from its parent from now on.
     void* page = reinterpret_cast<void*>(::syscall(SYS_mmap, nullptr, kPage, PROT_READ | PROT_WRITE,
-                                                   MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+                                                   MAP_SHARED | MAP_ANONYMOUS, -1L, 0L));
     if (page != MAP_FAILED) s.tree = new (page) std::atomic<uint64_t>(0);
     s.tree_attached = false;
   } else if (s.tree == nullptr || s.tree_owner != self) {

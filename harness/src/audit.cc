@@ -153,13 +153,13 @@ void DiffSet(const std::set<std::string>& a, const std::set<std::string>& b, con
 std::chrono::milliseconds SettleBound() { return std::chrono::milliseconds(200) * SlowdownFactor(); }
 
 Settled AwaitSettled(const Snapshot& before, const std::string& token_prefix,
-                     const std::filesystem::path& scratch_dir) {
+                     const std::filesystem::path& scratch_dir, Scope scope) {
   Settled s;
   const auto begin = Clock::now();
   const auto until = Deadline::After(SettleBound());
   for (int round = 0;; ++round) {
     if (round > 0) s.waited = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - begin);
-    s.after = Take(token_prefix);
+    s.after = Take(token_prefix, scope);
     s.leaks = Leaks(before, s.after);
     if (!scratch_dir.empty()) {
       for (const auto& f : LeftoverFiles(scratch_dir)) s.leaks.push_back("file left in scratch dir: " + f);
@@ -171,15 +171,17 @@ Settled AwaitSettled(const Snapshot& before, const std::string& token_prefix,
   return s;
 }
 
-Snapshot Take(const std::string& token_prefix) {
+Snapshot Take(const std::string& token_prefix, Scope scope) {
   Snapshot s;
   s.fds = OpenFds();
   s.shm = ListWithPrefix("/dev/shm", token_prefix);
   s.mqueues = ListWithPrefix("/dev/mqueue", token_prefix);
   s.sysv = SysvObjects();
-  s.children = Children();
+  if (scope == Scope::kWithChildren) s.children = Children();
   return s;
 }
+
+std::map<int, std::string> OpenDescriptors() { return OpenFds(); }
 
 std::vector<std::string> Leaks(const Snapshot& before, const Snapshot& after) {
   std::vector<std::string> out;

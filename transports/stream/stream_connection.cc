@@ -55,8 +55,7 @@ StreamConnection::StreamConnection(UniqueFd read_fd, UniqueFd write_fd, std::siz
       max_(std::min<std::size_t>(max_message_size, UINT32_MAX)),  // the header holds a u32
       is_socket_(is_socket),
       label_(std::move(label)),
-      open_(true),
-      rbuf_(kReadChunk) {
+      open_(true) {
   if (!wfd_.valid()) wfd_ = std::move(rfd_);  // one fd for both directions
 }
 
@@ -155,9 +154,12 @@ Status StreamConnection::Send(ByteView msg, Deadline d) {
 }
 
 Status StreamConnection::FillSome(Deadline d) {
+  // Allocated at the first read and never cleared: a connection that only sends never pays for
+  // it, and clearing 64 KiB per connection was a fifth of a new pair's cost.
+  if (!rbuf_) rbuf_ = std::make_unique_for_overwrite<std::byte[]>(kReadChunk);
   if (rpos_ == rend_) rpos_ = rend_ = 0;
-  if (rend_ == rbuf_.size()) {  // compact
-    std::memmove(rbuf_.data(), rbuf_.data() + rpos_, rend_ - rpos_);
+  if (rend_ == kReadChunk) {  // compact
+    std::memmove(rbuf_.get(), rbuf_.get() + rpos_, rend_ - rpos_);
     rend_ -= rpos_;
     rpos_ = 0;
   }
@@ -166,7 +168,7 @@ Status StreamConnection::FillSome(Deadline d) {
   // poll+read is one syscall fewer than read(EAGAIN)+poll+read.
   for (;;) {
     IPCH_RETURN_IF_ERROR(WaitFd(fd, POLLIN, d, "receive"));
-    ssize_t r = ::read(fd, rbuf_.data() + rend_, std::min(rbuf_.size() - rend_, kSpeculativeRead));
+    ssize_t r = ::read(fd, rbuf_.get() + rend_, std::min(kReadChunk - rend_, kSpeculativeRead));
     if (r > 0) {
       rend_ += static_cast<std::size_t>(r);
       return Ok();
@@ -200,7 +202,7 @@ Status StreamConnection::Receive(Bytes& out, Deadline d) {
 Status StreamConnection::ReceiveFrame(Bytes& out, Deadline d) {
   while (!have_header_) {
     if (rend_ - rpos_ >= kHeaderSize) {
-      const auto* h = reinterpret_cast<const unsigned char*>(rbuf_.data() + rpos_);
+      const auto* h = reinterpret_cast<const unsigned char*>(rbuf_.get() + rpos_);
       if (GetU32(h + 8) != Crc32c(h, 8)) {
         return Fail(MakeError(Errc::Corrupt, label_ + ": frame header checksum mismatch (damaged length)"));
       }
@@ -224,8 +226,7 @@ Status StreamConnection::ReceiveFrame(Bytes& out, Deadline d) {
     std::size_t avail = rend_ - rpos_;
     if (avail > 0) {
       std::size_t take = std::min(need, avail);
-      partial_.insert(partial_.end(), rbuf_.begin() + static_cast<std::ptrdiff_t>(rpos_),
-                      rbuf_.begin() + static_cast<std::ptrdiff_t>(rpos_ + take));
+      partial_.insert(partial_.end(), rbuf_.get() + rpos_, rbuf_.get() + rpos_ + take);
       rpos_ += take;
       continue;
     }

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -72,8 +73,9 @@ class StreamConnection {
   bool open_ = false;
   std::optional<Error> sticky_;
 
-  // Receive side: buffered bytes [rpos_, rend_) of rbuf_, and a frame in progress.
-  Bytes rbuf_;
+  // Receive side: buffered bytes [rpos_, rend_) of rbuf_ (64 KiB, allocated at the first read),
+  // and a frame in progress.
+  std::unique_ptr<std::byte[]> rbuf_;
   std::size_t rpos_ = 0, rend_ = 0;
   bool have_header_ = false;
   std::size_t want_ = 0;  // payload length of the frame in progress

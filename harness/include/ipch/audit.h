@@ -24,8 +24,13 @@ struct Snapshot {
 // library's background thread closes after close returned) before it calls what is left a leak:
 // 200 ms, scaled (SlowdownFactor).
 std::chrono::milliseconds SettleBound();
+// What a snapshot looks at: everything, or all but child processes (listing them reads every
+// process's /proc/<pid>/stat: the costly part, and needless for a test that starts none).
+enum class Scope { kWithChildren, kWithoutChildren };
 // `token_prefix` selects the named objects that belong to this process ("ipch-<pid>-").
-Snapshot Take(const std::string& token_prefix);
+Snapshot Take(const std::string& token_prefix, Scope scope = Scope::kWithChildren);
+// The descriptors alone (Snapshot::fds): what a caller between two snapshots may have opened.
+std::map<int, std::string> OpenDescriptors();
 // One line per object present in `after` but not in `before`.
 std::vector<std::string> Leaks(const Snapshot& before, const Snapshot& after);
 // Files left in a directory tree (relative paths).
@@ -38,7 +43,8 @@ struct Settled {
   std::vector<std::string> leaks;
   std::chrono::milliseconds waited{0};  // until the last snapshot was taken; 0 when the first was clean
 };
-Settled AwaitSettled(const Snapshot& before, const std::string& token_prefix, const std::filesystem::path& scratch_dir);
+Settled AwaitSettled(const Snapshot& before, const std::string& token_prefix, const std::filesystem::path& scratch_dir,
+                     Scope scope = Scope::kWithChildren);
 // Removes what a test leaked (after it has been reported): kills and reaps child processes,
 // unlinks POSIX shm and queues, removes SysV objects that are in `after` but not `before`.
 void CleanUp(const Snapshot& before, const Snapshot& after);

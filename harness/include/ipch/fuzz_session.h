@@ -16,7 +16,9 @@
 // arrives is still the next message sent, or one whose send failed. After a flipped bit in
 // shared memory (a hostile peer) only Corrupt, WouldBlock, PeerClosed, Timeout, Closed or a
 // message within the maximum may come back. After the input, everything is closed and the
-// resource audit (ipch/audit.h) must find no descriptor, name or kernel object left.
+// resource audit (ipch/audit.h) must find no descriptor, name or kernel object left (child
+// processes are not looked at: both ends are in this process, and the fuzzer's own helpers,
+// such as llvm-symbolizer, are children too).
 //
 // IPCH_SESSION_TRACE=1 prints every input's operations and outcomes as they ran.
 //
@@ -68,6 +70,7 @@ class InputReader {
   // Up to n bytes as they are (fewer at the end of the input).
   std::size_t Take(std::size_t n, std::byte* out) {
     const std::size_t k = std::min<std::size_t>(n, static_cast<std::size_t>(end_ - p_));
+    if (k == 0) return 0;  // memcpy's pointers must not be null, even for no bytes
     std::memcpy(out, p_, k);
     p_ += k;
     return k;
@@ -85,7 +88,7 @@ inline constexpr std::size_t kPerMessage = 64;  // what framing may add to each 
 inline constexpr std::size_t kMaxUnread = 8;
 inline constexpr std::size_t kMaxOps = 64;         // operations per input
 inline constexpr std::size_t kContentFromInput = 16;  // bytes of a message's content the input gives
-inline constexpr int kMaxTimedWaits = 2;           // receives per input that wait for their deadline
+inline constexpr int kMaxTimedWaits = 1;           // receives per input that wait for their deadline
 
 // Calls whose faults the contract requires to be invisible (retried or waited again).
 inline constexpr uint64_t kQuietCalls = fault::kRead | fault::kWrite | fault::kPoll | fault::kFutex | fault::kMsgsnd |
@@ -127,11 +130,14 @@ class Session {
     if (!dir.ok()) Die("cannot make a scratch directory: " + dir.error().ToString());
     scratch_ = std::move(*dir);
     (void)audit::EnsureMqueueMounted();
-    before_ = audit::Take(prefix_);
+    before_ = audit::Take(prefix_, audit::Scope::kWithoutChildren);
     trace_all_ = std::getenv("IPCH_SESSION_TRACE") != nullptr;
   }
 
   int Run(const uint8_t* data, std::size_t size) {
+    // The fuzzer itself may open descriptors between inputs (libFuzzer's pipes to
+    // llvm-symbolizer): the input is judged against the descriptors open as it starts.
+    before_.fds = audit::OpenDescriptors();
     in_ = std::make_unique<InputReader>(data, size);
     trace_.clear();
     model_ = Model{};
@@ -474,7 +480,7 @@ class Session {
       if (!st.ok() && !model_.Lax()) Die("listener close at the end: " + Show(st));
     }
     listener_.reset();
-    const auto settled = audit::AwaitSettled(before_, prefix_, scratch_.path());
+    const auto settled = audit::AwaitSettled(before_, prefix_, scratch_.path(), audit::Scope::kWithoutChildren);
     if (!settled.leaks.empty()) {
       std::string s;
       for (const auto& l : settled.leaks) s += "\n    " + l;

@@ -174,10 +174,20 @@ class Session {
   // A message sent before its receive began arrives at once; only a lost wake-up takes this long.
   static Clock::duration Prompt() { return Scaled(std::chrono::seconds(1)); }
 
-  [[noreturn]] void Die(const std::string& what) const {
+  [[noreturn]] void Die(const std::string& what) {
     std::fprintf(stderr, "\n[ipch session fuzzer] %s: %s\n  operations: %s\n", std::string(T::kName).c_str(),
                  what.c_str(), trace_.c_str());
     std::fflush(stderr);
+    // Best effort, so that a run that keeps going after crashes (libFuzzer -fork) does not pile
+    // up the dead pairs' objects: close what is open and remove what this input made.
+    plans_.reset();
+    for (auto& e : end_) {
+      if (e) (void)e->Close();
+      e.reset();
+    }
+    if (listener_) (void)listener_->Close();
+    listener_.reset();
+    audit::CleanUp(before_, audit::Take(prefix_, audit::Scope::kWithoutChildren));
     std::abort();
   }
   static std::string Show(const Status& st) { return st.ok() ? "OK" : st.error().ToString(); }
@@ -189,7 +199,7 @@ class Session {
     if (c.category() == ErrcCategory()) return ErrcName(static_cast<Errc>(c.value()));
     return "errno " + std::to_string(c.value());
   }
-  void Require(bool ok, const std::string& what, const Status& st) const {
+  void Require(bool ok, const std::string& what, const Status& st) {
     if (!ok) Die(what + ": got " + Show(st));
   }
 
@@ -484,7 +494,6 @@ class Session {
     if (!settled.leaks.empty()) {
       std::string s;
       for (const auto& l : settled.leaks) s += "\n    " + l;
-      audit::CleanUp(before_, settled.after);
       Die("left behind after everything was closed:" + s);
     }
   }

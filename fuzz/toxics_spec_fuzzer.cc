@@ -4,17 +4,13 @@
 // no negative duration and probabilities in [0, 1]; its canonical text (FormatSpec) parses back
 // to exactly the same spec, and formats to the same text again.
 #include <cstdint>
-#include <cstdlib>
 #include <string>
 #include <string_view>
 
+#include "grammar_check.h"
 #include "ipch/toxics.h"
 
 namespace {
-void Require(bool ok) {
-  if (!ok) std::abort();
-}
-
 bool Sane(const ipch::toxics::Toxics& t) {
   using D = ipch::Clock::duration;
   return t.latency >= D::zero() && t.jitter >= D::zero() && t.slice_delay >= D::zero() &&
@@ -24,21 +20,9 @@ bool Sane(const ipch::toxics::Toxics& t) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace ipch::toxics;
-  const std::string_view text(reinterpret_cast<const char*>(data), size);
-  Spec spec;
-  spec.seed = 77;  // a refusal must not touch it
-  std::string error;
-  if (!ParseSpec(text, &spec, &error)) {
-    Require(!error.empty());
-    Require(spec == Spec{.up = {}, .down = {}, .seed = 77});
-    return 0;
-  }
-  Require(Sane(spec.up) && Sane(spec.down));
-  const std::string canonical = FormatSpec(spec);
-  Spec again;
-  std::string why;
-  Require(ParseSpec(canonical, &again, &why));
-  Require(again == spec);
-  Require(FormatSpec(again) == canonical);
+  ipch::fuzzing::CheckGrammar(
+      std::string_view(reinterpret_cast<const char*>(data), size), Spec{.up = {}, .down = {}, .seed = 77}, ParseSpec,
+      FormatSpec, [](const Spec& a, const Spec& b) { return a == b; },
+      [](const Spec& s) { return Sane(s.up) && Sane(s.down); });
   return 0;
 }

@@ -144,7 +144,9 @@ class Session {
     timed_waits_ = 0;
     spec_ = EndpointSpec{prefix_ + "fz" + std::to_string(++inputs_), scratch_.path()};
     address_ = T::Address(spec_);
-    Step("connect", Reconnect(true));
+    const Status connected = Reconnect(true);  // no fault is armed yet: this must work
+    Step("connect", connected);
+    if (!connected.ok()) Die("connect: " + Show(connected));
     for (std::size_t n = 0; n < kMaxOps && !in_->empty(); ++n) One();
     End();
     if (trace_all_) std::fprintf(stderr, "[ipch session fuzzer] %s\n", trace_.c_str());

@@ -104,10 +104,7 @@ template <class T>
 constexpr bool kHasMidPublishHook = requires {
   T::SetMidPublishHook(std::function<void()>());
 };
-template <class T>
-constexpr bool kHasSharedBytes = requires(const typename T::Connection& c) {
-  { T::SharedBytes(c) } -> std::convertible_to<std::span<std::byte>>;
-};
+using ::ipch::kHasSharedBytes;  // ipch/transport.h
 template <class T>
 constexpr bool kHasImpostors = requires(const std::string& a) {
   { T::PlantImpostor(a, Impostor::WrongSize) } -> std::same_as<Status>;

@@ -112,10 +112,6 @@ inline constexpr uint64_t kVisibleClasses[] = {
 // faults only the calls that can really fail with its errno.
 inline constexpr int kVisibleErrnos[] = {fault::kTypicalErrno, ECONNRESET, EPIPE, ENOMEM, EMFILE, EIO, EIDRM, ENOSPC};
 
-template <Transport T>
-constexpr bool kHasSharedBytes = requires(const typename T::Connection& c) {
-  { T::SharedBytes(c) } -> std::convertible_to<std::span<std::byte>>;
-};
 
 template <Transport T>
 class Session {

@@ -131,6 +131,13 @@ concept Transport = requires(const EndpointSpec& spec, const std::string& addres
   { T::Connect(address, d) } -> std::same_as<Result<typename T::Connection>>;
 };
 
+// The optional SharedBytes hook: static std::span<std::byte> SharedBytes(const Connection&), the
+// segment a hostile peer can write (the security group and the session fuzzer scribble on it).
+template <class T>
+constexpr bool kHasSharedBytes = requires(const typename T::Connection& c) {
+  { T::SharedBytes(c) } -> std::convertible_to<std::span<std::byte>>;
+};
+
 inline ByteView AsBytes(std::string_view s) { return {reinterpret_cast<const std::byte*>(s.data()), s.size()}; }
 
 }  // namespace ipch

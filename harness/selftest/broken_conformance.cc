@@ -1,4 +1,4 @@
-// The battery over deliberately broken transports; driven by selftest_test.cc, which asserts
+// The battery over deliberately broken transports; driven by selftest_broken_test.cc, which asserts
 // which cases fail for which flaw. Not run directly by ctest.
 #include "broken.h"
 #include "conformance.h"
@@ -24,46 +24,3 @@ using WakeupIpchTypes = ::testing::Types<ist::WakeAdapter<false, ist::kWakeContr
                                          ist::WakeAdapter<true, ist::kLosesNotifyName>>;
 INSTANTIATE_TYPED_TEST_SUITE_P(Wakeup, Property, WakeupIpchTypes, NameOf);
 }  // namespace ipch::conformance
-
-// Tests that leak on purpose, one kind of object each: the self-test asserts that the audit
-// fails each one, names the object, and removes it.
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/shm.h>
-#include <sys/socket.h>
-
-#include <fstream>
-
-#include "ipch/child_process.h"
-#include "ipch/testing.h"
-
-TEST(AuditSelfTest, LeavesChildRunning) {
-  auto c = ipch::ChildProcess::Spawn([](ipch::ControlChannel& ch) { return ch.WaitSignal(ipch::Deadline::Never()); });
-  IPCH_ASSERT_OK(c);
-  std::printf("leaked child pid %d\n", c->pid());
-  std::fflush(stdout);
-  new ipch::ChildProcess(std::move(*c));  // never destroyed: the child outlives the test
-}
-
-TEST(AuditSelfTest, LeavesFileInScratchDir) {
-  std::ofstream(ipch::testing::Current().scratch_dir / "forgotten.sock") << "x";
-}
-
-TEST(AuditSelfTest, LeavesPosixShm) {
-  std::string name = "/" + ipch::testing::Current().token + "-shm";
-  int fd = ::shm_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
-  ASSERT_GE(fd, 0);
-  ::close(fd);
-  std::printf("leaked shm %s\n", name.c_str());
-}
-
-TEST(AuditSelfTest, LeavesSysvSegment) {
-  int id = ::shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600);
-  ASSERT_GE(id, 0);
-  std::printf("leaked sysv shm id=%d\n", id);
-}
-
-TEST(AuditSelfTest, LeavesFd) {
-  int sv[2];
-  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-}

@@ -1,6 +1,6 @@
 // Deliberately broken transports of other mechanisms than the stream sockets of broken.h: the
 // real reference transport with one classic mistake planted around it, each caught by the
-// battery's mechanism-specific cases (selftest_test.cc says which).
+// battery's mechanism-specific cases (selftest_broken_test.cc says which).
 #pragma once
 
 #include <filesystem>

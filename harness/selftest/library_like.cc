@@ -1,5 +1,5 @@
 // The battery over transports that behave like real libraries (library_like.h); driven by
-// selftest_test.cc, which asserts what each correct variant passes and each buggy one fails.
+// selftest_libraries_test.cc, which asserts what each correct variant passes and each buggy one fails.
 // Not run directly by ctest.
 #include "library_like.h"
 

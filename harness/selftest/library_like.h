@@ -4,7 +4,7 @@
 // its own, one whose listener takes a single peer, one that cannot go on in a forked child. Each comes as a correct
 // variant, which must pass the cases that concern it, and a variant with the bug a library of that kind really has,
 // which those cases must fail. All are the unix transport underneath, changed only where their kind differs. Driven by
-// selftest_test.cc; not run directly by ctest.
+// selftest_libraries_test.cc; not run directly by ctest.
 #pragma once
 
 #include <poll.h>

@@ -1,5 +1,5 @@
 // The battery over the mutants of the shm transport (harness/selftest/CMakeLists.txt says what
-// each mutation is; IPCH_MUTATION=<name> turns one on); driven by selftest_test.cc, not run
+// each mutation is; IPCH_MUTATION=<name> turns one on); driven by selftest_mutants_test.cc, not run
 // directly by ctest.
 #include "fault.h"
 #include "peer_death.h"

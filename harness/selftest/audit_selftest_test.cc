@@ -1,8 +1,9 @@
 // The audit fails a test that leaks, names what it left and removes it: one deliberately leaking
 // test per kind of object (leaky.cc).
-#include "selftest_support.h"
 #include <fstream>
 #include <sstream>
+
+#include "selftest_support.h"
 
 namespace {
 

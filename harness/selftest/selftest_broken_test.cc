@@ -1,9 +1,10 @@
 // Proves the battery can fail: runs it over each deliberately broken transport (broken.h)
 // and asserts that the specific cases aimed at that flaw fail, while the same cases pass for
 // the control, which differs from each broken transport only by the planted bug.
-#include "selftest_support.h"
 #include <filesystem>
 #include <sstream>
+
+#include "selftest_support.h"
 
 namespace {
 

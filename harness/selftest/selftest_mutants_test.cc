@@ -1,11 +1,12 @@
 // Mutants of the shm transport (CMakeLists.txt: its own source with one bug inserted each):
 // the battery must fail each, and the fault-space coverage map written by an isolated run must
 // say what was faulted and what was only called.
-#include "selftest_support.h"
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <fstream>
+
+#include "selftest_support.h"
 
 namespace {
 

@@ -14,6 +14,7 @@ RunResult RunBroken(const std::string& filter, const std::string& flags = "", co
   return RunBattery(IPCH_BROKEN_BIN, filter, flags, env);
 }
 
+// `control_name` is the transport the broken one differs from by its planted bug only.
 void ExpectCaught(const std::string& transport, const std::vector<std::string>& cases,
                   const std::string& must_mention = "", const std::string& control_name = "naive_control") {
   RunResult control = RunBroken(Filter(control_name, cases));
@@ -157,16 +158,10 @@ TEST(SelfTest, CrashingOnHostileBytesIsOneFail) {
 // The REPLAY line of a case reruns it with the same faults: the wire bit flips (positions and
 // bits, drawn from the seed) come out identical, and a different seed gives different ones.
 std::string FaultLines(const std::string& seed) {
-  const std::string cmd = "IPCH_PRINT_FAULTS=1 IPCH_SEED=" + seed + " '" + IPCH_BROKEN_BIN +
-                          "' --gtest_filter='Broken/Fault/naive_control.RandomBitFlipsNeverDeliverAWrongMessage' 2>&1";
-  std::string out, lines;
-  if (FILE* p = ::popen(cmd.c_str(), "r")) {
-    char buf[4096];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    ::pclose(p);
-  }
-  std::istringstream in(out);
+  const RunResult r = RunBroken("Broken/Fault/naive_control.RandomBitFlipsNeverDeliverAWrongMessage", "",
+                                "IPCH_PRINT_FAULTS=1 IPCH_SEED=" + seed);
+  std::string lines;
+  std::istringstream in(r.output);
   for (std::string line; std::getline(in, line);) {
     if (line.rfind("[ipch fault]", 0) == 0) lines += line + "\n";
   }

@@ -38,7 +38,7 @@ inline RunResult RunBattery(const char* binary, const std::string& filter, const
 
 // "Group.Case" names of `transport`, as a gtest filter in the battery instantiated as `prefix`.
 inline std::string Filter(const std::string& transport, const std::vector<std::string>& cases,
-                   const std::string& prefix = "Broken") {
+                          const std::string& prefix = "Broken") {
   std::string f;
   for (const auto& c : cases) {
     auto dot = c.find('.');
@@ -47,10 +47,9 @@ inline std::string Filter(const std::string& transport, const std::vector<std::s
   return f;
 }
 
-// `control` is the transport the broken one differs from by its planted bug only.
 // Each of `cases` ("Group.Case") of `transport` is on a gtest line `tag` in `r`'s output.
 inline void ExpectEachCase(const RunResult& r, const char* tag, const std::string& transport,
-                    const std::vector<std::string>& cases, const std::string& prefix, const char* otherwise) {
+                           const std::vector<std::string>& cases, const std::string& prefix, const char* otherwise) {
   for (const auto& c : cases) {
     auto dot = c.find('.');
     const std::string line = std::string(tag) + " " + prefix + "/" + c.substr(0, dot) + "/" + transport + c.substr(dot);

@@ -5,7 +5,7 @@ IPCH_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 IPCH_PACKAGES=(build-essential cmake ninja-build ccache g++ clang libgtest-dev libgmock-dev libbenchmark-dev
                librapidcheck-dev nlohmann-json3-dev python3 util-linux iproute2 pkg-config libcurl4-openssl-dev
                libcpp-httplib-dev gcovr libzmq3-dev libnng-dev libboost-dev libcli11-dev
-               zip unzip patchelf python3-yaml)
+               zip unzip patchelf python3-yaml libxml2-utils python3-jsonschema chromium)
 
 ipch_log() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
 

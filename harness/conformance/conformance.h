@@ -10,6 +10,7 @@
 #include "basic.h"
 #include "concurrency.h"
 #include "deadlines.h"
+#include "describe.h"
 #include "fault.h"
 #include "fixture.h"
 #include "lifecycle.h"
@@ -42,5 +43,7 @@
   namespace ipch::conformance {                                       \
   using Prefix##IpchTypes = ::testing::Types<__VA_ARGS__>;            \
   IPCH_CONFORMANCE_GROUPS(IPCH_CONFORMANCE_INSTANTIATE_GROUP, Prefix) \
+  [[maybe_unused]] static const bool Prefix##IpchDescribed =          \
+      ::ipch::conformance::RegisterAdapters<__VA_ARGS__>(#Prefix);    \
   } /* namespace ipch::conformance */                                 \
   static_assert(true, "require a semicolon")

@@ -67,6 +67,15 @@ Status ApplyIsolateFlag(const std::string& arg, IsolateOptions& o) {
     o.serial = v;
     return Ok();
   }
+  if (FlagValue(arg, "ipch_results", &v, &has)) {
+    if (!has || v.empty()) return MakeError(Errc::InvalidArgument, "--ipch_results needs =FILE");
+    o.results = v;
+    return Ok();
+  }
+  if (FlagValue(arg, "ipch_describe", &v, &has)) {
+    o.describe = GtestBool(v, has);
+    return Ok();
+  }
   if (FlagValue(arg, "ipch_peer_mode", &v, &has)) {
     // Kept in the environment, where every peer spawn (and every isolated case) reads it.
     if (v != "auto" && v != "fork" && v != "exec") {
@@ -85,6 +94,7 @@ Status ApplyIsolateFlag(const std::string& arg, IsolateOptions& o) {
   return MakeError(Errc::InvalidArgument, "unknown flag " + arg +
                                               " (ipch flags: --ipch_isolate, --ipch_jobs=N, "
                                               "--ipch_case_timeout=SECONDS, --ipch_serial=PATTERNS, "
+                                              "--ipch_results=FILE, --ipch_describe, "
                                               "--ipch_peer_mode=auto|fork|exec, --ipch_known=FILE)");
 }
 

@@ -14,6 +14,8 @@ struct IsolateOptions {
   int jobs = 1;              // --ipch_jobs=N: cases at once
   int case_timeout_s = 300;  // --ipch_case_timeout=S, before the slowdown factor
   std::string serial;        // --ipch_serial=PATTERNS: matching cases never run two at once
+  std::string results;       // --ipch_results=FILE: every case's result as JSON (results.h)
+  bool describe = false;     // --ipch_describe: print the instantiated adapters as JSON, run nothing
 };
 
 // Removes every --ipch_* flag from argv (in a direct run too); an unknown one or a bad value is

@@ -2,10 +2,16 @@
 // died before it could.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
 namespace ipch::testing {
+
+// The case's seed: IPCH_SEED (BaseSeed) mixed with its full name.
+uint64_t TestSeed(const std::string& full_name);
+// This program's path (/proc/self/exe).
+std::string SelfExe();
 
 // "[  REPLAY  ] IPCH_SEED=<base> <this binary> --gtest_filter='<name>'  (test seed <s>)\n"
 std::string ReplayLine(const std::string& full_name);

@@ -28,6 +28,7 @@
 #include "junit.h"
 #include "shared.h"
 #include "fault_coverage.h"
+#include "results.h"
 #include "verdicts.h"
 
 extern char** environ;
@@ -214,6 +215,58 @@ std::vector<std::string> SweepAfterDeath(pid_t pid, const std::set<pid_t>& tree)
   return own;
 }
 
+// ---- The live progress line: on a terminal, one line on stderr redrawn in place (cases done,
+// failures, elapsed, ETA); everything else printed is written above it. IPCH_PROGRESS=live or
+// =plain overrides the terminal test.
+
+bool LiveProgressWanted() {
+  if (const char* p = std::getenv("IPCH_PROGRESS"); p != nullptr && *p != '\0') return std::strcmp(p, "live") == 0;
+  const char* term = std::getenv("TERM");
+  return ::isatty(STDERR_FILENO) == 1 && term != nullptr && std::strcmp(term, "dumb") != 0;
+}
+
+std::string Duration(long long ms) {
+  const long long s = ms / 1000;
+  char buf[32];
+  if (s >= 3600) {
+    std::snprintf(buf, sizeof buf, "%lldh%02lldm", s / 3600, s / 60 % 60);
+  } else if (s >= 60) {
+    std::snprintf(buf, sizeof buf, "%lldm%02llds", s / 60, s % 60);
+  } else {
+    std::snprintf(buf, sizeof buf, "%llds", s);
+  }
+  return buf;
+}
+
+class LiveLine {
+ public:
+  explicit LiveLine(bool enabled) : enabled_(enabled) {}
+  bool enabled() const { return enabled_; }
+  // Before anything else is written to stdout or stderr.
+  void Clear() {
+    if (!enabled_ || !shown_) return;
+    std::fflush(stdout);
+    std::fputs("\r\033[K", stderr);
+    shown_ = false;
+  }
+  void Draw(size_t done, size_t total, size_t failed, long long elapsed_ms) {
+    if (!enabled_) return;
+    std::string line = "[ipch] " + std::to_string(done) + "/" + std::to_string(total) + " cases, " +
+                       std::to_string(failed) + " failed, " + Duration(elapsed_ms) + " elapsed";
+    if (done > 0 && done < total) {
+      line += ", ETA " + Duration(elapsed_ms * static_cast<long long>(total - done) / static_cast<long long>(done));
+    }
+    std::fflush(stdout);
+    std::fprintf(stderr, "\r\033[K%s", line.c_str());
+    std::fflush(stderr);
+    shown_ = true;
+  }
+
+ private:
+  bool enabled_;
+  bool shown_ = false;
+};
+
 // ---- The supervisor.
 
 struct Slot {
@@ -246,6 +299,7 @@ class Supervisor {
   void FinishReaped();
   void Conclude(Slot& s);
   void Record(const CaseReport& r, const std::string& cause, Clock::time_point started);
+  void DrawProgress() { live_.Draw(reports_.size(), cases_.size(), failed_.size(), MsSince(started_)); }
   int Interrupt(int sig);
   int Summarize();
 
@@ -267,6 +321,7 @@ class Supervisor {
   std::map<std::string, SuiteProgress> suites_;
   Clock::time_point started_ = Clock::now();
   WallClock::time_point started_wall_ = WallClock::now();
+  LiveLine live_{LiveProgressWanted()};
 };
 
 std::vector<std::string> Supervisor::ChildEnv(bool with_results) const {
@@ -352,6 +407,7 @@ void Supervisor::StartWhatFits() {
       const std::string why = "could not start its process: " + p.error().ToString();
       CaseReport r{c.suite,        c.name, c.type_param,       c.value_param,
                    Outcome::kFail, 0,      slot->started_wall, {{false, "", why}}};
+      live_.Clear();
       std::printf("%s: %s\n[  FAILED  ] %s%s (0 ms)\n", c.full_name().c_str(), why.c_str(), c.full_name().c_str(),
                   ParamComment(c).c_str());
       Record(r, why, slot->started);
@@ -373,6 +429,11 @@ int Supervisor::WaitForEvents() {
     fds.push_back({s->proc.result_fd(), POLLIN, 0});
     fds.push_back({s->proc.pid_fd(), POLLIN, 0});
     if (s->deadline.at() < first.at()) first = s->deadline;
+  }
+  // The live line's elapsed time and ETA move once a second even while no case finishes.
+  if (live_.enabled()) {
+    const Deadline tick = Deadline::After(std::chrono::seconds(1));
+    if (tick.at() < first.at()) first = tick;
   }
   if (RawPoll(fds.data(), fds.size(), first) < 0) {
     std::perror("ipch isolate: poll");
@@ -423,6 +484,7 @@ void Supervisor::Conclude(Slot& s) {
   std::string block = output;
   const std::string cause = ProcessCause(records, s.proc.wait_status(), s.timed_out, timeout_s_);
   if (!cause.empty()) {
+    live_.Clear();
     const auto removed = SweepAfterDeath(s.proc.pid(), s.proc.tree());
     std::string text =
         cause + "\nlast output:\n" + (output.empty() ? "  (none)\n" : Indented(LastLines(output, kTailLines)));
@@ -449,8 +511,12 @@ void Supervisor::Conclude(Slot& s) {
     }
     r.outcome = j.outcome;
   }
-  std::fwrite(block.data(), 1, block.size(), stdout);
-  std::fflush(stdout);
+  // A brief run (--gtest_brief) shows failures only: a skip's reason is in the reports.
+  if (!(inv_.brief && (r.outcome == Outcome::kSkip || r.outcome == Outcome::kKnown)) || !cause.empty()) {
+    live_.Clear();
+    std::fwrite(block.data(), 1, block.size(), stdout);
+    std::fflush(stdout);
+  }
   coverage_.Add(r.suite, r.outcome, census);
   Record(r, why, s.started);
 }
@@ -473,14 +539,17 @@ void Supervisor::Record(const CaseReport& r, const std::string& cause, Clock::ti
   p.first = std::min(p.first, started);
   p.last = std::max(p.last, Clock::now());
   if (p.done == p.total) {
+    live_.Clear();
     const long long span = std::chrono::duration_cast<std::chrono::milliseconds>(p.last - p.first).count();
     std::fputs(ProgressLine(r.suite, p.passed, p.failed, p.skipped, span, p.known).c_str(), stderr);
   }
   reports_.push_back(r);
+  DrawProgress();
 }
 
 // `sig` is the stop signal, or -1 when the supervisor cannot go on (poll failed).
 int Supervisor::Interrupt(int sig) {
+  live_.Clear();
   const size_t stopped = running_.size();
   // Each running case gets the signal and cleans up after itself (ipch/interrupt.h): it knows
   // what it made, including SysV objects no name attributes. One that does not end in time is
@@ -504,6 +573,7 @@ int Supervisor::Interrupt(int sig) {
 }
 
 int Supervisor::Summarize() {
+  live_.Clear();
   const long long total_ms = MsSince(started_);
   std::string s = "[==========] " + Count(reports_.size(), "test") + " from " + Count(suites_.size(), "test suite") +
                   " ran, each in its own process. (" + std::to_string(total_ms) + " ms total)\n";
@@ -526,13 +596,20 @@ int Supervisor::Summarize() {
   const std::string xml = XmlReportPath(inv_, &other);
   if (!other.empty())
     std::fprintf(stderr, "ipch isolate: only xml reports are written; --gtest_output=%s ignored\n", other.c_str());
+  // Sorted back into listing order: jobs finish out of order.
+  std::map<std::string, size_t> order;
+  for (size_t i = 0; i < cases_.size(); ++i) order[cases_[i].full_name()] = i;
+  std::stable_sort(reports_.begin(), reports_.end(), [&](const CaseReport& a, const CaseReport& b) {
+    return order[a.suite + "." + a.name] < order[b.suite + "." + b.name];
+  });
+  if (!opt_.results.empty()) {
+    const RunInfo run{SelfExe(), BaseSeed(), opt_.jobs, started_wall_, total_ms, coverage_.empty() ? "" : coverage_.Json()};
+    if (auto st = WriteResults(opt_.results, run, reports_); !st.ok()) {
+      std::fprintf(stderr, "ipch isolate: the results were not written: %s\n", st.error().ToString().c_str());
+      return 1;
+    }
+  }
   if (!xml.empty()) {
-    // Sorted back into listing order: jobs finish out of order.
-    std::map<std::string, size_t> order;
-    for (size_t i = 0; i < cases_.size(); ++i) order[cases_[i].full_name()] = i;
-    std::stable_sort(reports_.begin(), reports_.end(), [&](const CaseReport& a, const CaseReport& b) {
-      return order[a.suite + "." + a.name] < order[b.suite + "." + b.name];
-    });
     if (auto st = WriteJUnit(xml, reports_, started_wall_, total_ms); !st.ok()) {
       std::fprintf(stderr, "ipch isolate: the XML report was not written: %s\n", st.error().ToString().c_str());
     }
@@ -589,6 +666,15 @@ std::optional<int> RunIsolatedIfRequested(int& argc, char** argv) {
     return 2;
   }
   const Invocation invocation = ParseInvocation(argc, argv);
+  if (options->describe) {
+    std::fputs(DescribeAdaptersJson().c_str(), stdout);
+    return 0;
+  }
+  if (!options->results.empty() && !options->enabled && !ThisChildRole().supervised) {
+    std::fprintf(stderr, "%s: --ipch_results is written by an isolated run: add --ipch_isolate\n",
+                 argc > 0 ? argv[0] : "test");
+    return 2;
+  }
   if (!options->enabled || ThisChildRole().supervised || invocation.runs_no_tests) return std::nullopt;
   return RunIsolated(*options, invocation);
 }

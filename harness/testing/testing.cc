@@ -21,6 +21,7 @@
 #include "ipch/audit.h"
 #include "ipch/interrupt.h"
 #include "ipch/temp_dir.h"
+#include "json_text.h"
 #include "shared.h"
 #include "verdicts.h"
 
@@ -41,14 +42,6 @@ uint64_t Mix(uint64_t x) {
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
   x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
   return x ^ (x >> 31);
-}
-
-uint64_t TestSeed(const std::string& full_name) { return Mix(BaseSeed() ^ Fnv1a(full_name)); }
-
-std::string SelfExe() {
-  char buf[4096];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "<test binary>";
 }
 
 std::string FullName(const ::testing::TestInfo& t) { return std::string(t.test_suite_name()) + "." + t.name(); }
@@ -184,6 +177,36 @@ class MatrixListener : public ::testing::EmptyTestEventListener {
 MatrixListener* g_matrix = nullptr;
 
 }  // namespace
+
+uint64_t TestSeed(const std::string& full_name) { return Mix(BaseSeed() ^ Fnv1a(full_name)); }
+
+std::string SelfExe() {
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "<test binary>";
+}
+
+std::vector<AdapterInfo>& Adapters() {
+  static std::vector<AdapterInfo> adapters;
+  return adapters;
+}
+
+void RegisterAdapter(AdapterInfo info) { Adapters().push_back(std::move(info)); }
+
+std::string DescribeAdaptersJson() {
+  const auto list = [](const std::vector<std::string>& v) {
+    std::string out = "[";
+    for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + JsonString(v[i]);
+    return out + "]";
+  };
+  std::string out = "{\"format\": \"ipch-describe-1\", \"binary\": " + JsonString(SelfExe()) + ", \"adapters\": [";
+  for (size_t i = 0; i < Adapters().size(); ++i) {
+    const AdapterInfo& a = Adapters()[i];
+    out += std::string(i ? "," : "") + "\n  {\"prefix\": " + JsonString(a.prefix) + ", \"name\": " + JsonString(a.name) +
+           ", \"caps\": " + list(a.caps) + ", \"hooks\": " + list(a.hooks) + "}";
+  }
+  return out + "\n]}\n";
+}
 
 const TestContext& Current() { return g_ctx; }
 void AllowLeftovers(std::string kind, std::string why) { g_allowed.emplace_back(std::move(kind), std::move(why)); }

@@ -1,5 +1,6 @@
 // The ipch tool's command line: parsed into a Command without running anything, so the parser
-// is tested and fuzzed on its own (fuzz/ipch_cli_fuzzer.cc).
+// is tested and fuzzed on its own (fuzz/ipch_cli_fuzzer.cc). Checks that need the filesystem or
+// the battery (a report path, a transport's name) are the verbs' own.
 #pragma once
 
 #include <string>
@@ -18,9 +19,45 @@ struct SweepArgs {
   long long min_age = 60;
 };
 
+// `ipch run`: the battery over chosen transports and groups, each case in its own process.
+struct RunArgs {
+  std::string battery;  // "" for the reference battery
+  std::vector<std::string> transports, groups;  // empty: all
+  std::string exclude;  // ':'-separated case name patterns left out
+  std::string seed;     // IPCH_SEED for the run, "" for the battery's default; digits only
+  int jobs = 2;
+  int case_timeout = 300;
+  std::string serial = "*posix_mq*:*PosixMq*";
+  std::string known;    // a known-failures baseline
+  std::string junit, ctrf, html, results;  // report paths, "" for none
+  std::string bench;    // an `ipch bench --json` file whose figures the HTML report charts
+};
+
+// `ipch list`: the battery's transports, their capabilities and hooks, its groups and cases.
+struct ListArgs {
+  std::string battery;
+  bool json = false;
+};
+
+// `ipch report --from FILE`: the reports again from a saved results document.
+struct ReportArgs {
+  std::string from;
+  std::string junit, ctrf, html, bench;
+};
+
+// `ipch repro '<replay line>'`: reruns one case as its failure printed it.
+struct ReproArgs {
+  std::string line;
+  std::vector<std::string> extra;  // passed on to the binary (after --)
+};
+
 struct Command {
-  enum Verb { kSweep, kHelp, kBadInput } verb = kBadInput;
+  enum Verb { kSweep, kRun, kList, kRepro, kReport, kHelp, kBadInput } verb = kBadInput;
   SweepArgs sweep;
+  RunArgs run;
+  ListArgs list;
+  ReproArgs repro;
+  ReportArgs report;
   // kHelp: the usage to print on stdout; kBadInput: one message naming the problem and where
   // the usage is, for stderr.
   std::string text;

@@ -9,6 +9,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "ipch/result.h"
 #include "ipch/transport.h"
@@ -39,6 +40,18 @@ void AllowLeftovers(std::string kind, std::string why);
 // conformance fixture as the test ends, taken by the coverage map (docs/fault-model.md).
 // Cleared when a test starts.
 void SetCaseCensus(std::string text);
+
+// What a battery binary says about each adapter it instantiates, for `--ipch_describe` (which
+// `ipch list` and `ipch run` read): registered by IPCH_INSTANTIATE_CONFORMANCE.
+struct AdapterInfo {
+  std::string prefix;               // the instantiation's prefix ("Conformance")
+  std::string name;                 // kName
+  std::vector<std::string> caps;    // ipch::Cap names
+  std::vector<std::string> hooks;   // the optional adapter hooks it provides (conformance/hooks.h)
+};
+void RegisterAdapter(AdapterInfo info);
+// Every registered adapter as one JSON document: {"format": "ipch-describe-1", "adapters": [...]}.
+std::string DescribeAdaptersJson();
 
 // Registers the audit, replay-line and matrix listeners. Call after InitGoogleTest.
 void InstallListeners();

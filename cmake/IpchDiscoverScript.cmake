@@ -21,6 +21,12 @@ foreach(line IN LISTS lines)
     if(name MATCHES "/Property/")
       list(APPEND test_labels property)
     endif()
+    # GROUP_LABELS: each battery case is labelled with its group (Prefix/Group/transport.Case).
+    if(GROUP_LABELS AND name MATCHES "^[^/]+/([^/]+)/[^/]+\\.")
+      string(TOLOWER "${CMAKE_MATCH_1}" group_label)
+      list(APPEND test_labels ${group_label})
+      list(REMOVE_DUPLICATES test_labels)
+    endif()
     string(APPEND content "add_test([==[${name}]==] [==[${EXE}]==] [==[--gtest_filter=${name}]==] --gtest_color=no)\n")
     # A model's hundreds of sequences take a minute: ctest -j starts them first when it has no
     # timings of an earlier run, rather than leaving one to run alone at the end.

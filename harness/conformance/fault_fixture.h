@@ -110,6 +110,13 @@ class Fault : public TransportTest<T> {
       GTEST_SKIP() << "UNSUPPORTED: " << T::kName << " made no call this plan faults (" << fault::FormatPlan(plan)
                    << "): its waits are not interposable futex or poll calls";
     }
+    // A transport over sockets that keep message boundaries makes byte I/O calls, but none the
+    // kernel could cut short: the engine declines the short transfers (and counts them).
+    if (injected == 0 && fault::DeclinedShortTransfers() > 0) {
+      GTEST_SKIP() << "N/A: " << T::kName
+                   << ": its sockets keep message boundaries (SOCK_SEQPACKET or SOCK_DGRAM): the kernel sends and "
+                      "delivers each message whole, never part of one";
+    }
     EXPECT_GT(injected, 0u) << "no fault was injected: the fault engine is not in the call path";
   }
 
@@ -141,7 +148,10 @@ class Fault : public TransportTest<T> {
   }
   // Receives under a read fault armed after the peer sent "x": without AsyncIo the fault hits
   // the receive's own read, whose error comes back; with it the transport's reader may have
-  // taken "x" before, which may then arrive (once, intact) before the error does.
+  // taken "x" before, which may then arrive (once, intact) before the error does. So may it on
+  // a socket that keeps what was queued when its peer went (a Unix socket reports the reset
+  // once, ahead of the messages still queued): a transport that reads on hands "x" over, and
+  // then the next receive must report the end.
   template <class C>
   static Status ReceiveUnderFault(C& c) {
     Bytes got;
@@ -153,7 +163,8 @@ class Fault : public TransportTest<T> {
       }
       return st;
     };
-    return Surfaced(receive(), receive);
+    Status st = Surfaced(receive(), receive);
+    return st.ok() && fault::InjectedCount() > 0 ? Surfaced(receive(), receive) : st;
   }
   // The client sends "x" and the server receives under `plan` (a read fault). Without AsyncIo
   // the plan is armed after the send, so that the fault hits the receive's own read; with it,

@@ -74,6 +74,8 @@ struct State {
   ArmedRule rules[kMaxRules];
   uint64_t seed = 0;
   std::atomic<uint64_t> injected{0};
+  // Short transfers declined since Arm because the socket keeps message boundaries.
+  std::atomic<uint64_t> declined_short{0};
   // Shared with the children forked while a plan is armed (MAP_SHARED survives fork): what
   // this process and they injected since Arm. tree_owner: the process whose Arm made it.
   std::atomic<uint64_t>* tree = nullptr;
@@ -115,6 +117,14 @@ FdKind KindOf(int fd) {
   // Raw syscall: fstat is not hooked, but keep the hook path free of anything interposable.
   if (::syscall(SYS_fstat, fd, &st) != 0) return FdKind::kOther;
   return S_ISSOCK(st.st_mode) ? FdKind::kSocket : S_ISFIFO(st.st_mode) ? FdKind::kFifo : FdKind::kOther;
+}
+
+// A datagram or sequenced-packet socket (raw syscall, as above).
+bool KeepsMessageBoundaries(int fd) {
+  int type = 0;
+  socklen_t len = sizeof type;
+  if (::syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) return false;
+  return type == SOCK_SEQPACKET || type == SOCK_DGRAM;
 }
 
 // "Would block" (EAGAIN from byte I/O, accept, connect, msgsnd and the POSIX queue calls;
@@ -226,6 +236,13 @@ Decision Decide(uint64_t op, int fd, const char* name, int nowait = -1, bool cou
     if (r.rule.thread != 0 && (::syscall(SYS_gettid) == r.rule.thread) != (r.rule.thread > 0)) continue;
     if (r.rule.thread < 0 && ::syscall(SYS_gettid) == -r.rule.thread) continue;
     if (r.rule.kind == Kind::kShort && (op & kByteIo) == 0) continue;  // short I/O exists only for bytes
+    // A socket that keeps message boundaries (SOCK_SEQPACKET, SOCK_DGRAM) sends a message whole
+    // or not at all, and a read takes a whole one (cut only to a too small buffer, which the
+    // caller chose): the kernel never moves part of one for the caller to complete.
+    if (r.rule.kind == Kind::kShort && fd_kind == FdKind::kSocket && KeepsMessageBoundaries(fd)) {
+      s.declined_short.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
     if (r.rule.kind == Kind::kWake && ((op & kWaits) == 0 || !wakeable)) continue;  // a wake-up, for waits
     int err = r.rule.err;
     if (r.rule.kind == Kind::kErrno && (err == kTypicalErrno || !r.rule.any_errno)) {
@@ -485,6 +502,7 @@ void ResetCountersInChild() {
     r.fires.store(0);
   }
   s.injected.store(0);
+  s.declined_short.store(0);
 }
 
 struct AtForkInit {
@@ -532,6 +550,7 @@ void ArmImpl(const Plan& plan, bool keep_tree) {
   }
   s.seed = plan.seed;
   s.injected.store(0);
+  s.declined_short.store(0);
   // A process's own counter for its tree: a forked child that arms a plan of its own counts
   // apart from its parent's. A program exec'd under its parent's plan counts into the parent's
   // (ArmAttached keeps it as it is).
@@ -588,6 +607,7 @@ std::vector<std::string> PlanEnvironment() {
 bool Pause() { return S().armed.exchange(false, std::memory_order_acq_rel); }
 void Unpause() { S().armed.store(true, std::memory_order_release); }
 uint64_t InjectedCount() { return S().injected.load(); }
+uint64_t DeclinedShortTransfers() { return S().declined_short.load(); }
 uint64_t InjectedInTree() {
   State& s = S();
   return s.tree != nullptr ? s.tree->load() : s.injected.load();

@@ -158,6 +158,9 @@ uint64_t InjectedCount();
 // counter, shared across fork), and in the programs exec'd with PlanEnvironment(). A child that
 // arms a plan of its own counts apart.
 uint64_t InjectedInTree();
+// Short transfers declined since the last Arm (in this process) because the call was on a socket
+// that keeps message boundaries (SOCK_SEQPACKET, SOCK_DGRAM), which the kernel never cuts.
+uint64_t DeclinedShortTransfers();
 // Calls that matched rule `rule`'s operations since the last Arm, fired or not.
 uint64_t MatchedCalls(std::size_t rule = 0);
 // Systematic enumeration: runs `scenario(0)` once with nothing injected, counting the calls that

@@ -54,6 +54,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case Command::kReport:
       Require(!cmd.report.from.empty());
       break;
+    case Command::kBench:
+      Require(cmd.bench.repetitions >= 1 && cmd.bench.min_time > 0);
+      break;
     case Command::kHelp:
       Require(cmd.text.find("Usage: ipch") != std::string::npos);
       break;

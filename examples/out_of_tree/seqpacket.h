@@ -49,7 +49,9 @@ inline ipch::Result<sockaddr_un> SocketAddress(const std::string& path) {
   std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
   return a;
 }
-inline ipch::UniqueFd NewSocket() { return ipch::UniqueFd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)); }
+inline ipch::UniqueFd NewSocket() {
+  return ipch::UniqueFd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+}
 
 class Connection {
  public:
@@ -98,9 +100,12 @@ class Connection {
  private:
   Status ReceiveInto(ipch::Bytes& out, ipch::Deadline d) {
     if (auto st = Check("receive"); !st.ok()) return st;
-    out.resize(4 + kMaxMessage + 1);  // a byte more than a message may have: MSG_TRUNC says the rest
+    unsigned char h[4];
+    out.resize(kMaxMessage + 1);  // a byte more than a message may have: MSG_TRUNC tells the rest
+    iovec iov[2] = {{h, 4}, {out.data(), out.size()}};
+    msghdr m{nullptr, 0, iov, 2, nullptr, 0, 0};
     for (bool first_try = true;;) {
-      const ssize_t n = ::recv(fd_.get(), out.data(), out.size(), MSG_DONTWAIT | MSG_TRUNC);
+      const ssize_t n = ::recvmsg(fd_.get(), &m, MSG_DONTWAIT | MSG_TRUNC);
       // A peer that died with our messages unread leaves ECONNRESET pending, which the next
       // recv reports once, ahead of what it sent before: read on, its messages first, then the end.
       if (n < 0 && (errno == EINTR || errno == ECONNRESET)) continue;
@@ -111,12 +116,10 @@ class Connection {
       if (closed_) return MakeError(Errc::Closed, "seqpacket receive: closed meanwhile");
       if (n == 0) return Fail(Errc::PeerClosed, "receive: the peer closed");
       if (n < 0) return PeerGone(errno) ? Fail(Errc::PeerClosed, "receive") : ipch::ErrnoError("seqpacket receive");
-      const auto* h = reinterpret_cast<const unsigned char*>(out.data());
       const size_t length = n < 4 ? 0 : h[0] | h[1] << 8 | h[2] << 16 | static_cast<size_t>(h[3]) << 24;
       if (n < 4 || length > kMaxMessage || length + 4 != static_cast<size_t>(n)) {
         return Fail(Errc::Corrupt, "receive: a datagram of " + std::to_string(n) + " bytes is not a message");
       }
-      out.erase(out.begin(), out.begin() + 4);
       out.resize(length);
       return ipch::Ok();
     }
@@ -129,7 +132,8 @@ class Connection {
   }
   Status Check(const char* call) const {
     if (closed_) return MakeError(Errc::Closed, std::string("seqpacket ") + call + " after Close");
-    if (const int e = failed_) return MakeError(static_cast<Errc>(e), std::string("seqpacket ") + call + " after a failure");
+    if (const int e = failed_)
+      return MakeError(static_cast<Errc>(e), std::string("seqpacket ") + call + " after a failure");
     return ipch::Ok();
   }
 
@@ -174,7 +178,8 @@ inline bool Stale(const std::string& path, const sockaddr_un& a) {
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode) || st.st_uid != ::geteuid()) return false;
   const ipch::UniqueFd probe = NewSocket();
-  if (::connect(probe.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0 || errno != ECONNREFUSED) return false;
+  if (::connect(probe.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0 || errno != ECONNREFUSED)
+    return false;
   return ::unlink(path.c_str()) == 0;
 }
 
@@ -201,7 +206,8 @@ inline ipch::Result<Connection> Connect(const std::string& path, ipch::Deadline 
   if (fd.get() < 0) return ipch::ErrnoError("seqpacket socket");
   // A full backlog fails a non-blocking connect (EAGAIN) and poll cannot wait for room: retried each ms.
   for (bool first_try = true;; first_try = false) {
-    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&*addr), sizeof *addr) == 0) return Connection(std::move(fd));
+    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&*addr), sizeof *addr) == 0)
+      return Connection(std::move(fd));
     if (PeerGone(errno)) return MakeError(Errc::PeerClosed, "seqpacket connect: no listener at " + path);
     if (errno != EAGAIN && errno != EINTR) return ipch::ErrnoError("seqpacket connect " + path);
     if (d.expired()) return MakeError(first_try ? Errc::WouldBlock : Errc::Timeout, "seqpacket connect: backlog full");

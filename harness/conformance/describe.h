@@ -16,11 +16,17 @@ namespace ipch::conformance {
 
 // Every Cap with its name (a new Cap belongs here too).
 inline const std::vector<std::pair<Cap, const char*>>& CapNames() {
-  static const std::vector<std::pair<Cap, const char*>> names = {
-      {Cap::Stream, "Stream"},         {Cap::CrossProcess, "CrossProcess"}, {Cap::NamedResource, "NamedResource"},
-      {Cap::PeerDeathDetect, "PeerDeathDetect"}, {Cap::RawPeer, "RawPeer"}, {Cap::SyscallIo, "SyscallIo"},
-      {Cap::SharedMemory, "SharedMemory"}, {Cap::QueueIo, "QueueIo"},       {Cap::HttpWire, "HttpWire"},
-      {Cap::AsyncIo, "AsyncIo"},       {Cap::Reconnects, "Reconnects"}};
+  static const std::vector<std::pair<Cap, const char*>> names = {{Cap::Stream, "Stream"},
+                                                                 {Cap::CrossProcess, "CrossProcess"},
+                                                                 {Cap::NamedResource, "NamedResource"},
+                                                                 {Cap::PeerDeathDetect, "PeerDeathDetect"},
+                                                                 {Cap::RawPeer, "RawPeer"},
+                                                                 {Cap::SyscallIo, "SyscallIo"},
+                                                                 {Cap::SharedMemory, "SharedMemory"},
+                                                                 {Cap::QueueIo, "QueueIo"},
+                                                                 {Cap::HttpWire, "HttpWire"},
+                                                                 {Cap::AsyncIo, "AsyncIo"},
+                                                                 {Cap::Reconnects, "Reconnects"}};
   return names;
 }
 
@@ -33,7 +39,8 @@ testing::AdapterInfo Describe(const char* prefix) {
   const auto hook = [&](bool has, const char* name) {
     if (has) info.hooks.emplace_back(name);
   };
-  hook(requires(const std::string& a, Deadline d) { T::ConnectRaw(a, d); }, "ConnectRaw");
+  hook(
+      requires(const std::string& a, Deadline d) { T::ConnectRaw(a, d); }, "ConnectRaw");
   hook(kHasFrameHeader<T>, "FrameHeader");
   hook(kHasSocketAddress<T>, "SocketAddress");
   hook(kHasHttpWire<T>, "HttpWire");
@@ -43,8 +50,10 @@ testing::AdapterInfo Describe(const char* prefix) {
   hook(kHasRawQueue<T>, "RawQueue");
   hook(kHasMidPublishHook<T>, "MidPublishHook");
   hook(kHasKilledPeerLeftovers<T>, "KilledPeerLeaves");
-  hook(requires { T::UnreadMessages(); }, "UnreadMessages");
-  hook(requires { T::kMaxPeers; }, "MaxPeers");
+  hook(
+      requires { T::UnreadMessages(); }, "UnreadMessages");
+  hook(
+      requires { T::kMaxPeers; }, "MaxPeers");
   return info;
 }
 

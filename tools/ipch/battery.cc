@@ -32,9 +32,8 @@ std::vector<std::string> Environment(const std::vector<std::string>& extra) {
   for (char** e = environ; *e != nullptr; ++e) {
     const std::string kv = *e;
     const std::string key = kv.substr(0, kv.find('='));
-    const bool replaced = std::any_of(extra.begin(), extra.end(), [&](const std::string& x) {
-      return x.compare(0, key.size() + 1, key + "=") == 0;
-    });
+    const bool replaced = std::any_of(
+        extra.begin(), extra.end(), [&](const std::string& x) { return x.compare(0, key.size() + 1, key + "=") == 0; });
     if (!replaced) env.push_back(kv);
   }
   env.insert(env.end(), extra.begin(), extra.end());
@@ -158,8 +157,7 @@ Result<Catalog> LoadCatalog(const std::string& binary) {
     const auto doc = nlohmann::json::parse(described->out, nullptr, false);
     if (doc.is_object() && doc.value("format", "") == "ipch-describe-1" && doc.contains("adapters")) {
       for (const auto& a : doc["adapters"]) {
-        cat.adapters.push_back({a.value("prefix", ""), a.value("name", ""),
-                                a.value("caps", std::vector<std::string>{}),
+        cat.adapters.push_back({a.value("prefix", ""), a.value("name", ""), a.value("caps", std::vector<std::string>{}),
                                 a.value("hooks", std::vector<std::string>{})});
       }
     }
@@ -172,7 +170,8 @@ Result<int> RunShared(const std::vector<std::string>& argv_in, const std::vector
   auto env = Environment(env_extra);
   auto cargv = CStrings(argv);
   auto cenv = CStrings(env);
-  struct sigaction sa {}, old[3];
+  struct sigaction sa {
+  }, old[3];
   sa.sa_sigaction = PassOn;
   sa.sa_flags = SA_SIGINFO | SA_RESTART;
   ::sigemptyset(&sa.sa_mask);

@@ -17,10 +17,10 @@ struct AdapterDesc {
 
 struct Catalog {
   std::string binary;
-  std::vector<std::string> transports;  // in instantiation order
-  std::vector<std::string> groups;      // likewise
+  std::vector<std::string> transports;                      // in instantiation order
+  std::vector<std::string> groups;                          // likewise
   std::map<std::string, std::map<std::string, int>> cases;  // transport -> group -> cases
-  int other_cases = 0;  // cases outside Prefix/Group/transport suites
+  int other_cases = 0;                                      // cases outside Prefix/Group/transport suites
   int total = 0;
   std::vector<AdapterDesc> adapters;  // as --ipch_describe tells (empty for an older battery)
 };

@@ -9,7 +9,7 @@ namespace ipch::cli {
 
 namespace {
 
-constexpr const char* kVerbs = "run, list, repro, report, sweep";
+constexpr const char* kVerbs = "run, list, repro, report, bench, sweep";
 
 std::string WholeSeconds(const std::string& v) {
   if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos)
@@ -36,7 +36,8 @@ void AddSweep(CLI::App& app, SweepArgs& a) {
       "/dev/mqueue entries named ipch-<pid>-..., and SysV segments with the IPCH magic whose creator is gone. An "
       "owner is dead when its pid does not exist or was reused (a process with it started after the object was "
       "made). Objects of other uids are never touched, even as root.");
-  s->add_option("--prefix", a.prefix, "only names that start with this (SysV segments, which have none, are then left out)")
+  s->add_option("--prefix", a.prefix,
+                "only names that start with this (SysV segments, which have none, are then left out)")
       ->check([](const std::string& p) -> std::string {
         if (p.empty()) return "the prefix is empty";
         if (p.find('/') != std::string::npos) return "a prefix is the start of a name, without '/'";
@@ -61,8 +62,7 @@ void AddRun(CLI::App& app, RunArgs& a) {
                 "a battery binary (a test program linking ipch::testing_main that instantiates the battery); "
                 "default: the reference transports' battery")
       ->check(NotEmpty);
-  r->add_option("-t,--transport", a.transports, "a transport to run (repeat for more; default: all)")
-      ->check(NotEmpty);
+  r->add_option("-t,--transport", a.transports, "a transport to run (repeat for more; default: all)")->check(NotEmpty);
   r->add_option("-g,--group", a.groups, "a group to run (repeat for more; default: all)")->check(NotEmpty);
   r->add_option("--exclude", a.exclude,
                 "':'-separated case name patterns to leave out, as in --gtest_filter (e.g. '*/Property/*')")
@@ -91,8 +91,8 @@ void AddRun(CLI::App& app, RunArgs& a) {
 }
 
 void AddList(CLI::App& app, ListArgs& a) {
-  CLI::App* l = app.add_subcommand(
-      "list", "List the battery's transports (capabilities, hooks, cases per group) and groups.");
+  CLI::App* l =
+      app.add_subcommand("list", "List the battery's transports (capabilities, hooks, cases per group) and groups.");
   l->add_option("--battery", a.battery, "a battery binary; default: the reference transports' battery")
       ->check(NotEmpty);
   l->add_flag("--json", a.json, "print one JSON document");
@@ -109,13 +109,29 @@ void AddRepro(CLI::App& app, ReproArgs& a) {
 
 void AddReport(CLI::App& app, ReportArgs& a) {
   CLI::App* p = app.add_subcommand(
-      "report", "Write the reports again from a results document that 'ipch run --results' saved (with benchmark "
-                "charts added, say).");
+      "report",
+      "Write the reports again from a results document that 'ipch run --results' saved (with benchmark "
+      "charts added, say).");
   p->add_option("--from", a.from, "the results document (ipch-results-1)")->required()->check(NotEmpty);
   p->add_option("--junit", a.junit, "write a JUnit XML report here")->check(NotEmpty);
   p->add_option("--ctrf", a.ctrf, "write a CTRF JSON report here")->check(NotEmpty);
   p->add_option("--html", a.html, "write a self-contained HTML report here")->check(NotEmpty);
   p->add_option("--bench", a.bench, "an 'ipch bench --json' output for the HTML report's charts")->check(NotEmpty);
+}
+
+void AddBench(CLI::App& app, BenchArgs& a) {
+  CLI::App* b = app.add_subcommand(
+      "bench",
+      "Benchmark the reference transports: round trips (and streams, for shared memory) beside the raw "
+      "baseline of each one's mechanism in the same run, as ratios with their goals (docs/benchmarks.md).");
+  b->add_option("-t,--transport", a.transports, "a transport (repeat for more; default: all)")->check(NotEmpty);
+  b->add_option("-s,--size", a.sizes, "a message size: 64, 4K, 64K or 1M (repeat for more; default: all)")
+      ->check(NotEmpty);
+  b->add_option("--repetitions", a.repetitions, "runs of each benchmark, interleaved; the medians count")
+      ->check(CLI::Range(1, 100));
+  b->add_option("--min-time", a.min_time, "seconds each run lasts at least")->check(CLI::Range(0.001, 60.0));
+  b->add_option("--json", a.json, "write the figures here (ipch-bench-1, which ipch run --bench charts)")
+      ->check(NotEmpty);
 }
 
 }  // namespace
@@ -129,9 +145,10 @@ Command Parse(const std::vector<std::string>& args) {
   AddList(app, cmd.list);
   AddRepro(app, cmd.repro);
   AddReport(app, cmd.report);
+  AddBench(app, cmd.bench);
   AddSweep(app, cmd.sweep);
   // CLI11 would call an unknown verb a missing one: name it.
-  const std::vector<std::string> names = {"run", "list", "repro", "report", "sweep"};
+  const std::vector<std::string> names = {"run", "list", "repro", "report", "bench", "sweep"};
   if (!args.empty() && !args[0].empty() && args[0][0] != '-' &&
       std::find(names.begin(), names.end(), args[0]) == names.end()) {
     cmd.text = "ipch: unknown verb '" + args[0] + "' (verbs: " + kVerbs + ")\nRun 'ipch --help' for the usage.";
@@ -152,7 +169,7 @@ Command Parse(const std::vector<std::string>& args) {
   }
   const std::vector<std::pair<const char*, Command::Verb>> verbs = {
       {"run", Command::kRun},       {"list", Command::kList},   {"repro", Command::kRepro},
-      {"report", Command::kReport}, {"sweep", Command::kSweep}};
+      {"report", Command::kReport}, {"bench", Command::kBench}, {"sweep", Command::kSweep}};
   for (const auto& [name, verb] : verbs) {
     if (app.get_subcommand(name)->parsed()) {
       cmd.verb = verb;

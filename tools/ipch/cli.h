@@ -21,16 +21,16 @@ struct SweepArgs {
 
 // `ipch run`: the battery over chosen transports and groups, each case in its own process.
 struct RunArgs {
-  std::string battery;  // "" for the reference battery
+  std::string battery;                          // "" for the reference battery
   std::vector<std::string> transports, groups;  // empty: all
-  std::string exclude;  // ':'-separated case name patterns left out
-  std::string seed;     // IPCH_SEED for the run, "" for the battery's default; digits only
+  std::string exclude;                          // ':'-separated case name patterns left out
+  std::string seed;                             // IPCH_SEED for the run, "" for the battery's default; digits only
   int jobs = 2;
   int case_timeout = 300;
   std::string serial = "*posix_mq*:*PosixMq*";
-  std::string known;    // a known-failures baseline
+  std::string known;                       // a known-failures baseline
   std::string junit, ctrf, html, results;  // report paths, "" for none
-  std::string bench;    // an `ipch bench --json` file whose figures the HTML report charts
+  std::string bench;                       // an `ipch bench --json` file whose figures the HTML report charts
 };
 
 // `ipch list`: the battery's transports, their capabilities and hooks, its groups and cases.
@@ -45,6 +45,14 @@ struct ReportArgs {
   std::string junit, ctrf, html, bench;
 };
 
+// `ipch bench`: every transport's benchmarks beside its mechanism's raw baseline.
+struct BenchArgs {
+  std::vector<std::string> transports, sizes;  // empty: all
+  int repetitions = 3;
+  double min_time = 0.5;
+  std::string json;  // write the figures here (ipch-bench-1)
+};
+
 // `ipch repro '<replay line>'`: reruns one case as its failure printed it.
 struct ReproArgs {
   std::string line;
@@ -52,12 +60,13 @@ struct ReproArgs {
 };
 
 struct Command {
-  enum Verb { kSweep, kRun, kList, kRepro, kReport, kHelp, kBadInput } verb = kBadInput;
+  enum Verb { kSweep, kRun, kList, kRepro, kReport, kBench, kHelp, kBadInput } verb = kBadInput;
   SweepArgs sweep;
   RunArgs run;
   ListArgs list;
   ReproArgs repro;
   ReportArgs report;
+  BenchArgs bench;
   // kHelp: the usage to print on stdout; kBadInput: one message naming the problem and where
   // the usage is, for stderr.
   std::string text;

@@ -17,12 +17,23 @@ std::string Esc(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -133,8 +144,11 @@ void CaseChart(std::ostringstream& out, const RunResults& r, const std::vector<s
   const int height = row * static_cast<int>(transports.size()) + 30;
   out << "<svg class=\"chart\" id=\"cases-chart\" role=\"img\" aria-label=\"cases per transport\" "
       << "xmlns=\"http://www.w3.org/2000/svg\" width=\"" << label + width + 60 << "\" height=\"" << height << "\">\n";
-  const std::pair<const char*, const char*> kinds[] = {
-      {"passed", "#34a853"}, {"failed", "#d93025"}, {"known", "#f9ab00"}, {"UNSUPPORTED", "#9aa0a6"}, {"N/A", "#dadce0"}};
+  const std::pair<const char*, const char*> kinds[] = {{"passed", "#34a853"},
+                                                       {"failed", "#d93025"},
+                                                       {"known", "#f9ab00"},
+                                                       {"UNSUPPORTED", "#9aa0a6"},
+                                                       {"N/A", "#dadce0"}};
   int y = 4;
   for (const auto& t : transports) {
     const Cell& c = per[t];
@@ -271,8 +285,8 @@ void Coverage(std::ostringstream& out, const RunResults& r) {
       }
       const auto [survived, failed] = it->second;
       const char* cls = failed > 0 ? "fail" : survived > 0 ? "pass" : "known";
-      out << "<td class=\"" << cls << "\" title=\"" << Esc(t + " " + e) << ": " << calls[t][e] << " calls\">" << survived
-          << (failed > 0 ? " / " + std::to_string(failed) + " failed" : "") << "</td>";
+      out << "<td class=\"" << cls << "\" title=\"" << Esc(t + " " + e) << ": " << calls[t][e] << " calls\">"
+          << survived << (failed > 0 ? " / " + std::to_string(failed) + " failed" : "") << "</td>";
     }
     out << "</tr>\n";
   }
@@ -296,8 +310,9 @@ void Bench(std::ostringstream& out, const json& bench) {
     const int height = bar * static_cast<int>(rows.size()) + 40;
     const double scale = width / std::ceil(most + 0.25);
     out << "<h3>" << Esc(metric) << ": transport / raw baseline (lower is better)</h3>\n"
-        << "<svg class=\"chart\" id=\"bench-" << Esc(metric) << "\" role=\"img\" xmlns=\"http://www.w3.org/2000/svg\" width=\""
-        << label + width + 80 << "\" height=\"" << height << "\">\n";
+        << "<svg class=\"chart\" id=\"bench-" << Esc(metric)
+        << "\" role=\"img\" xmlns=\"http://www.w3.org/2000/svg\" width=\"" << label + width + 80 << "\" height=\""
+        << height << "\">\n";
     int y = 4;
     for (const auto* row : rows) {
       const double ratio = row->value("ratio", 0.0);
@@ -325,12 +340,13 @@ std::string Html(const RunResults& r, const json& bench) {
   const int failed = r.Count("fail");
   const std::string verdict = failed > 0 ? "FAIL" : "PASS";
   std::ostringstream out;
-  out << "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>ipch run: " << verdict << "</title>\n<style>"
-      << kStyle << "</style>\n</head>\n<body>\n<h1>ipch run: <span class=\"verdict-" << verdict << "\">" << verdict
-      << "</span></h1>\n<p class=\"meta\">" << r.cases.size() << " cases: " << r.Count("pass") << " passed, " << failed
-      << " failed, " << r.Count("skip") << " not run (UNSUPPORTED or N/A), " << r.Count("known")
-      << " known failures &middot; " << Esc(When(r.started_ms)) << ", " << Num(r.duration_ms / 1000.0, 1) << " s, "
-      << r.jobs << " at a time &middot; seed " << r.seed << "<br><code>" << Esc(r.binary) << "</code></p>\n";
+  out << "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>ipch run: " << verdict
+      << "</title>\n<style>" << kStyle << "</style>\n</head>\n<body>\n<h1>ipch run: <span class=\"verdict-" << verdict
+      << "\">" << verdict << "</span></h1>\n<p class=\"meta\">" << r.cases.size() << " cases: " << r.Count("pass")
+      << " passed, " << failed << " failed, " << r.Count("skip") << " not run (UNSUPPORTED or N/A), "
+      << r.Count("known") << " known failures &middot; " << Esc(When(r.started_ms)) << ", "
+      << Num(r.duration_ms / 1000.0, 1) << " s, " << r.jobs << " at a time &middot; seed " << r.seed << "<br><code>"
+      << Esc(r.binary) << "</code></p>\n";
   std::vector<std::string> transports;
   Matrix(out, r, transports);
   out << "<section id=\"cases\"><h2>Cases per transport</h2>\n";

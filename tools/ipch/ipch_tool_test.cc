@@ -14,12 +14,12 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <filesystem>
+#include <fstream>
 #include <map>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -258,9 +258,10 @@ ipch::TempDir Scratch() {
 
 // Validates `doc` (JSON) against the CTRF schema with python3-jsonschema.
 Ended ValidateCtrf(const std::string& doc) {
-  return Shell("python3 -c 'import json, sys, jsonschema; "
-               "jsonschema.Draft7Validator(json.load(open(sys.argv[1]))).validate(json.load(open(sys.argv[2])))' '" +
-               kSchemas + "/ctrf.schema.json' '" + doc + "'");
+  return Shell(
+      "python3 -c 'import json, sys, jsonschema; "
+      "jsonschema.Draft7Validator(json.load(open(sys.argv[1]))).validate(json.load(open(sys.argv[2])))' '" +
+      kSchemas + "/ctrf.schema.json' '" + doc + "'");
 }
 
 class IpchRunReports : public ::testing::Test {
@@ -287,8 +288,10 @@ TEST_F(IpchRunReports, ExitsOneAndPrintsTheMatrixAndAReplayPerFailure) {
   EXPECT_TRUE(Has(run_->output, "ipch run: 10 cases from ")) << run_->output;
   EXPECT_TRUE(Has(run_->output, "beta      FAIL 2/3")) << run_->output;
   for (const char* c : {"Fake/Basic/beta.FailsWithHostileText", "Fake/Basic/beta.Crashes"}) {
-    EXPECT_TRUE(Has(run_->output, std::string("ipch repro \"IPCH_SEED=20261124 ") + kBattery + " --gtest_filter='" + c + "'\""))
-        << c << "\n" << run_->output;
+    EXPECT_TRUE(
+        Has(run_->output, std::string("ipch repro \"IPCH_SEED=20261124 ") + kBattery + " --gtest_filter='" + c + "'\""))
+        << c << "\n"
+        << run_->output;
   }
   EXPECT_TRUE(Has(run_->output, "beta Basic.Crashes: aborted (SIGABRT)")) << run_->output;
 }
@@ -309,9 +312,11 @@ TEST_F(IpchRunReports, JUnitValidatesAgainstTheSchemaAndCarriesEachOutcome) {
   EXPECT_TRUE(Has(xml, "<testsuite name=\"beta\" tests=\"5\" failures=\"2\"")) << xml;
   EXPECT_TRUE(Has(xml, "<testcase name=\"Basic.FailsWithHostileText\" classname=\"beta\"")) << xml;
   // The message attribute is the failure's first line, escaped; the text adds the replay line.
-  EXPECT_TRUE(Has(xml, "<failure message=\"expected PeerClosed, got &lt;Corrupt&gt; &amp; &quot;more&quot; 'quoted' ]]&gt;"))
+  EXPECT_TRUE(
+      Has(xml, "<failure message=\"expected PeerClosed, got &lt;Corrupt&gt; &amp; &quot;more&quot; 'quoted' ]]&gt;"))
       << xml;
-  EXPECT_TRUE(Has(xml, "replay: IPCH_SEED=20261124 " + kBattery + " --gtest_filter='Fake/Basic/beta.FailsWithHostileText'"))
+  EXPECT_TRUE(
+      Has(xml, "replay: IPCH_SEED=20261124 " + kBattery + " --gtest_filter='Fake/Basic/beta.FailsWithHostileText'"))
       << xml;
   EXPECT_TRUE(Has(xml, "<failure message=\"aborted (SIGABRT)\"")) << xml;
   EXPECT_TRUE(Has(xml, "<skipped message=\"UNSUPPORTED: beta lacks capability RawPeer\"/>")) << xml;
@@ -347,8 +352,7 @@ TEST_F(IpchRunReports, CtrfValidatesAgainstTheSchemaAndCarriesTransportGroupSeed
   EXPECT_EQ(crash["parameters"]["transport"], "beta");
   EXPECT_EQ(crash["parameters"]["group"], "Basic");
   EXPECT_EQ(crash["parameters"]["seed"], "20261124");
-  EXPECT_EQ(crash["extra"]["replay"],
-            "IPCH_SEED=20261124 " + kBattery + " --gtest_filter='Fake/Basic/beta.Crashes'");
+  EXPECT_EQ(crash["extra"]["replay"], "IPCH_SEED=20261124 " + kBattery + " --gtest_filter='Fake/Basic/beta.Crashes'");
   EXPECT_TRUE(Has(crash["trace"].get<std::string>(), "aborted (SIGABRT)")) << crash.dump(2);
   const json& na = by_name["Fake/Fault/alpha.ShortWrite"];
   EXPECT_EQ(na["status"], "skipped");
@@ -381,8 +385,8 @@ TEST_F(IpchRunReports, HtmlIsOnePageWithTheMatrixChartsFailuresAndReasons) {
 
 // The reports are a function of the results document: made again from it, they are the same.
 TEST_F(IpchRunReports, ReportRemakesTheSameReportsFromTheResults) {
-  const Ended again = Tool({"report", "--from", Path("results.json"), "--junit", Path("again.xml"), "--html",
-                            Path("again.html")});
+  const Ended again =
+      Tool({"report", "--from", Path("results.json"), "--junit", Path("again.xml"), "--html", Path("again.html")});
   ASSERT_TRUE(ExitedWith(again, 0)) << again.output;
   EXPECT_EQ(Slurp(Path("again.xml")), Slurp(Path("r.xml")));
   EXPECT_EQ(Slurp(Path("again.html")), Slurp(Path("r.html")));
@@ -394,8 +398,8 @@ TEST_F(IpchRunReports, ReportRemakesTheSameReportsFromTheResults) {
 // On a terminal the supervisor redraws one progress line in place (IPCH_PROGRESS=live stands for
 // the terminal here); in a log (a pipe) there is none.
 TEST(IpchRun, ProgressLineOnATerminalOnly) {
-  const Ended live = ipch::selftest::RunBinary(IPCH_TOOL, {"run", "--battery", kBattery, "-g", "Basic"},
-                                               {"IPCH_PROGRESS=live"});
+  const Ended live =
+      ipch::selftest::RunBinary(IPCH_TOOL, {"run", "--battery", kBattery, "-g", "Basic"}, {"IPCH_PROGRESS=live"});
   EXPECT_TRUE(ExitedWith(live, 1)) << live.output;
   EXPECT_TRUE(Has(live.output, "\r\033[K[ipch] 1/8 cases, 0 failed, 0s elapsed, ETA ")) << live.output;
   EXPECT_TRUE(Has(live.output, "\r\033[K[ipch] 8/8 cases, 2 failed, ")) << live.output;
@@ -414,8 +418,8 @@ TEST_F(IpchRunReports, HtmlRendersInHeadlessChromium) {
     GTEST_SKIP() << "UNSUPPORTED: chromium is not installed (Debian: chromium; scripts/test installs it)";
   }
   // Its profile stays in the scratch directory, removed with it.
-  const std::string browse = chromium + " --headless --no-sandbox --disable-gpu --no-first-run --user-data-dir='" +
-                             Path("profile") + "' ";
+  const std::string browse =
+      chromium + " --headless --no-sandbox --disable-gpu --no-first-run --user-data-dir='" + Path("profile") + "' ";
   const Ended dom = Shell(browse + "--dump-dom 'file://" + Path("r.html") + "' 2>/dev/null");
   ASSERT_TRUE(ExitedWith(dom, 0)) << dom.output;
   EXPECT_TRUE(Has(dom.output, "<table class=\"matrix\">")) << dom.output;
@@ -428,6 +432,45 @@ TEST_F(IpchRunReports, HtmlRendersInHeadlessChromium) {
   const std::string png = Slurp(Path("shot.png"));
   EXPECT_EQ(png.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8)) << "no screenshot: " << shot.output;
   EXPECT_GT(png.size(), 20000u) << "an empty page draws a few hundred bytes";
+}
+
+// A short run of the benchmarks: every figure beside its baseline with a ratio and a goal, the
+// JSON the HTML report charts, and the chart in the page. (A sanitizer build has no benchmarks.)
+TEST_F(IpchRunReports, BenchPrintsRatiosAndTheReportChartsThem) {
+  const std::string figures = Path("bench.json");
+  const Ended bench = Tool({"bench", "-t", "unix", "-t", "posix_shm", "-s", "64", "--repetitions", "1", "--min-time",
+                            "0.005", "--json", figures});
+  if (!IPCH_HAS_BENCH) {
+    EXPECT_TRUE(ExitedWith(bench, 2) && Has(bench.output, "built without the benchmarks")) << bench.output;
+    return;
+  }
+  ASSERT_TRUE(ExitedWith(bench, 0)) << bench.output;
+  EXPECT_TRUE(Has(bench.output, "unix       round trip  64")) << bench.output;
+  EXPECT_TRUE(Has(bench.output, "posix_shm  round trip  64")) << bench.output;
+  EXPECT_TRUE(Has(bench.output, "raw spin ping-pong")) << bench.output;
+  const json doc = json::parse(Slurp(figures), nullptr, false);
+  ASSERT_TRUE(doc.is_object()) << Slurp(figures);
+  EXPECT_EQ(doc["format"], "ipch-bench-1");
+  ASSERT_EQ(doc["results"].size(), 2u) << doc.dump(2);
+  for (const auto& r : doc["results"]) {
+    EXPECT_GT(r["ratio"].get<double>(), 0.0) << r.dump();
+    EXPECT_GT(r["goal"].get<double>(), 0.0) << r.dump();
+    EXPECT_EQ(r["size"], "64");
+  }
+  const Ended report =
+      Tool({"report", "--from", Path("results.json"), "--html", Path("bench.html"), "--bench", figures});
+  ASSERT_TRUE(ExitedWith(report, 0)) << report.output;
+  const std::string html = Slurp(Path("bench.html"));
+  EXPECT_TRUE(Has(html, "<svg class=\"chart\" id=\"bench-round trip\"")) << html;
+  EXPECT_TRUE(Has(html, "<title>unix 64: ")) << html;
+  for (const auto& [args, says] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"bench", "-t", "inmem"}, "inmem has no benchmark"},
+           {{"bench", "-t", "nope"}, "unknown transport 'nope' (transports: tcp, unix, fifo"},
+           {{"bench", "-s", "3K"}, "unknown size '3K' (sizes: 64, 4K, 64K, 1M)"},
+           {{"bench", "--json", dir_->path().string()}, "is a directory"}}) {
+    const Ended e = Tool(args);
+    EXPECT_TRUE(ExitedWith(e, 2) && Has(e.output, says)) << args[1] << ":\n" << e.output;
+  }
 }
 
 TEST(IpchRun, BadInputNamesTheChoicesAndWritesNothing) {
@@ -462,10 +505,10 @@ TEST(IpchRun, BadInputNamesTheChoicesAndWritesNothing) {
   }
   const std::string text = d.path().string() + "/notes.txt";
   std::ofstream(text) << "not a program\n";
-  for (const auto& [battery, says] : std::vector<std::pair<std::string, std::string>>{
-           {"/nonexistent/battery", "the battery /nonexistent/battery"},
-           {text, "the battery " + text + " is not an executable file"},
-           {"/bin/true", "lists no test cases"}}) {
+  for (const auto& [battery, says] :
+       std::vector<std::pair<std::string, std::string>>{{"/nonexistent/battery", "the battery /nonexistent/battery"},
+                                                        {text, "the battery " + text + " is not an executable file"},
+                                                        {"/bin/true", "lists no test cases"}}) {
     const Ended e = Tool({"run", "--battery", battery});
     EXPECT_TRUE(ExitedWith(e, 2) && Has(e.output, says)) << battery << ":\n" << e.output;
   }

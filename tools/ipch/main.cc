@@ -1,6 +1,6 @@
 // ipch: the command-line tool. Verbs: run (the battery, with reports), list (what a battery
 // holds), repro (one case from its replay line), report (the reports again from saved results),
-// sweep (objects left by dead processes).
+// bench (benchmarks beside raw baselines), sweep (objects left by dead processes).
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "battery.h"
+#include "bench.h"
 #include "cli.h"
 #include "ipch/sweep.h"
 #include "ipch/temp_dir.h"
@@ -62,9 +63,9 @@ int RunSweep(const ipch::cli::SweepArgs& a) {
     objects.push_back(std::move(o));
   }
   if (a.json) {
-    nlohmann::json doc = {{"prefix", a.prefix},     {"dry_run", a.dry_run},      {"sysv", options.sysv},
-                          {"uid", ::geteuid()},     {"found", found.size()},     {"removed", removed},
-                          {"failed", failed},       {"objects", std::move(objects)}};
+    nlohmann::json doc = {{"prefix", a.prefix}, {"dry_run", a.dry_run},         {"sysv", options.sysv},
+                          {"uid", ::geteuid()}, {"found", found.size()},        {"removed", removed},
+                          {"failed", failed},   {"objects", std::move(objects)}};
     std::cout << doc.dump(2) << "\n";
   } else {
     std::printf("%zu orphan(s) of uid %u with prefix '%s'%s; %s\n", found.size(), ::geteuid(), a.prefix.c_str(),
@@ -97,8 +98,11 @@ int RunList(const ipch::cli::ListArgs& a) {
     return nullptr;
   };
   if (a.json) {
-    nlohmann::json doc = {{"battery", cat->binary}, {"groups", cat->groups}, {"cases", cat->total},
-                          {"other_cases", cat->other_cases}, {"transports", nlohmann::json::array()}};
+    nlohmann::json doc = {{"battery", cat->binary},
+                          {"groups", cat->groups},
+                          {"cases", cat->total},
+                          {"other_cases", cat->other_cases},
+                          {"transports", nlohmann::json::array()}};
     for (const auto& t : cat->transports) {
       const auto* d = adapter(t);
       int total = 0;
@@ -209,8 +213,11 @@ int RunRun(const ipch::cli::RunArgs& a) {
   const std::string binary = BatteryOr(a.battery, &why);
   if (binary.empty()) return BadInput("run", why);
   // Every report path is checked before anything runs, and no two are the same file.
-  if (auto bad = CheckReportPaths({{"--junit", &a.junit}, {"--ctrf", &a.ctrf}, {"--html", &a.html},
-                                   {"--results", &a.results}, {"--bench", nullptr}});
+  if (auto bad = CheckReportPaths({{"--junit", &a.junit},
+                                   {"--ctrf", &a.ctrf},
+                                   {"--html", &a.html},
+                                   {"--results", &a.results},
+                                   {"--bench", nullptr}});
       !bad.empty()) {
     return BadInput("run", bad);
   }
@@ -246,15 +253,15 @@ int RunRun(const ipch::cli::RunArgs& a) {
     return 1;
   }
   const std::string results = (tmp->path() / "results.json").string();
-  std::vector<std::string> argv = {binary,
-                                   "--ipch_isolate",
-                                   "--ipch_jobs=" + std::to_string(a.jobs),
-                                   "--ipch_case_timeout=" + std::to_string(a.case_timeout),
-                                   "--ipch_serial=" + a.serial,
-                                   "--ipch_results=" + results,
-                                   "--gtest_brief=1",
-                                   "--gtest_filter=" + ipch::tool::FilterFor(a.transports, a.groups) +
-                                       (a.exclude.empty() ? "" : "-" + a.exclude)};
+  std::vector<std::string> argv = {
+      binary,
+      "--ipch_isolate",
+      "--ipch_jobs=" + std::to_string(a.jobs),
+      "--ipch_case_timeout=" + std::to_string(a.case_timeout),
+      "--ipch_serial=" + a.serial,
+      "--ipch_results=" + results,
+      "--gtest_brief=1",
+      "--gtest_filter=" + ipch::tool::FilterFor(a.transports, a.groups) + (a.exclude.empty() ? "" : "-" + a.exclude)};
   if (!a.known.empty()) argv.push_back("--ipch_known=" + a.known);
   std::vector<std::string> env;
   if (!a.seed.empty()) env.push_back("IPCH_SEED=" + a.seed);
@@ -298,6 +305,61 @@ int RunRun(const ipch::cli::RunArgs& a) {
   return code == 0 ? 0 : 1;
 }
 
+// ---- bench
+
+int RunBenchCmd(const ipch::cli::BenchArgs& a, const std::string& command) {
+  ipch::tool::BenchOptions o;
+#ifdef IPCH_BENCH_DIR
+  o.bench_dir = IPCH_BENCH_DIR;
+#endif
+  if (o.bench_dir.empty())
+    return BadInput("bench", "this ipch was built without the benchmarks (a sanitizer or fuzz build)");
+  for (const auto& t : a.transports) {
+    if (t == "tcp6" || t == "inmem") {
+      return BadInput(
+          "bench",
+          t + " has no benchmark: " +
+              (t == "inmem" ? std::string("its ends share a process, there is no kernel mechanism to compare with")
+                            : std::string("its code is tcp's, measured as tcp")));
+    }
+    if (auto bad = ipch::tool::CheckChoice("transport", t, ipch::tool::BenchTransports()); !bad.empty())
+      return BadInput("bench", bad);
+    o.transports.push_back(t);
+  }
+  for (const auto& s : a.sizes) {
+    const std::string n = ipch::tool::NormalizeSize(s);
+    if (n.empty()) return BadInput("bench", "unknown size '" + s + "' (sizes: 64, 4K, 64K, 1M)");
+    o.sizes.push_back(n);
+  }
+  if (auto bad = CheckReportPaths({{"--json", &a.json}}); !bad.empty()) return BadInput("bench", bad);
+  o.repetitions = a.repetitions;
+  o.min_time = a.min_time;
+  auto tmp = ipch::TempDir::Create("ipch-" + std::to_string(::getpid()) + "-bench-");
+  if (!tmp.ok()) {
+    std::fprintf(stderr, "ipch bench: %s\n", tmp.error().ToString().c_str());
+    return 1;
+  }
+  const std::string log = (tmp->path() / "bench.log").string();
+  std::printf("ipch bench: %d repetition(s) of at least %.3g s each, interleaved; medians\n", a.repetitions,
+              a.min_time);
+  std::fflush(stdout);
+  auto rows = ipch::tool::RunBench(o, log);
+  if (!rows.ok()) {
+    std::ifstream f(log);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    std::fprintf(stderr, "ipch bench: %s\n%s", rows.error().ToString().c_str(), ss.str().c_str());
+    return 1;
+  }
+  std::fputs(ipch::tool::BenchTable(*rows).c_str(), stdout);
+  int missed = 0;
+  for (const auto& r : *rows) missed += !r.Met();
+  std::printf("%zu figure(s), %d goal(s) missed\n", rows->size(), missed);
+  if (!a.json.empty())
+    return WriteReport("bench", "JSON", a.json, ipch::tool::BenchJson(*rows, command).dump(2) + "\n");
+  return 0;
+}
+
 // ---- repro
 
 // The replay line's words; a '...' word keeps its spaces (a case name has none, a path may).
@@ -335,11 +397,13 @@ int RunRepro(const ipch::cli::ReproArgs& a) {
     } else if (binary.empty()) {
       binary = w;
     } else {
-      return BadInput("repro", "unexpected '" + w + "' in the replay line (expected: IPCH_SEED=N BINARY --gtest_filter='CASE')");
+      return BadInput("repro",
+                      "unexpected '" + w + "' in the replay line (expected: IPCH_SEED=N BINARY --gtest_filter='CASE')");
     }
   }
   if (binary.empty() || filter.empty())
-    return BadInput("repro", "not a replay line: expected IPCH_SEED=N BINARY --gtest_filter='CASE', got '" + a.line + "'");
+    return BadInput("repro",
+                    "not a replay line: expected IPCH_SEED=N BINARY --gtest_filter='CASE', got '" + a.line + "'");
   if (!seed.empty() && seed.find_first_not_of("0123456789") != std::string::npos)
     return BadInput("repro", "IPCH_SEED must be a whole number, got '" + seed + "'");
   if (::access(binary.c_str(), X_OK) != 0)
@@ -348,8 +412,8 @@ int RunRepro(const ipch::cli::ReproArgs& a) {
   argv.insert(argv.end(), a.extra.begin(), a.extra.end());
   std::vector<std::string> env;
   if (!seed.empty()) env.push_back("IPCH_SEED=" + seed);
-  std::fprintf(stderr, "ipch repro: %s%s --gtest_filter='%s'\n", seed.empty() ? "" : ("IPCH_SEED=" + seed + " ").c_str(),
-               binary.c_str(), filter.c_str());
+  std::fprintf(stderr, "ipch repro: %s%s --gtest_filter='%s'\n",
+               seed.empty() ? "" : ("IPCH_SEED=" + seed + " ").c_str(), binary.c_str(), filter.c_str());
   auto status = ipch::tool::RunShared(argv, env);
   if (!status.ok()) {
     std::fprintf(stderr, "ipch repro: %s\n", status.error().ToString().c_str());
@@ -373,6 +437,11 @@ int main(int argc, char** argv) {
       return RunRepro(cmd.repro);
     case ipch::cli::Command::kReport:
       return RunReport(cmd.report);
+    case ipch::cli::Command::kBench: {
+      std::string command = "ipch";
+      for (int i = 1; i < argc; ++i) command += std::string(" ") + argv[i];
+      return RunBenchCmd(cmd.bench, command);
+    }
     case ipch::cli::Command::kHelp:
       std::cout << cmd.text;
       return 0;

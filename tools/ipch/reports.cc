@@ -57,13 +57,27 @@ std::string XmlEscape(const std::string& s, bool attribute) {
   std::string out;
   for (unsigned char c : s) {
     switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += attribute ? "&quot;" : "\""; break;
-      case '\n': out += attribute ? "&#10;" : "\n"; break;
-      case '\t': out += attribute ? "&#9;" : "\t"; break;
-      case '\r': out += "&#13;"; break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += attribute ? "&quot;" : "\"";
+        break;
+      case '\n':
+        out += attribute ? "&#10;" : "\n";
+        break;
+      case '\t':
+        out += attribute ? "&#9;" : "\t";
+        break;
+      case '\r':
+        out += "&#13;";
+        break;
       default:
         if (c >= 0x20) out += static_cast<char>(c);
     }
@@ -140,7 +154,8 @@ std::string CaseResult::Summary() const {
 }
 
 int RunResults::Count(const std::string& outcome) const {
-  return static_cast<int>(std::count_if(cases.begin(), cases.end(), [&](const CaseResult& c) { return c.outcome == outcome; }));
+  return static_cast<int>(
+      std::count_if(cases.begin(), cases.end(), [&](const CaseResult& c) { return c.outcome == outcome; }));
 }
 
 Result<RunResults> ParseResults(const std::string& text) {
@@ -166,7 +181,8 @@ Result<RunResults> ParseResults(const std::string& text) {
       k.transport = c.at("transport").get<std::string>();
       k.outcome = c.at("outcome").get<std::string>();
       if (k.outcome != "pass" && k.outcome != "fail" && k.outcome != "skip" && k.outcome != "known") {
-        return MakeError(Errc::InvalidArgument, "case " + k.suite + "." + k.name + ": unknown outcome '" + k.outcome + "'");
+        return MakeError(Errc::InvalidArgument,
+                         "case " + k.suite + "." + k.name + ": unknown outcome '" + k.outcome + "'");
       }
       k.not_applicable = c.at("not_applicable").get<bool>();
       k.ms = c.at("ms").get<long long>();
@@ -174,8 +190,8 @@ Result<RunResults> ParseResults(const std::string& text) {
       k.test_seed = c.at("test_seed").get<uint64_t>();
       k.replay = c.at("replay").get<std::string>();
       for (const auto& p : c.at("parts")) {
-        k.parts.push_back({p.at("skipped").get<bool>(), p.at("location").get<std::string>(),
-                           p.at("message").get<std::string>()});
+        k.parts.push_back(
+            {p.at("skipped").get<bool>(), p.at("location").get<std::string>(), p.at("message").get<std::string>()});
       }
       r.cases.push_back(std::move(k));
     }
@@ -255,7 +271,9 @@ std::string CtrfJson(const RunResults& r) {
   json tests = json::array();
   for (const auto& c : r.cases) {
     json t = {{"name", c.full_name()},
-              {"status", c.outcome == "pass" ? "passed" : c.outcome == "fail" ? "failed" : "skipped"},
+              {"status", c.outcome == "pass"   ? "passed"
+                         : c.outcome == "fail" ? "failed"
+                                               : "skipped"},
               {"duration", c.ms},
               {"start", c.started_ms},
               {"stop", c.started_ms + c.ms},
@@ -266,7 +284,9 @@ std::string CtrfJson(const RunResults& r) {
     t["suite"] = suite;
     t["tags"] = suite;
     // The seeds as strings: 64-bit values lose digits in a JSON reader that reads doubles.
-    t["parameters"] = {{"transport", c.transport}, {"group", c.group}, {"seed", std::to_string(r.seed)},
+    t["parameters"] = {{"transport", c.transport},
+                       {"group", c.group},
+                       {"seed", std::to_string(r.seed)},
                        {"testSeed", std::to_string(c.test_seed)}};
     t["extra"] = {{"replay", c.replay}, {"suite", c.suite}};
     if (c.outcome != "pass") {
@@ -290,31 +310,30 @@ std::string CtrfJson(const RunResults& r) {
   char id[40];
   std::snprintf(id, sizeof id, "%08x-%04x-4%03x-%04x-%04x%08x", rd(), rd() & 0xffff, rd() & 0xfff,
                 (rd() & 0x3fff) | 0x8000, rd() & 0xffff, rd());
-  const json doc = {
-      {"reportFormat", "CTRF"},
-      {"specVersion", "1.0.0"},
-      {"reportId", id},
-      {"timestamp", UtcTime(r.started_ms + r.duration_ms, true)},
-      {"generatedBy", "ipch run"},
-      {"results",
-       {{"tool", {{"name", "ipch"}}},
-        {"summary",
-         {{"tests", r.cases.size()},
-          {"passed", r.Count("pass")},
-          {"failed", r.Count("fail")},
-          {"skipped", r.Count("skip") + r.Count("known")},
-          {"pending", 0},
-          {"other", 0},
-          {"suites", order.classes.size()},
-          {"start", r.started_ms},
-          {"stop", r.started_ms + r.duration_ms},
-          {"duration", r.duration_ms}}},
-        {"tests", std::move(tests)},
-        {"environment",
-         {{"osPlatform", "linux"},
-          {"osRelease", u.release},
-          {"osVersion", u.version},
-          {"extra", {{"binary", r.binary}, {"seed", std::to_string(r.seed)}, {"jobs", r.jobs}}}}}}}};
+  const json doc = {{"reportFormat", "CTRF"},
+                    {"specVersion", "1.0.0"},
+                    {"reportId", id},
+                    {"timestamp", UtcTime(r.started_ms + r.duration_ms, true)},
+                    {"generatedBy", "ipch run"},
+                    {"results",
+                     {{"tool", {{"name", "ipch"}}},
+                      {"summary",
+                       {{"tests", r.cases.size()},
+                        {"passed", r.Count("pass")},
+                        {"failed", r.Count("fail")},
+                        {"skipped", r.Count("skip") + r.Count("known")},
+                        {"pending", 0},
+                        {"other", 0},
+                        {"suites", order.classes.size()},
+                        {"start", r.started_ms},
+                        {"stop", r.started_ms + r.duration_ms},
+                        {"duration", r.duration_ms}}},
+                      {"tests", std::move(tests)},
+                      {"environment",
+                       {{"osPlatform", "linux"},
+                        {"osRelease", u.release},
+                        {"osVersion", u.version},
+                        {"extra", {{"binary", r.binary}, {"seed", std::to_string(r.seed)}, {"jobs", r.jobs}}}}}}}};
   return doc.dump(2) + "\n";
 }
 

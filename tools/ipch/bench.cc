@@ -1,0 +1,233 @@
+#include "bench.h"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <map>
+
+extern char** environ;
+
+namespace ipch::tool {
+namespace {
+
+using nlohmann::json;
+
+// Goals (docs/benchmarks.md): a socket, pipe or queue transport within 15 % of its raw
+// mechanism at 64 B and 4 KiB and 35 % at 64 KiB; a shared-memory round trip within 1.5x of the
+// raw spin ping-pong; streaming at 60 % of memcpy at 4 KiB, 75 % from 64 KiB (cost 1/0.6, 1/0.75).
+double Goal(const std::string& transport, const std::string& metric, const std::string& size) {
+  if (metric == "stream") return size == "4K" ? 1.0 / 0.6 : 1.0 / 0.75;
+  if (transport == "posix_shm" || transport == "sysv_shm") return 1.5;
+  return size == "64K" ? 1.35 : 1.15;
+}
+
+std::string SizeName(long bytes) {
+  if (bytes >= (1 << 20) && bytes % (1 << 20) == 0) return std::to_string(bytes >> 20) + "M";
+  if (bytes >= 1024 && bytes % 1024 == 0) return std::to_string(bytes >> 10) + "K";
+  return std::to_string(bytes);
+}
+
+const char* Baseline(const std::string& transport) {
+  static const std::map<std::string, const char*> names = {
+      {"tcp", "raw TCP socket"},           {"unix", "raw Unix socket"},       {"fifo", "raw FIFO pair"},
+      {"sysv_mq", "raw SysV queues"},      {"posix_mq", "raw POSIX queues"},  {"http", "raw libcurl + cpp-httplib"},
+      {"posix_shm", "raw spin ping-pong"}, {"sysv_shm", "raw spin ping-pong"}};
+  const auto it = names.find(transport);
+  return it == names.end() ? "raw" : it->second;
+}
+
+// A figure of one benchmark: the median when the run repeated, else its one run.
+struct Figure {
+  double ns = 0, bytes_per_s = 0;
+};
+
+double ToNs(double t, const std::string& unit) {
+  if (unit == "us") return t * 1e3;
+  if (unit == "ms") return t * 1e6;
+  if (unit == "s") return t * 1e9;
+  return t;
+}
+
+int Spawn(const std::vector<std::string>& args, const std::string& log) {
+  std::vector<std::string> a = args;
+  std::vector<char*> argv;
+  for (auto& s : a) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  pid_t pid = -1;
+  int status = -1;
+  if (::posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) == 0) {
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+  }
+  posix_spawn_file_actions_destroy(&fa);
+  return status;
+}
+
+}  // namespace
+
+const std::vector<std::string>& BenchTransports() {
+  static const std::vector<std::string> t = {"tcp",      "unix",     "fifo",    "posix_shm",
+                                             "sysv_shm", "posix_mq", "sysv_mq", "http"};
+  return t;
+}
+
+const std::vector<std::string>& BenchSizes() {
+  static const std::vector<std::string> s = {"64", "4K", "64K", "1M"};
+  return s;
+}
+
+std::string NormalizeSize(const std::string& in) {
+  std::string s;
+  for (char c : in) s += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (s.size() > 3 && s.compare(s.size() - 3, 3, "IB") == 0) s.erase(s.size() - 2);  // KiB -> K
+  if (s.size() > 1 && s.back() == 'B') s.pop_back();
+  long mult = 1;
+  if (!s.empty() && (s.back() == 'K' || s.back() == 'M')) {
+    mult = s.back() == 'K' ? 1024 : 1 << 20;
+    s.pop_back();
+  }
+  if (s.empty() || s.size() > 8 || s.find_first_not_of("0123456789") != std::string::npos) return "";
+  const std::string name = SizeName(std::stol(s) * mult);
+  const auto& all = BenchSizes();
+  return std::find(all.begin(), all.end(), name) != all.end() ? name : "";
+}
+
+std::vector<BenchRow> PairFigures(const std::vector<json>& outputs) {
+  std::map<std::string, Figure> fig;
+  for (const auto& out : outputs) {
+    if (!out.contains("benchmarks")) continue;
+    for (const auto& b : out["benchmarks"]) {
+      const bool repeated = b.value("run_type", "") == "aggregate";
+      if (repeated && b.value("aggregate_name", "") != "median") continue;
+      std::string name = b.value("run_name", b.value("name", ""));
+      if (name.size() > 10 && name.compare(name.size() - 10, 10, "/real_time") == 0) name.resize(name.size() - 10);
+      if (!repeated && fig.count(name)) continue;  // a repeated run's medians, once per name
+      fig[name] = {ToNs(b.value("real_time", 0.0), b.value("time_unit", "ns")), b.value("bytes_per_second", 0.0)};
+    }
+  }
+  std::vector<BenchRow> rows;
+  // Sockets, pipes, queues and http: "<t>/raw/<bytes>" beside "<t>/ipch/<bytes>".
+  for (const auto& t : BenchTransports()) {
+    for (long bytes : {64L, 4096L, 65536L, 1L << 20}) {
+      const auto ipch = fig.find(t + "/ipch/" + std::to_string(bytes));
+      const auto raw = fig.find(t + "/raw/" + std::to_string(bytes));
+      if (ipch != fig.end() && raw != fig.end() && raw->second.ns > 0) {
+        const std::string size = SizeName(bytes);
+        rows.push_back({t, "round trip", size, Baseline(t), ipch->second.ns, raw->second.ns,
+                        ipch->second.ns / raw->second.ns, Goal(t, "round trip", size)});
+      }
+    }
+    // Shared memory: the 64-byte round trip beside the raw spin ping-pong; streams beside memcpy.
+    const auto rt = fig.find(t + "/RoundTrip64"), spin = fig.find("RawSpinRoundTrip64");
+    if (rt != fig.end() && spin != fig.end() && spin->second.ns > 0) {
+      rows.push_back({t, "round trip", "64", Baseline(t), rt->second.ns, spin->second.ns,
+                      rt->second.ns / spin->second.ns, Goal(t, "round trip", "64")});
+    }
+    const auto memcpy_fig = fig.find("Memcpy64MiB");
+    for (long bytes : {4096L, 65536L, 1L << 20}) {
+      const auto st = fig.find(t + "/Stream/" + std::to_string(bytes));
+      if (st == fig.end() || memcpy_fig == fig.end() || st->second.bytes_per_s <= 0) continue;
+      const std::string size = SizeName(bytes);
+      rows.push_back({t, "stream", size, "memcpy", st->second.bytes_per_s, memcpy_fig->second.bytes_per_s,
+                      memcpy_fig->second.bytes_per_s / st->second.bytes_per_s, Goal(t, "stream", size)});
+    }
+  }
+  return rows;
+}
+
+Result<std::vector<BenchRow>> RunBench(const BenchOptions& o, const std::string& log) {
+  const auto chosen = [](const std::vector<std::string>& picked, const std::string& x) {
+    return picked.empty() || std::find(picked.begin(), picked.end(), x) != picked.end();
+  };
+  std::string sockets, shm, http;
+  for (const auto& t : BenchTransports()) {
+    if (!chosen(o.transports, t)) continue;
+    std::string& into = t == "http" ? http : (t == "posix_shm" || t == "sysv_shm") ? shm : sockets;
+    into += (into.empty() ? "" : "|") + t;
+  }
+  std::string bytes;  // the sizes as Google Benchmark's argument, for the round trips
+  for (const auto& s : BenchSizes()) {
+    if (!chosen(o.sizes, s)) continue;
+    const long n = s == "64" ? 64 : s == "4K" ? 4096 : s == "64K" ? 65536 : 1 << 20;
+    bytes += (bytes.empty() ? "" : "|") + std::to_string(n);
+  }
+  struct Job {
+    std::string binary, filter;
+  };
+  std::vector<Job> jobs;
+  if (!sockets.empty()) jobs.push_back({"ipch_bench", "^(" + sockets + ")/(raw|ipch)/(" + bytes + ")/"});
+  if (!http.empty()) jobs.push_back({"ipch_http_bench", "^http/(raw|ipch)/(" + bytes + ")/"});
+  if (!shm.empty()) {
+    std::string f = "^(RawSpinRoundTrip64|Memcpy64MiB|(" + shm + ")/(RoundTrip64|Stream/(" + bytes + ")$))";
+    jobs.push_back({"ipch_shm_bench", f});
+  }
+  std::vector<json> outputs;
+  for (const auto& j : jobs) {
+    const std::string out = log + "." + j.binary + ".json";
+    const std::string bin = o.bench_dir + "/" + j.binary;
+    if (::access(bin.c_str(), X_OK) != 0) return MakeError(Errc::InvalidArgument, "no benchmark binary " + bin);
+    const int status = Spawn(
+        {bin, "--benchmark_filter=" + j.filter, "--benchmark_min_time=" + std::to_string(o.min_time),
+         "--benchmark_repetitions=" + std::to_string(o.repetitions), "--benchmark_enable_random_interleaving=true",
+         "--benchmark_report_aggregates_only=" + std::string(o.repetitions > 1 ? "true" : "false"),
+         "--benchmark_out=" + out, "--benchmark_out_format=json"},
+        log);
+    std::ifstream f(out);
+    json doc = json::parse(f, nullptr, false);
+    std::remove(out.c_str());
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || doc.is_discarded()) {
+      return MakeError(Errc::InvalidArgument, j.binary + " failed (status " + std::to_string(status) + "); see " + log);
+    }
+    outputs.push_back(std::move(doc));
+  }
+  return PairFigures(outputs);
+}
+
+std::string BenchTable(const std::vector<BenchRow>& rows) {
+  std::string out = "transport  metric      size  transport          baseline           ratio   goal     baseline is\n";
+  char line[256];
+  for (const auto& r : rows) {
+    const bool stream = r.metric == "stream";
+    const auto shown = [&](double v) {
+      char b[32];
+      if (stream)
+        std::snprintf(b, sizeof b, "%.2f GB/s", v / 1e9);
+      else
+        std::snprintf(b, sizeof b, "%.2f us", v / 1e3);
+      return std::string(b);
+    };
+    std::snprintf(line, sizeof line, "%-10s %-11s %-5s %-18s %-18s %5.2f   <=%.2f %-7s %s\n", r.transport.c_str(),
+                  r.metric.c_str(), r.size.c_str(), shown(r.value).c_str(), shown(r.baseline_value).c_str(), r.ratio,
+                  r.goal, r.Met() ? "met" : "MISSED", r.baseline.c_str());
+    out += line;
+  }
+  return out;
+}
+
+json BenchJson(const std::vector<BenchRow>& rows, const std::string& command) {
+  json results = json::array();
+  for (const auto& r : rows) {
+    results.push_back({{"transport", r.transport},
+                       {"metric", r.metric},
+                       {"size", r.size},
+                       {"baseline", r.baseline},
+                       {"value", r.value},
+                       {"baseline_value", r.baseline_value},
+                       {"unit", r.metric == "stream" ? "bytes/s" : "ns"},
+                       {"ratio", r.ratio},
+                       {"goal", r.goal},
+                       {"met", r.Met()}});
+  }
+  return {{"format", "ipch-bench-1"}, {"command", command}, {"results", std::move(results)}};
+}
+
+}  // namespace ipch::tool

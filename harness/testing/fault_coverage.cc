@@ -7,6 +7,8 @@
 
 #include <unistd.h>
 
+#include "ipch/atomic_file.h"
+
 namespace ipch::testing {
 namespace {
 
@@ -151,24 +153,7 @@ std::string FaultCoverage::Json() const {
   return out.str();
 }
 
-Status FaultCoverage::WriteJson(const std::string& path) const {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    f << Json();
-    f.close();
-    if (!f) {
-      std::remove(tmp.c_str());
-      return MakeError(Errc::InvalidArgument, "cannot write " + tmp);
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const Status st = ErrnoError("rename " + tmp + " to " + path, errno);
-    std::remove(tmp.c_str());
-    return st;
-  }
-  return Ok();
-}
+Status FaultCoverage::WriteJson(const std::string& path) const { return WriteFileAtomically(path, Json()); }
 
 std::string CoveragePathFor(const std::string& xml_path) {
   std::string base = xml_path;

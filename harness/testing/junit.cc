@@ -9,6 +9,8 @@
 #include <sstream>
 #include <utility>
 
+#include "ipch/atomic_file.h"
+
 namespace ipch::testing {
 namespace {
 
@@ -151,15 +153,7 @@ Status WriteJUnit(const std::string& path, const std::vector<CaseReport>& cases,
   std::error_code ec;
   const std::filesystem::path target(path);
   if (target.has_parent_path()) std::filesystem::create_directories(target.parent_path(), ec);
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << Document(cases, started, total_ms);
-    out.flush();
-    if (!out) return ErrnoError("write " + tmp);
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) return ErrnoError("rename " + tmp + " to " + path);
-  return Ok();
+  return WriteFileAtomically(path, Document(cases, started, total_ms));
 }
 
 }  // namespace ipch::testing

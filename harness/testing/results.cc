@@ -1,11 +1,6 @@
 #include "results.h"
 
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstdio>
-#include <fstream>
-
+#include "ipch/atomic_file.h"
 #include "json_text.h"
 #include "shared.h"
 #include "verdicts.h"
@@ -85,22 +80,7 @@ std::string ResultsJson(const RunInfo& run, const std::vector<CaseReport>& cases
 }
 
 Status WriteResults(const std::string& path, const RunInfo& run, const std::vector<CaseReport>& cases) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    f << ResultsJson(run, cases);
-    f.close();
-    if (!f) {
-      std::remove(tmp.c_str());
-      return MakeError(Errc::InvalidArgument, "cannot write " + tmp);
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const Status st = ErrnoError("rename " + tmp + " to " + path, errno);
-    std::remove(tmp.c_str());
-    return st;
-  }
-  return Ok();
+  return WriteFileAtomically(path, ResultsJson(run, cases));
 }
 
 }  // namespace ipch::testing

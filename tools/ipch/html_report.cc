@@ -13,31 +13,8 @@ namespace {
 
 using nlohmann::json;
 
-std::string Esc(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
+// Everything the page shows goes through here, text and attribute values alike.
+std::string Esc(const std::string& s) { return MarkupEscape(s, true); }
 
 std::string Num(double v, int decimals) {
   char buf[64];

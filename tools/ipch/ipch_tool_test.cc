@@ -313,7 +313,7 @@ TEST_F(IpchRunReports, JUnitValidatesAgainstTheSchemaAndCarriesEachOutcome) {
   EXPECT_TRUE(Has(xml, "<testcase name=\"Basic.FailsWithHostileText\" classname=\"beta\"")) << xml;
   // The message attribute is the failure's first line, escaped; the text adds the replay line.
   EXPECT_TRUE(
-      Has(xml, "<failure message=\"expected PeerClosed, got &lt;Corrupt&gt; &amp; &quot;more&quot; 'quoted' ]]&gt;"))
+      Has(xml, "<failure message=\"expected PeerClosed, got &lt;Corrupt&gt; &amp; &quot;more&quot; &#39;quoted&#39; ]]&gt;"))
       << xml;
   EXPECT_TRUE(
       Has(xml, "replay: IPCH_SEED=20261124 " + kBattery + " --gtest_filter='Fake/Basic/beta.FailsWithHostileText'"))

@@ -16,6 +16,8 @@
 #include <set>
 #include <sstream>
 
+#include "ipch/atomic_file.h"
+
 namespace ipch::tool {
 namespace {
 
@@ -52,8 +54,11 @@ std::string Hostname() {
   return buf;
 }
 
-// XML 1.0 allows no control character but tab, newline and carriage return.
-std::string XmlEscape(const std::string& s, bool attribute) {
+}  // namespace
+
+// XML 1.0 allows no control character but tab, newline and carriage return; the references are
+// XML's and HTML's alike. In an attribute, quotes are references too.
+std::string MarkupEscape(const std::string& s, bool attribute) {
   std::string out;
   for (unsigned char c : s) {
     switch (c) {
@@ -69,8 +74,11 @@ std::string XmlEscape(const std::string& s, bool attribute) {
       case '"':
         out += attribute ? "&quot;" : "\"";
         break;
+      case '\'':
+        out += attribute ? "&#39;" : "'";
+        break;
       case '\n':
-        out += attribute ? "&#10;" : "\n";
+        out += attribute ? "&#10;" : "\n";  // a parser folds raw whitespace in an attribute
         break;
       case '\t':
         out += attribute ? "&#9;" : "\t";
@@ -85,8 +93,10 @@ std::string XmlEscape(const std::string& s, bool attribute) {
   return out;
 }
 
+namespace {
+
 std::string Attr(const char* name, const std::string& value) {
-  return std::string(" ") + name + "=\"" + XmlEscape(value, true) + "\"";
+  return std::string(" ") + name + "=\"" + MarkupEscape(value, true) + "\"";
 }
 
 // The transports (or suites) and groups in the order the results first name them.
@@ -251,7 +261,7 @@ std::string JUnitXml(const RunResults& r) {
       out << ">\n";
       if (c.outcome == "fail") {
         out << "      <failure" << Attr("message", c.Summary()) << Attr("type", "failure") << ">"
-            << XmlEscape(c.Text(), false) << "</failure>\n";
+            << MarkupEscape(c.Text(), false) << "</failure>\n";
       } else {
         const std::string why = std::string(RawStatus(c)) + ": " + c.Summary();
         out << "      <skipped" << Attr("message", c.outcome == "known" ? why : c.Summary()) << "/>\n";
@@ -356,24 +366,6 @@ std::string CheckReportPath(const std::string& path) {
   return "";
 }
 
-Status WriteAtomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream f(tmp, std::ios::trunc | std::ios::binary);
-    f << text;
-    f.close();
-    if (!f) {
-      const int e = errno;
-      std::remove(tmp.c_str());
-      return ErrnoError("write " + tmp, e);
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const Status st = ErrnoError("rename " + tmp + " to " + path, errno);
-    std::remove(tmp.c_str());
-    return st;
-  }
-  return Ok();
-}
+Status WriteAtomically(const std::string& path, const std::string& text) { return WriteFileAtomically(path, text); }
 
 }  // namespace ipch::tool

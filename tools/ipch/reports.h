@@ -56,6 +56,10 @@ std::string CtrfJson(const RunResults& r);
 // `bench`: an `ipch bench --json` document for the charts, or null.
 std::string Html(const RunResults& r, const nlohmann::json& bench);
 
+// `s` as XML or HTML text (`attribute`: inside an attribute, where quotes, line breaks and tabs
+// become references); characters XML 1.0 cannot hold are left out.
+std::string MarkupEscape(const std::string& s, bool attribute);
+
 // "" when `path` can take a report (its directory exists or can be made and is writable, and
 // it is not a directory itself); otherwise why not.
 std::string CheckReportPath(const std::string& path);

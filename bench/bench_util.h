@@ -29,31 +29,54 @@ inline void MaybePin() {
   ::sched_setaffinity(0, sizeof set, &set);  // inherited by the forked echo peer
 }
 
-// A round trip of state.range(0) bytes through `Adapter` to an echoing forked peer.
+// Two patterns, for the transports and their raw baselines alike. A round trip: the peer echoes
+// each message. A stream: messages go one way back to back, and the peer answers one byte per
+// kStreamBatch received, so the sender never runs more than a batch ahead; bytes/s is the
+// payload's. `receive` and `send` are the mechanism's own calls (bool: went through).
+inline constexpr uint64_t kStreamBatch = 64;
+
+template <class Receive, class Send>
+void Serve(bool stream, Receive receive, Send send) {
+  Bytes m;
+  const Bytes ack(2, std::byte{1});  // 2 bytes: a 1-byte message ends a POSIX-queue peer
+  for (uint64_t n = 1; receive(m); ++n) {
+    if (!(stream ? n % kStreamBatch != 0 || send(ack) : send(m))) return;
+  }
+}
+
+template <class Send, class Receive>
+void Drive(benchmark::State& state, bool stream, Send send, Receive receive) {
+  const Bytes out(static_cast<size_t>(state.range(0)), std::byte{7});
+  Bytes in;
+  uint64_t n = 0;
+  for (auto _ : state) {
+    const bool ok = send(out) && (stream ? ++n % kStreamBatch != 0 || receive(in) : receive(in));
+    if (!ok) return state.SkipWithError(stream ? "stream failed" : "round trip failed");
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * state.range(0) * (stream ? 1 : 2));
+}
+
+// A round trip (or, with `stream`, a stream) of state.range(0) bytes through `Adapter` to a
+// forked peer.
 template <class Adapter>
-void EchoRoundTrip(benchmark::State& state, const EndpointSpec& spec) {
+void EchoRoundTrip(benchmark::State& state, const EndpointSpec& spec, bool stream = false) {
   auto l = Adapter::Listen(Adapter::Address(spec));
   if (!l.ok()) return state.SkipWithError(l.error().ToString().c_str());
   const std::string addr = l->address();
-  auto child = ChildProcess::Spawn([addr](ControlChannel&) -> Status {
+  auto child = ChildProcess::Spawn([addr, stream](ControlChannel&) -> Status {
     auto c = Adapter::Connect(addr, Deadline::After(std::chrono::seconds(10)));
     if (!c.ok()) return std::move(c).error();
-    Bytes m;
-    while (c->Receive(m, Deadline::Never()).ok() && c->Send(m, Deadline::Never()).ok()) {
-    }
+    Serve(
+        stream, [&](Bytes& m) { return c->Receive(m, Deadline::Never()).ok(); },
+        [&](const Bytes& m) { return c->Send(m, Deadline::Never()).ok(); });
     return Ok();
   });
   if (!child.ok()) return state.SkipWithError("fork failed");
   auto s = l->Accept(Deadline::After(std::chrono::seconds(10)));
   if (!s.ok()) return state.SkipWithError(s.error().ToString().c_str());
-  Bytes out(static_cast<size_t>(state.range(0)), std::byte{7}), in;
-  for (auto _ : state) {
-    if (!s->Send(out, Deadline::Never()).ok() || !s->Receive(in, Deadline::Never()).ok()) {
-      state.SkipWithError("round trip failed");
-      break;
-    }
-  }
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * state.range(0) * 2);
+  Drive(
+      state, stream, [&](const Bytes& m) { return s->Send(m, Deadline::Never()).ok(); },
+      [&](Bytes& m) { return s->Receive(m, Deadline::Never()).ok(); });
   (void)s->Close();  // the peer's Receive gets PeerClosed and it exits
   (void)child->Wait(Deadline::After(std::chrono::seconds(10)));
 }

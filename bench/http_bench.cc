@@ -145,9 +145,11 @@ void BM_Raw(benchmark::State& state) {
 }
 
 // ---- the transport ---------------------------------------------------------------------------
-void BM_Ipch(benchmark::State& state) { ipch::bench::EchoRoundTrip<ipch::http::Adapter>(state, ipch::EndpointSpec{"bench", {}}); }
+void BM_Ipch(benchmark::State& state) {
+  ipch::bench::EchoRoundTrip<ipch::http::Adapter>(state, ipch::EndpointSpec{"bench", {}});
+}
 
-#define IPCH_SIZES Arg(64)->Arg(4096)->UseRealTime()
+#define IPCH_SIZES Arg(64)->Arg(4096)->Arg(65536)->Arg(1 << 20)->UseRealTime()
 BENCHMARK(BM_Raw)->Name("http/raw")->IPCH_SIZES;
 BENCHMARK(BM_Ipch)->Name("http/ipch")->IPCH_SIZES;
 
@@ -160,7 +162,7 @@ int main(int argc, char** argv) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  ipch::bench::RatioReporter reporter({"http"}, {"64", "4096"});
+  ipch::bench::RatioReporter reporter({"http"}, {"64", "4096", "65536", "1048576"});
   benchmark::RunSpecifiedBenchmarks(&reporter);
   reporter.PrintRatios();
   benchmark::Shutdown();

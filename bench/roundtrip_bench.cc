@@ -5,12 +5,12 @@
 // At the end a table prints transport/baseline ratios from this run's own figures.
 #include <benchmark/benchmark.h>
 #include <fcntl.h>
+#include <mqueue.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <mqueue.h>
 #include <sys/msg.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -92,9 +92,9 @@ struct RawEndpoint {
   int family = AF_INET;
 };
 
-RawEndpoint RawListen(bool unix_sock, const std::filesystem::path& dir) {
+RawEndpoint RawListen(bool unix_sock, const std::filesystem::path& dir, bool v6 = false) {
   RawEndpoint e;
-  e.family = unix_sock ? AF_UNIX : AF_INET;
+  e.family = unix_sock ? AF_UNIX : v6 ? AF_INET6 : AF_INET;
   e.listener.reset(::socket(e.family, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (unix_sock) {
     auto* sa = reinterpret_cast<sockaddr_un*>(&e.addr);
@@ -102,6 +102,11 @@ RawEndpoint RawListen(bool unix_sock, const std::filesystem::path& dir) {
     e.path = (dir / "raw.sock").string();
     std::snprintf(sa->sun_path, sizeof sa->sun_path, "%s", e.path.c_str());
     e.len = sizeof(sockaddr_un);
+  } else if (v6) {
+    auto* sa = reinterpret_cast<sockaddr_in6*>(&e.addr);
+    sa->sin6_family = AF_INET6;
+    sa->sin6_addr = in6addr_loopback;
+    e.len = sizeof(sockaddr_in6);
   } else {
     auto* sa = reinterpret_cast<sockaddr_in*>(&e.addr);
     sa->sin_family = AF_INET;
@@ -122,28 +127,26 @@ void NoDelay(int fd, bool unix_sock) {
   if (!unix_sock) ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-template <bool kUnix>
+template <bool kUnix, bool kV6 = false, bool kStream = false>
 void BM_Raw(benchmark::State& state) {
   auto dir = ipch::TempDir::Create("ipch-" + std::to_string(::getpid()) + "-bench-");
-  RawEndpoint e = RawListen(kUnix, dir->path());
+  RawEndpoint e = RawListen(kUnix, dir->path(), kV6);
   if (!e.listener) return state.SkipWithError("raw listen failed");
   auto child = ipch::ChildProcess::Spawn([&](ipch::ControlChannel&) -> ipch::Status {
     ipch::UniqueFd fd(::socket(e.family, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&e.addr), e.len) != 0) return ipch::ErrnoError("connect");
     NoDelay(fd.get(), kUnix);
-    Bytes m;
-    while (RawReceive(fd.get(), m) && RawSend(fd.get(), m)) {
-    }
+    ipch::bench::Serve(
+        kStream, [&](Bytes& m) { return RawReceive(fd.get(), m); },
+        [&](const Bytes& m) { return RawSend(fd.get(), m); });
     return ipch::Ok();
   });
   if (!child.ok()) return state.SkipWithError("fork failed");
   ipch::UniqueFd s(::accept4(e.listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
   NoDelay(s.get(), kUnix);
-  Bytes out(static_cast<size_t>(state.range(0)), std::byte{7}), in;
-  for (auto _ : state) {
-    if (!RawSend(s.get(), out) || !RawReceive(s.get(), in)) return state.SkipWithError("raw round trip failed");
-  }
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * state.range(0) * 2);
+  ipch::bench::Drive(
+      state, kStream, [&](const Bytes& m) { return RawSend(s.get(), m); },
+      [&](Bytes& m) { return RawReceive(s.get(), m); });
   s.reset();  // the echo loop ends on EOF
   (void)child->Wait(Deadline::After(std::chrono::seconds(10)));
 }
@@ -167,6 +170,7 @@ bool PipeSend(int fd, const Bytes& m) {
   return true;
 }
 
+template <bool kStream = false>
 void BM_RawFifo(benchmark::State& state) {
   auto dir = ipch::TempDir::Create("ipch-" + std::to_string(::getpid()) + "-bench-");
   const std::string up = (dir->path() / "up").string(), dn = (dir->path() / "dn").string();
@@ -174,19 +178,17 @@ void BM_RawFifo(benchmark::State& state) {
   ::signal(SIGPIPE, SIG_IGN);
   auto child = ipch::ChildProcess::Spawn([&](ipch::ControlChannel&) -> ipch::Status {
     ipch::UniqueFd in(::open(up.c_str(), O_RDONLY | O_CLOEXEC)), out(::open(dn.c_str(), O_WRONLY | O_CLOEXEC));
-    Bytes m;
-    while (RawReceive(in.get(), m) && PipeSend(out.get(), m)) {
-    }
+    ipch::bench::Serve(
+        kStream, [&](Bytes& m) { return RawReceive(in.get(), m); },
+        [&](const Bytes& m) { return PipeSend(out.get(), m); });
     return ipch::Ok();
   });
   if (!child.ok()) return state.SkipWithError("fork failed");
   ipch::UniqueFd out(::open(up.c_str(), O_WRONLY | O_CLOEXEC)), in(::open(dn.c_str(), O_RDONLY | O_CLOEXEC));
   for (int fd : {out.get(), in.get()}) ::fcntl(fd, F_SETPIPE_SZ, 1 << 20);  // as the transport does
-  Bytes msg(static_cast<size_t>(state.range(0)), std::byte{7}), got;
-  for (auto _ : state) {
-    if (!PipeSend(out.get(), msg) || !RawReceive(in.get(), got)) return state.SkipWithError("raw round trip failed");
-  }
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * state.range(0) * 2);
+  ipch::bench::Drive(
+      state, kStream, [&](const Bytes& m) { return PipeSend(out.get(), m); },
+      [&](Bytes& m) { return RawReceive(in.get(), m); });
   out.reset();
   (void)child->Wait(Deadline::After(std::chrono::seconds(10)));
 }
@@ -229,23 +231,22 @@ bool MsgReceive(int q, Bytes& m, RawMsg& buf) {
   return true;
 }
 
+template <bool kStream = false>
 void BM_RawSysvMq(benchmark::State& state) {
   const int up = ::msgget(IPC_PRIVATE, IPC_CREAT | 0600), dn = ::msgget(IPC_PRIVATE, IPC_CREAT | 0600);
   if (up < 0 || dn < 0) return state.SkipWithError("msgget");
   auto child = ipch::ChildProcess::Spawn([&](ipch::ControlChannel&) -> ipch::Status {
     auto buf = std::make_unique<RawMsg>();
-    Bytes m;
-    while (MsgReceive(up, m, *buf) && MsgSend(dn, m, *buf)) {
-    }
+    ipch::bench::Serve(
+        kStream, [&](Bytes& m) { return MsgReceive(up, m, *buf); },
+        [&](const Bytes& m) { return MsgSend(dn, m, *buf); });
     return ipch::Ok();
   });
   if (!child.ok()) return state.SkipWithError("fork failed");
   auto buf = std::make_unique<RawMsg>();
-  Bytes msg(static_cast<size_t>(state.range(0)), std::byte{7}), got;
-  for (auto _ : state) {
-    if (!MsgSend(up, msg, *buf) || !MsgReceive(dn, got, *buf)) return state.SkipWithError("raw round trip failed");
-  }
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * state.range(0) * 2);
+  ipch::bench::Drive(
+      state, kStream, [&](const Bytes& m) { return MsgSend(up, m, *buf); },
+      [&](Bytes& m) { return MsgReceive(dn, m, *buf); });
   ::msgctl(up, IPC_RMID, nullptr);  // the echo loop ends on EIDRM
   ::msgctl(dn, IPC_RMID, nullptr);
   (void)child->Wait(Deadline::After(std::chrono::seconds(10)));
@@ -292,6 +293,7 @@ bool MqReceiveAll(mqd_t q, Bytes& m, std::vector<char>& buf) {
   return true;
 }
 
+template <bool kStream = false>
 void BM_RawPosixMq(benchmark::State& state) {
   PosixQueues names;
   mq_attr a{};
@@ -302,18 +304,16 @@ void BM_RawPosixMq(benchmark::State& state) {
   if (up == -1 || dn == -1) return state.SkipWithError("mq_open");
   auto child = ipch::ChildProcess::Spawn([&](ipch::ControlChannel&) -> ipch::Status {
     std::vector<char> buf(8192);
-    Bytes m;
-    while (MqReceiveAll(up, m, buf) && m.size() != 1 && MqSendAll(dn, m, buf)) {
-    }
+    ipch::bench::Serve(
+        kStream, [&](Bytes& m) { return MqReceiveAll(up, m, buf) && m.size() != 1; },
+        [&](const Bytes& m) { return MqSendAll(dn, m, buf); });
     return ipch::Ok();
   });
   if (!child.ok()) return state.SkipWithError("fork failed");
   std::vector<char> buf(8192);
-  Bytes msg(static_cast<size_t>(state.range(0)), std::byte{7}), got;
-  for (auto _ : state) {
-    if (!MqSendAll(up, msg, buf) || !MqReceiveAll(dn, got, buf)) return state.SkipWithError("raw round trip failed");
-  }
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * state.range(0) * 2);
+  ipch::bench::Drive(
+      state, kStream, [&](const Bytes& m) { return MqSendAll(up, m, buf); },
+      [&](Bytes& m) { return MqReceiveAll(dn, m, buf); });
   (void)MqSendAll(up, Bytes(1), buf);  // a 1-byte message ends the echo loop
   (void)child->Wait(Deadline::After(std::chrono::seconds(10)));
   ::mq_close(up);
@@ -321,23 +321,39 @@ void BM_RawPosixMq(benchmark::State& state) {
 }
 
 // ---- ipch transports ----------------------------------------------------------------------
-template <class Adapter>
+template <class Adapter, bool kStream = false>
 void BM_Ipch(benchmark::State& state) {
   auto dir = ipch::TempDir::Create("ipch-" + std::to_string(::getpid()) + "-bench-");
-  ipch::bench::EchoRoundTrip<Adapter>(state, ipch::EndpointSpec{"bench", dir->path()});
+  ipch::bench::EchoRoundTrip<Adapter>(state, ipch::EndpointSpec{"bench", dir->path()}, kStream);
 }
 
-#define IPCH_SIZES Arg(64)->Arg(4096)->Arg(65536)->UseRealTime()
+#define IPCH_SIZES Arg(64)->Arg(4096)->Arg(65536)->Arg(1 << 20)->UseRealTime()
 BENCHMARK(BM_Raw<false>)->Name("tcp/raw")->IPCH_SIZES;
 BENCHMARK(BM_Ipch<ipch::tcp::Adapter<false>>)->Name("tcp/ipch")->IPCH_SIZES;
+BENCHMARK(BM_Raw<false, true>)->Name("tcp6/raw")->IPCH_SIZES;
+BENCHMARK(BM_Ipch<ipch::tcp::Adapter<true>>)->Name("tcp6/ipch")->IPCH_SIZES;
 BENCHMARK(BM_Raw<true>)->Name("unix/raw")->IPCH_SIZES;
 BENCHMARK(BM_Ipch<ipch::unix_sock::Adapter>)->Name("unix/ipch")->IPCH_SIZES;
-BENCHMARK(BM_RawFifo)->Name("fifo/raw")->IPCH_SIZES;
+BENCHMARK(BM_RawFifo<>)->Name("fifo/raw")->IPCH_SIZES;
 BENCHMARK(BM_Ipch<ipch::fifo::Adapter>)->Name("fifo/ipch")->IPCH_SIZES;
-BENCHMARK(BM_RawSysvMq)->Name("sysv_mq/raw")->IPCH_SIZES;
+BENCHMARK(BM_RawSysvMq<>)->Name("sysv_mq/raw")->IPCH_SIZES;
 BENCHMARK(BM_Ipch<ipch::sysv_mq::Adapter>)->Name("sysv_mq/ipch")->IPCH_SIZES;
-BENCHMARK(BM_RawPosixMq)->Name("posix_mq/raw")->IPCH_SIZES;
+BENCHMARK(BM_RawPosixMq<>)->Name("posix_mq/raw")->IPCH_SIZES;
 BENCHMARK(BM_Ipch<ipch::posix_mq::Adapter>)->Name("posix_mq/ipch")->IPCH_SIZES;
+
+// Streams: messages one way, back to back (ipch::bench::Drive), "<mech>/raw-stream" beside "<mech>/ipch-stream".
+BENCHMARK(BM_Raw<false, false, true>)->Name("tcp/raw-stream")->IPCH_SIZES;
+BENCHMARK(BM_Ipch<ipch::tcp::Adapter<false>, true>)->Name("tcp/ipch-stream")->IPCH_SIZES;
+BENCHMARK(BM_Raw<false, true, true>)->Name("tcp6/raw-stream")->IPCH_SIZES;
+BENCHMARK(BM_Ipch<ipch::tcp::Adapter<true>, true>)->Name("tcp6/ipch-stream")->IPCH_SIZES;
+BENCHMARK(BM_Raw<true, false, true>)->Name("unix/raw-stream")->IPCH_SIZES;
+BENCHMARK(BM_Ipch<ipch::unix_sock::Adapter, true>)->Name("unix/ipch-stream")->IPCH_SIZES;
+BENCHMARK(BM_RawFifo<true>)->Name("fifo/raw-stream")->IPCH_SIZES;
+BENCHMARK(BM_Ipch<ipch::fifo::Adapter, true>)->Name("fifo/ipch-stream")->IPCH_SIZES;
+BENCHMARK(BM_RawSysvMq<true>)->Name("sysv_mq/raw-stream")->IPCH_SIZES;
+BENCHMARK(BM_Ipch<ipch::sysv_mq::Adapter, true>)->Name("sysv_mq/ipch-stream")->IPCH_SIZES;
+BENCHMARK(BM_RawPosixMq<true>)->Name("posix_mq/raw-stream")->IPCH_SIZES;
+BENCHMARK(BM_Ipch<ipch::posix_mq::Adapter, true>)->Name("posix_mq/ipch-stream")->IPCH_SIZES;
 
 }  // namespace
 
@@ -347,7 +363,8 @@ int main(int argc, char** argv) {
   ipch::bench::MaybePin();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  ipch::bench::RatioReporter reporter({"tcp", "unix", "fifo", "sysv_mq", "posix_mq"}, {"64", "4096", "65536"});
+  ipch::bench::RatioReporter reporter({"tcp", "tcp6", "unix", "fifo", "sysv_mq", "posix_mq"},
+                                      {"64", "4096", "65536", "1048576"});
   benchmark::RunSpecifiedBenchmarks(&reporter);
   reporter.PrintRatios();
   benchmark::Shutdown();

@@ -108,8 +108,10 @@ std::string Tail(const std::string& text) {
 volatile sig_atomic_t g_child = 0;
 
 void PassOn(int sig, siginfo_t* info, void*) {
+  const int saved = errno;  // the interrupted code may be about to read it
   // From the terminal (si_pid 0) the child's process group got it too.
   if (g_child > 0 && info != nullptr && info->si_pid != 0) ::kill(static_cast<pid_t>(g_child), sig);
+  errno = saved;
 }
 
 }  // namespace

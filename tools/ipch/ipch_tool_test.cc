@@ -446,12 +446,13 @@ TEST_F(IpchRunReports, BenchPrintsRatiosAndTheReportChartsThem) {
   }
   ASSERT_TRUE(ExitedWith(bench, 0)) << bench.output;
   EXPECT_TRUE(Has(bench.output, "unix       round trip  64")) << bench.output;
+  EXPECT_TRUE(Has(bench.output, "unix       stream      64")) << bench.output;
   EXPECT_TRUE(Has(bench.output, "posix_shm  round trip  64")) << bench.output;
   EXPECT_TRUE(Has(bench.output, "raw spin ping-pong")) << bench.output;
   const json doc = json::parse(Slurp(figures), nullptr, false);
   ASSERT_TRUE(doc.is_object()) << Slurp(figures);
   EXPECT_EQ(doc["format"], "ipch-bench-1");
-  ASSERT_EQ(doc["results"].size(), 2u) << doc.dump(2);
+  ASSERT_EQ(doc["results"].size(), 3u) << doc.dump(2);  // unix: round trip and stream; posix_shm: round trip
   for (const auto& r : doc["results"]) {
     EXPECT_GT(r["ratio"].get<double>(), 0.0) << r.dump();
     EXPECT_GT(r["goal"].get<double>(), 0.0) << r.dump();
@@ -465,7 +466,7 @@ TEST_F(IpchRunReports, BenchPrintsRatiosAndTheReportChartsThem) {
   EXPECT_TRUE(Has(html, "<title>unix 64: ")) << html;
   for (const auto& [args, says] : std::vector<std::pair<std::vector<std::string>, std::string>>{
            {{"bench", "-t", "inmem"}, "inmem has no benchmark"},
-           {{"bench", "-t", "nope"}, "unknown transport 'nope' (transports: tcp, unix, fifo"},
+           {{"bench", "-t", "nope"}, "unknown transport 'nope' (transports: tcp, tcp6, unix, fifo"},
            {{"bench", "-s", "3K"}, "unknown size '3K' (sizes: 64, 4K, 64K, 1M)"},
            {{"bench", "--json", dir_->path().string()}, "is a directory"}}) {
     const Ended e = Tool(args);

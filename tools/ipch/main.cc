@@ -315,12 +315,10 @@ int RunBenchCmd(const ipch::cli::BenchArgs& a, const std::string& command) {
   if (o.bench_dir.empty())
     return BadInput("bench", "this ipch was built without the benchmarks (a sanitizer or fuzz build)");
   for (const auto& t : a.transports) {
-    if (t == "tcp6" || t == "inmem") {
-      return BadInput(
-          "bench",
-          t + " has no benchmark: " +
-              (t == "inmem" ? std::string("its ends share a process, there is no kernel mechanism to compare with")
-                            : std::string("its code is tcp's, measured as tcp")));
+    if (t == "inmem") {
+      return BadInput("bench",
+                      "inmem has no benchmark: its ends share a process, there is no kernel mechanism to "
+                      "compare with");
     }
     if (auto bad = ipch::tool::CheckChoice("transport", t, ipch::tool::BenchTransports()); !bad.empty())
       return BadInput("bench", bad);

@@ -156,7 +156,7 @@ int RunList(const ipch::cli::ListArgs& a) {
 std::string CheckReportPaths(const std::vector<std::pair<const char*, const std::string*>>& reports) {
   std::set<std::string> paths;
   for (const auto& [flag, path] : reports) {
-    if (path == nullptr || path->empty()) continue;
+    if (path->empty()) continue;
     if (const std::string bad = ipch::tool::CheckReportPath(*path); !bad.empty()) return std::string(flag) + ": " + bad;
     if (!paths.insert(std::filesystem::weakly_canonical(*path).string()).second)
       return std::string(flag) + ": " + *path + " is already another report's path";
@@ -213,11 +213,8 @@ int RunRun(const ipch::cli::RunArgs& a) {
   const std::string binary = BatteryOr(a.battery, &why);
   if (binary.empty()) return BadInput("run", why);
   // Every report path is checked before anything runs, and no two are the same file.
-  if (auto bad = CheckReportPaths({{"--junit", &a.junit},
-                                   {"--ctrf", &a.ctrf},
-                                   {"--html", &a.html},
-                                   {"--results", &a.results},
-                                   {"--bench", nullptr}});
+  if (auto bad = CheckReportPaths(
+          {{"--junit", &a.junit}, {"--ctrf", &a.ctrf}, {"--html", &a.html}, {"--results", &a.results}});
       !bad.empty()) {
     return BadInput("run", bad);
   }

@@ -256,15 +256,18 @@ class LiveLine {
     if (done > 0 && done < total) {
       line += ", ETA " + Duration(elapsed_ms * static_cast<long long>(total - done) / static_cast<long long>(done));
     }
+    if (shown_ && line == last_) return;  // redrawn only when it changes
     std::fflush(stdout);
     std::fprintf(stderr, "\r\033[K%s", line.c_str());
     std::fflush(stderr);
     shown_ = true;
+    last_ = line;
   }
 
  private:
   bool enabled_;
   bool shown_ = false;
+  std::string last_;
 };
 
 // ---- The supervisor.
@@ -649,6 +652,7 @@ int Supervisor::Run() {
     if (running_.empty()) continue;  // every start failed; those are reported
     if (const int sig = WaitForEvents()) return Interrupt(sig);
     FinishReaped();
+    DrawProgress();  // the elapsed time and ETA move on a terminal's line (a no-op elsewhere)
   }
   return Summarize();
 }

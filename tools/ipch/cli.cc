@@ -102,8 +102,12 @@ void AddRepro(CLI::App& app, ReproArgs& a) {
   CLI::App* p = app.add_subcommand(
       "repro",
       "Rerun one case from the replay line its failure printed ('[  REPLAY  ] IPCH_SEED=N BINARY "
-      "--gtest_filter='CASE'  (test seed S)', whole or from IPCH_SEED on), in this process's terminal.");
+      "--gtest_filter='CASE'  (test seed S)', whole or from IPCH_SEED on), in its own process as the run did: a "
+      "crash or hang is reported with its cause, and what the case left is removed.");
   p->add_option("line", a.line, "the replay line, quoted as one argument")->required()->check(NotEmpty);
+  p->add_flag("--direct", a.direct,
+              "run the case in the binary's own process (under a debugger, say) rather than isolated: a crash "
+              "then leaves what it made for 'ipch sweep'");
   p->add_option("extra", a.extra, "after --: more arguments for the binary (e.g. --gtest_repeat=20)");
 }
 

@@ -56,6 +56,7 @@ struct BenchArgs {
 // `ipch repro '<replay line>'`: reruns one case as its failure printed it.
 struct ReproArgs {
   std::string line;
+  bool direct = false;             // in the binary's own process (for a debugger), not isolated
   std::vector<std::string> extra;  // passed on to the binary (after --)
 };
 

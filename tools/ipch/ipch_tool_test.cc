@@ -313,7 +313,8 @@ TEST_F(IpchRunReports, JUnitValidatesAgainstTheSchemaAndCarriesEachOutcome) {
   EXPECT_TRUE(Has(xml, "<testcase name=\"Basic.FailsWithHostileText\" classname=\"beta\"")) << xml;
   // The message attribute is the failure's first line, escaped; the text adds the replay line.
   EXPECT_TRUE(
-      Has(xml, "<failure message=\"expected PeerClosed, got &lt;Corrupt&gt; &amp; &quot;more&quot; &#39;quoted&#39; ]]&gt;"))
+      Has(xml,
+          "<failure message=\"expected PeerClosed, got &lt;Corrupt&gt; &amp; &quot;more&quot; &#39;quoted&#39; ]]&gt;"))
       << xml;
   EXPECT_TRUE(
       Has(xml, "replay: IPCH_SEED=20261124 " + kBattery + " --gtest_filter='Fake/Basic/beta.FailsWithHostileText'"))
@@ -560,8 +561,16 @@ TEST(IpchRepro, RerunsTheCaseFromItsReplayLine) {
   const Ended passing = Tool({"repro", "IPCH_SEED=7 " + kBattery + " --gtest_filter='Fake/Basic/alpha.Passes'"});
   EXPECT_TRUE(ExitedWith(passing, 0)) << passing.output;
   EXPECT_TRUE(Has(passing.output, "[       OK ] Fake/Basic/alpha.Passes")) << passing.output;
+  // A crash is the case's failure, named, and what the case made is removed (as in the run).
   const Ended crash = Tool({"repro", "IPCH_SEED=7 " + kBattery + " --gtest_filter='Fake/Basic/beta.Crashes'"});
-  EXPECT_TRUE(ExitedWith(crash, 128 + SIGABRT)) << crash.output;
+  EXPECT_TRUE(ExitedWith(crash, 1)) << crash.output;
+  EXPECT_TRUE(Has(crash.output, "Fake/Basic/beta.Crashes: aborted (SIGABRT)")) << crash.output;
+  EXPECT_TRUE(Has(crash.output, "left behind and removed: scratch dir")) << crash.output;
+  // --direct runs it in the binary's own process: the abort is its exit status.
+  const Ended direct =
+      Tool({"repro", "--direct", "IPCH_SEED=7 " + kBattery + " --gtest_filter='Fake/Basic/beta.FailsWithHostileText'"});
+  EXPECT_TRUE(ExitedWith(direct, 1)) << direct.output;
+  EXPECT_TRUE(Has(direct.output, "[  FAILED  ] Fake/Basic/beta.FailsWithHostileText")) << direct.output;
 
   for (const auto& [bad, says] : std::vector<std::pair<std::string, std::string>>{
            {"hello", "not a replay line"},

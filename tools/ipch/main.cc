@@ -404,6 +404,8 @@ int RunRepro(const ipch::cli::ReproArgs& a) {
   if (::access(binary.c_str(), X_OK) != 0)
     return BadInput("repro", "the replay line's binary " + binary + " is not there (or not executable): rebuild it");
   std::vector<std::string> argv = {binary, "--gtest_filter=" + filter};
+  // Isolated, as the run was: the supervisor names a crash's cause and removes what it left.
+  if (!a.direct) argv.push_back("--ipch_isolate");
   argv.insert(argv.end(), a.extra.begin(), a.extra.end());
   std::vector<std::string> env;
   if (!seed.empty()) env.push_back("IPCH_SEED=" + seed);

@@ -1,5 +1,6 @@
 // The HTML report: one self-contained page (inline CSS and SVG, no script, nothing fetched).
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -15,6 +16,14 @@ using nlohmann::json;
 
 // Everything the page shows goes through here, text and attribute values alike.
 std::string Esc(const std::string& s) { return MarkupEscape(s, true); }
+
+// An id from a name: what is not a letter or digit becomes '-' ("round trip" -> "round-trip").
+std::string Slug(std::string s) {
+  for (char& c : s) {
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '-';
+  }
+  return s;
+}
 
 std::string Num(double v, int decimals) {
   char buf[64];
@@ -287,7 +296,7 @@ void Bench(std::ostringstream& out, const json& bench) {
     const int height = bar * static_cast<int>(rows.size()) + 40;
     const double scale = width / std::ceil(most + 0.25);
     out << "<h3>" << Esc(metric) << ": transport / raw baseline (lower is better)</h3>\n"
-        << "<svg class=\"chart\" id=\"bench-" << Esc(metric)
+        << "<svg class=\"chart\" id=\"bench-" << Esc(Slug(metric))
         << "\" role=\"img\" xmlns=\"http://www.w3.org/2000/svg\" width=\"" << label + width + 80 << "\" height=\""
         << height << "\">\n";
     int y = 4;

@@ -463,7 +463,7 @@ TEST_F(IpchRunReports, BenchPrintsRatiosAndTheReportChartsThem) {
       Tool({"report", "--from", Path("results.json"), "--html", Path("bench.html"), "--bench", figures});
   ASSERT_TRUE(ExitedWith(report, 0)) << report.output;
   const std::string html = Slurp(Path("bench.html"));
-  EXPECT_TRUE(Has(html, "<svg class=\"chart\" id=\"bench-round trip\"")) << html;
+  EXPECT_TRUE(Has(html, "<svg class=\"chart\" id=\"bench-round-trip\"")) << html;
   EXPECT_TRUE(Has(html, "<title>unix 64: ")) << html;
   for (const auto& [args, says] : std::vector<std::pair<std::vector<std::string>, std::string>>{
            {{"bench", "-t", "inmem"}, "inmem has no benchmark"},

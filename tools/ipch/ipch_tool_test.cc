@@ -402,7 +402,9 @@ TEST(IpchRun, ProgressLineOnATerminalOnly) {
   const Ended live =
       ipch::selftest::RunBinary(IPCH_TOOL, {"run", "--battery", kBattery, "-g", "Basic"}, {"IPCH_PROGRESS=live"});
   EXPECT_TRUE(ExitedWith(live, 1)) << live.output;
-  EXPECT_TRUE(Has(live.output, "\r\033[K[ipch] 1/8 cases, 0 failed, 0s elapsed, ETA ")) << live.output;
+  // The first two cases to start are alpha's, which pass: whichever ends first, none failed.
+  EXPECT_TRUE(Has(live.output, "\r\033[K[ipch] 1/8 cases, 0 failed, ")) << live.output;
+  EXPECT_TRUE(Has(live.output, " elapsed, ETA ")) << live.output;
   EXPECT_TRUE(Has(live.output, "\r\033[K[ipch] 8/8 cases, 2 failed, ")) << live.output;
   const Ended plain = Tool({"run", "--battery", kBattery, "-g", "Basic"});
   EXPECT_TRUE(ExitedWith(plain, 1)) << plain.output;

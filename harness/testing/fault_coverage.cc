@@ -79,11 +79,11 @@ uint64_t FaultCoverage::Counts::Failed() const {
 }
 
 void FaultCoverage::Add(const std::string& suite, Outcome outcome, const std::string& census_text) {
-  const auto s1 = suite.find('/'), s2 = suite.rfind('/');
-  if (s1 == std::string::npos || s1 == s2) return;
+  const auto parts = SplitSuite(suite);
+  if (!parts) return;
   fault::Census census;
   if (!ParseCensus(census_text, &census)) return;
-  const std::string transport = suite.substr(s2 + 1);
+  const std::string& transport = parts->transport;
   if (!map_.count(transport)) transports_.push_back(transport);
   auto& row = map_[transport];
   for (const auto& e : census) {

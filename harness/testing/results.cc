@@ -26,16 +26,6 @@ const char* OutcomeName(Outcome o) {
   return "fail";
 }
 
-// "Prefix/Group/transport" into its three parts; all empty for another suite name.
-void SplitSuite(const std::string& suite, std::string* prefix, std::string* group, std::string* transport) {
-  const size_t a = suite.find('/');
-  const size_t b = a == std::string::npos ? a : suite.find('/', a + 1);
-  if (b == std::string::npos || suite.find('/', b + 1) != std::string::npos) return;
-  *prefix = suite.substr(0, a);
-  *group = suite.substr(a + 1, b - a - 1);
-  *transport = suite.substr(b + 1);
-}
-
 // The replay line without its "[  REPLAY  ] " tag, its test-seed note and its newline.
 std::string ReplayCommand(const std::string& full_name) {
   std::string line = ReplayLine(full_name);
@@ -47,8 +37,7 @@ std::string ReplayCommand(const std::string& full_name) {
 }
 
 std::string CaseJson(const CaseReport& c) {
-  std::string prefix, group, transport;
-  SplitSuite(c.suite, &prefix, &group, &transport);
+  const SuiteParts suite = SplitSuite(c.suite).value_or(SuiteParts{});  // all empty for another suite
   const std::string full = c.suite + "." + c.name;
   bool not_applicable = false;
   std::string parts;
@@ -58,8 +47,8 @@ std::string CaseJson(const CaseReport& c) {
              ", \"location\": " + JsonString(p.location) + ", \"message\": " + JsonString(p.message) + "}";
   }
   return "{\"suite\": " + JsonString(c.suite) + ", \"name\": " + JsonString(c.name) +
-         ", \"prefix\": " + JsonString(prefix) + ", \"group\": " + JsonString(group) +
-         ", \"transport\": " + JsonString(transport) + ", \"type_param\": " + JsonString(c.type_param) +
+         ", \"prefix\": " + JsonString(suite.prefix) + ", \"group\": " + JsonString(suite.group) +
+         ", \"transport\": " + JsonString(suite.transport) + ", \"type_param\": " + JsonString(c.type_param) +
          ", \"value_param\": " + JsonString(c.value_param) + ", \"outcome\": \"" + OutcomeName(c.outcome) +
          "\", \"not_applicable\": " + (not_applicable ? "true" : "false") + ", \"ms\": " + std::to_string(c.ms) +
          ", \"started_ms\": " + std::to_string(EpochMs(c.started)) +

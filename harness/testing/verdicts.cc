@@ -14,12 +14,19 @@ bool IsConformanceSuite(const std::string& suite) { return std::count(suite.begi
 
 }  // namespace
 
+std::optional<SuiteParts> SplitSuite(const std::string& suite) {
+  const auto s1 = suite.find('/'), s2 = suite.rfind('/');
+  if (s1 == std::string::npos || s1 == s2) return std::nullopt;
+  return SuiteParts{suite.substr(0, s1), suite.substr(s1 + 1, s2 - s1 - 1), suite.substr(s2 + 1)};
+}
+
 bool IsNotApplicable(const std::string& skip_message) { return skip_message.rfind("N/A: ", 0) == 0; }
 
 void VerdictMatrix::Add(const std::string& suite, Outcome outcome, bool not_applicable) {
-  const auto s1 = suite.find('/'), s2 = suite.rfind('/');
-  if (s1 == std::string::npos || s1 == s2) return;
-  const std::string group = suite.substr(s1 + 1, s2 - s1 - 1), transport = suite.substr(s2 + 1);
+  const auto parts = SplitSuite(suite);
+  if (!parts) return;
+  const std::string& group = parts->group;
+  const std::string& transport = parts->transport;
   if (std::find(groups_.begin(), groups_.end(), group) == groups_.end()) groups_.push_back(group);
   if (!cells_.count(transport)) transports_.push_back(transport);
   Cell& c = cells_[transport][group];

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,14 @@ class VerdictMatrix {
   std::vector<std::string> transports_;                       // likewise
   std::map<std::string, std::map<std::string, Cell>> cells_;  // transport -> group -> counts
 };
+
+// A battery suite's name, Prefix/Group/transport, in its parts (the group is what lies between
+// the first '/' and the last); nullopt for a suite of another shape. The matrix, the coverage
+// map, the results document and the ipch tool all read suite names through this.
+struct SuiteParts {
+  std::string prefix, group, transport;
+};
+std::optional<SuiteParts> SplitSuite(const std::string& suite);
 
 // Whether a skip's message says the case cannot apply (it begins "N/A: ").
 bool IsNotApplicable(const std::string& skip_message);

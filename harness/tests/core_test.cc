@@ -452,6 +452,18 @@ TEST(Verdicts, ACaseThatCannotApplyIsCountedApartFromUnsupported) {
   EXPECT_NE(table.find("N/A"), std::string::npos) << "every case of a cell N/A: " << table;
 }
 
+// Every reader of suite names (matrix, coverage map, results document, the ipch tool) splits
+// them alike: a suite of another shape is none of the battery's.
+TEST(Verdicts, BatterySuiteNamesSplitIntoPrefixGroupAndTransport) {
+  const auto parts = ipch::testing::SplitSuite("Conformance/Fault/posix_mq");
+  ASSERT_TRUE(parts.has_value());
+  EXPECT_EQ(parts->prefix, "Conformance");
+  EXPECT_EQ(parts->group, "Fault");
+  EXPECT_EQ(parts->transport, "posix_mq");
+  EXPECT_FALSE(ipch::testing::SplitSuite("IpchTool").has_value());
+  EXPECT_FALSE(ipch::testing::SplitSuite("Values/Suite").has_value());
+}
+
 TEST(FaultCoverageMap, CensusTextRoundTripsAndBadTextIsRefused) {
   ipch::fault::Census c;
   ASSERT_TRUE(ipch::testing::ParseCensus("read=12:errno 3,short 1;write=9;futex_wake=4:kill_after 2", &c));

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "invocation.h"
+#include "verdicts.h"
 
 extern char** environ;
 
@@ -141,13 +142,12 @@ Result<Catalog> LoadCatalog(const std::string& binary) {
   for (const auto& c : testing::ParseListing(listed->out)) {
     if (testing::IsDisabled(c)) continue;
     ++cat.total;
-    const size_t a = c.suite.find('/');
-    const size_t b = a == std::string::npos ? a : c.suite.find('/', a + 1);
-    if (b == std::string::npos || c.suite.find('/', b + 1) != std::string::npos) {
+    const auto parts = testing::SplitSuite(c.suite);
+    if (!parts) {
       ++cat.other_cases;
       continue;
     }
-    const std::string group = c.suite.substr(a + 1, b - a - 1), transport = c.suite.substr(b + 1);
+    const std::string &group = parts->group, &transport = parts->transport;
     if (std::find(cat.transports.begin(), cat.transports.end(), transport) == cat.transports.end())
       cat.transports.push_back(transport);
     if (std::find(cat.groups.begin(), cat.groups.end(), group) == cat.groups.end()) cat.groups.push_back(group);

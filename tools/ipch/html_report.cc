@@ -56,27 +56,24 @@ details summary{cursor:pointer}
 
 // ---- The verdict matrix: transport x group, each cell coloured by what happened in it.
 
-struct Cell {
-  int pass = 0, fail = 0, unsupported = 0, na = 0, known = 0;
-  int total() const { return pass + fail + unsupported + na + known; }
-};
+using Cell = OutcomeCounts;
 
 std::string CellClass(const Cell& c) {
   if (c.total() == 0) return "none";
-  if (c.fail > 0) return "fail";
+  if (c.failed > 0) return "fail";
   if (c.known > 0) return "known";
-  if (c.pass == 0) return "unsupported";
+  if (c.passed == 0) return "unsupported";
   return "pass";
 }
 
 std::string CellText(const Cell& c) {
   if (c.total() == 0) return "&ndash;";
   std::string t;
-  if (c.fail > 0) t += std::to_string(c.fail) + " failed ";
-  if (c.pass > 0 || c.fail == 0) t += std::to_string(c.pass) + " passed";
+  if (c.failed > 0) t += std::to_string(c.failed) + " failed ";
+  if (c.passed > 0 || c.failed == 0) t += std::to_string(c.passed) + " passed";
   if (c.known > 0) t += " +" + std::to_string(c.known) + "k";
   if (c.unsupported > 0) t += " +" + std::to_string(c.unsupported) + "u";
-  if (c.na > 0) t += " +" + std::to_string(c.na) + "n";
+  if (c.not_applicable > 0) t += " +" + std::to_string(c.not_applicable) + "n";
   return t;
 }
 
@@ -87,11 +84,7 @@ void Matrix(std::ostringstream& out, const RunResults& r, std::vector<std::strin
     const std::string t = c.class_name(), g = c.group.empty() ? "(other)" : c.group;
     if (std::find(transports.begin(), transports.end(), t) == transports.end()) transports.push_back(t);
     if (std::find(groups.begin(), groups.end(), g) == groups.end()) groups.push_back(g);
-    Cell& cell = cells[t][g];
-    if (c.outcome == "pass") ++cell.pass;
-    if (c.outcome == "fail") ++cell.fail;
-    if (c.outcome == "known") ++cell.known;
-    if (c.outcome == "skip") ++(c.not_applicable ? cell.na : cell.unsupported);
+    cells[t][g].Add(c);
   }
   out << "<section id=\"matrix\"><h2>Verdicts: transport &times; group</h2>\n"
       << "<p class=\"legend\"><span class=\"pass\">passed</span><span class=\"fail\">a case failed</span>"
@@ -105,7 +98,7 @@ void Matrix(std::ostringstream& out, const RunResults& r, std::vector<std::strin
     bool failed = false;
     for (const auto& g : groups) {
       const Cell& c = cells[t][g];
-      failed = failed || c.fail > 0;
+      failed = failed || c.failed > 0;
       out << "<td class=\"" << CellClass(c) << "\" title=\"" << Esc(t + " " + g) << "\">" << CellText(c) << "</td>";
     }
     out << "<td class=\"" << (failed ? "fail" : "pass") << "\">" << (failed ? "FAIL" : "PASS") << "</td></tr>\n";
@@ -120,10 +113,7 @@ void CaseChart(std::ostringstream& out, const RunResults& r, const std::vector<s
   int most = 1;
   for (const auto& c : r.cases) {
     Cell& cell = per[c.class_name()];
-    if (c.outcome == "pass") ++cell.pass;
-    if (c.outcome == "fail") ++cell.fail;
-    if (c.outcome == "known") ++cell.known;
-    if (c.outcome == "skip") ++(c.not_applicable ? cell.na : cell.unsupported);
+    cell.Add(c);
     most = std::max(most, cell.total());
   }
   const int row = 22, label = 110, width = 520;
@@ -138,7 +128,7 @@ void CaseChart(std::ostringstream& out, const RunResults& r, const std::vector<s
   int y = 4;
   for (const auto& t : transports) {
     const Cell& c = per[t];
-    const int counts[] = {c.pass, c.fail, c.known, c.unsupported, c.na};
+    const int counts[] = {c.passed, c.failed, c.known, c.unsupported, c.not_applicable};
     double x = label;
     out << "<text x=\"" << label - 6 << "\" y=\"" << y + 14 << "\" text-anchor=\"end\" font-size=\"12\">" << Esc(t)
         << "</text>";

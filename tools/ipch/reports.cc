@@ -111,19 +111,14 @@ struct Order {
   }
 };
 
-struct Tally {
-  int tests = 0, passed = 0, failed = 0, unsupported = 0, not_applicable = 0, known = 0;
+// A JUnit suite's (or the run's) counts, time and start.
+struct Tally : OutcomeCounts {
   long long ms = 0, first_ms = 0;
   void Add(const CaseResult& c) {
-    ++tests;
+    OutcomeCounts::Add(c);
     ms += c.ms;
     first_ms = first_ms == 0 ? c.started_ms : std::min(first_ms, c.started_ms);
-    if (c.outcome == "pass") ++passed;
-    if (c.outcome == "fail") ++failed;
-    if (c.outcome == "known") ++known;
-    if (c.outcome == "skip") ++(c.not_applicable ? not_applicable : unsupported);
   }
-  int skipped() const { return unsupported + not_applicable + known; }
 };
 
 const char* RawStatus(const CaseResult& c) {
@@ -161,6 +156,13 @@ std::string CaseResult::Summary() const {
     if (!line.empty()) return line;
   }
   return outcome == "fail" ? "failed (no message)" : "";
+}
+
+void OutcomeCounts::Add(const CaseResult& c) {
+  if (c.outcome == "pass") ++passed;
+  if (c.outcome == "fail") ++failed;
+  if (c.outcome == "known") ++known;
+  if (c.outcome == "skip") ++(c.not_applicable ? not_applicable : unsupported);
 }
 
 int RunResults::Count(const std::string& outcome) const {
@@ -235,14 +237,14 @@ std::string JUnitXml(const RunResults& r) {
   }
   std::ostringstream out;
   out << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
-  out << "<testsuites" << Attr("name", "ipch run") << Attr("tests", std::to_string(all.tests))
+  out << "<testsuites" << Attr("name", "ipch run") << Attr("tests", std::to_string(all.total()))
       << Attr("failures", std::to_string(all.failed)) << Attr("errors", "0")
       << Attr("skipped", std::to_string(all.skipped())) << Attr("time", Seconds(r.duration_ms))
       << Attr("timestamp", UtcTime(r.started_ms, false)) << ">\n";
   int id = 0;
   for (const auto& cls : order.classes) {
     const Tally& t = per[cls];
-    out << "  <testsuite" << Attr("name", cls) << Attr("tests", std::to_string(t.tests))
+    out << "  <testsuite" << Attr("name", cls) << Attr("tests", std::to_string(t.total()))
         << Attr("failures", std::to_string(t.failed)) << Attr("errors", "0")
         << Attr("skipped", std::to_string(t.skipped())) << Attr("time", Seconds(t.ms))
         << Attr("timestamp", UtcTime(t.first_ms, false)) << Attr("hostname", Hostname())

@@ -37,6 +37,15 @@ struct CaseResult {
   std::string Summary() const;
 };
 
+// Cases by outcome, as every report counts them (UNSUPPORTED and N/A apart; known failures are
+// neither passed nor failed).
+struct OutcomeCounts {
+  int passed = 0, failed = 0, unsupported = 0, not_applicable = 0, known = 0;
+  void Add(const CaseResult& c);
+  int total() const { return passed + failed + unsupported + not_applicable + known; }
+  int skipped() const { return unsupported + not_applicable + known; }
+};
+
 struct RunResults {
   std::string binary;
   uint64_t seed = 0;

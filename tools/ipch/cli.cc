@@ -9,7 +9,19 @@ namespace ipch::cli {
 
 namespace {
 
-constexpr const char* kVerbs = "run, list, repro, report, bench, sweep";
+// Every verb, in the order the usage lists them.
+const std::vector<std::pair<std::string, Command::Verb>>& Verbs() {
+  static const std::vector<std::pair<std::string, Command::Verb>> verbs = {
+      {"run", Command::kRun},       {"list", Command::kList},   {"repro", Command::kRepro},
+      {"report", Command::kReport}, {"bench", Command::kBench}, {"sweep", Command::kSweep}};
+  return verbs;
+}
+
+std::string VerbList() {
+  std::string list;
+  for (const auto& [name, verb] : Verbs()) list += (list.empty() ? "" : ", ") + name;
+  return list;
+}
 
 std::string WholeSeconds(const std::string& v) {
   if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos)
@@ -52,6 +64,14 @@ void AddSweep(CLI::App& app, SweepArgs& a) {
       ->check(WholeSeconds);
 }
 
+// The report options `run` and `report` share.
+void AddReportOptions(CLI::App* verb, ReportOptions& o) {
+  verb->add_option("--junit", o.junit, "write a JUnit XML report here")->check(NotEmpty);
+  verb->add_option("--ctrf", o.ctrf, "write a CTRF JSON report here")->check(NotEmpty);
+  verb->add_option("--html", o.html, "write a self-contained HTML report here")->check(NotEmpty);
+  verb->add_option("--bench", o.bench, "an 'ipch bench --json' output for the HTML report's charts")->check(NotEmpty);
+}
+
 void AddRun(CLI::App& app, RunArgs& a) {
   CLI::App* r = app.add_subcommand(
       "run",
@@ -82,12 +102,9 @@ void AddRun(CLI::App& app, RunArgs& a) {
       ->check(NotEmpty);
   r->add_option("--known", a.known, "a known-failures baseline: listed failures are reported, not failed")
       ->check(NotEmpty);
-  r->add_option("--junit", a.junit, "write a JUnit XML report here")->check(NotEmpty);
-  r->add_option("--ctrf", a.ctrf, "write a CTRF JSON report here")->check(NotEmpty);
-  r->add_option("--html", a.html, "write a self-contained HTML report here")->check(NotEmpty);
+  AddReportOptions(r, a.reports);
   r->add_option("--results", a.results, "write the battery's own results document (ipch-results-1 JSON) here")
       ->check(NotEmpty);
-  r->add_option("--bench", a.bench, "an 'ipch bench --json' output for the HTML report's charts")->check(NotEmpty);
 }
 
 void AddList(CLI::App& app, ListArgs& a) {
@@ -117,10 +134,7 @@ void AddReport(CLI::App& app, ReportArgs& a) {
       "Write the reports again from a results document that 'ipch run --results' saved (with benchmark "
       "charts added, say).");
   p->add_option("--from", a.from, "the results document (ipch-results-1)")->required()->check(NotEmpty);
-  p->add_option("--junit", a.junit, "write a JUnit XML report here")->check(NotEmpty);
-  p->add_option("--ctrf", a.ctrf, "write a CTRF JSON report here")->check(NotEmpty);
-  p->add_option("--html", a.html, "write a self-contained HTML report here")->check(NotEmpty);
-  p->add_option("--bench", a.bench, "an 'ipch bench --json' output for the HTML report's charts")->check(NotEmpty);
+  AddReportOptions(p, a.reports);
 }
 
 void AddBench(CLI::App& app, BenchArgs& a) {
@@ -152,10 +166,9 @@ Command Parse(const std::vector<std::string>& args) {
   AddBench(app, cmd.bench);
   AddSweep(app, cmd.sweep);
   // CLI11 would call an unknown verb a missing one: name it.
-  const std::vector<std::string> names = {"run", "list", "repro", "report", "bench", "sweep"};
   if (!args.empty() && !args[0].empty() && args[0][0] != '-' &&
-      std::find(names.begin(), names.end(), args[0]) == names.end()) {
-    cmd.text = "ipch: unknown verb '" + args[0] + "' (verbs: " + kVerbs + ")\nRun 'ipch --help' for the usage.";
+      std::none_of(Verbs().begin(), Verbs().end(), [&](const auto& v) { return v.first == args[0]; })) {
+    cmd.text = "ipch: unknown verb '" + args[0] + "' (verbs: " + VerbList() + ")\nRun 'ipch --help' for the usage.";
     return cmd;
   }
   // CLI11 takes the arguments last first.
@@ -171,16 +184,13 @@ Command Parse(const std::vector<std::string>& args) {
     cmd.text = std::string("ipch: ") + e.what() + "\nRun 'ipch" + verb + " --help' for the usage.";
     return cmd;
   }
-  const std::vector<std::pair<const char*, Command::Verb>> verbs = {
-      {"run", Command::kRun},       {"list", Command::kList},   {"repro", Command::kRepro},
-      {"report", Command::kReport}, {"bench", Command::kBench}, {"sweep", Command::kSweep}};
-  for (const auto& [name, verb] : verbs) {
+  for (const auto& [name, verb] : Verbs()) {
     if (app.get_subcommand(name)->parsed()) {
       cmd.verb = verb;
       return cmd;
     }
   }
-  cmd.text = std::string("ipch: no verb given (verbs: ") + kVerbs + ")\nRun 'ipch --help' for the usage.";
+  cmd.text = "ipch: no verb given (verbs: " + VerbList() + ")\nRun 'ipch --help' for the usage.";
   return cmd;
 }
 

@@ -19,6 +19,13 @@ struct SweepArgs {
   long long min_age = 60;
 };
 
+// The reports `ipch run` and `ipch report` write (paths, "" for none), and the benchmark figures
+// the HTML report charts.
+struct ReportOptions {
+  std::string junit, ctrf, html;
+  std::string bench;  // an `ipch bench --json` file
+};
+
 // `ipch run`: the battery over chosen transports and groups, each case in its own process.
 struct RunArgs {
   std::string battery;                          // "" for the reference battery
@@ -28,9 +35,9 @@ struct RunArgs {
   int jobs = 2;
   int case_timeout = 300;
   std::string serial = "*posix_mq*:*PosixMq*";
-  std::string known;                       // a known-failures baseline
-  std::string junit, ctrf, html, results;  // report paths, "" for none
-  std::string bench;                       // an `ipch bench --json` file whose figures the HTML report charts
+  std::string known;  // a known-failures baseline
+  ReportOptions reports;
+  std::string results;  // the results document's path, "" for none
 };
 
 // `ipch list`: the battery's transports, their capabilities and hooks, its groups and cases.
@@ -42,7 +49,7 @@ struct ListArgs {
 // `ipch report --from FILE`: the reports again from a saved results document.
 struct ReportArgs {
   std::string from;
-  std::string junit, ctrf, html, bench;
+  ReportOptions reports;
 };
 
 // `ipch bench`: every transport's benchmarks beside its mechanism's raw baseline.

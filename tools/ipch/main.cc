@@ -186,23 +186,30 @@ int WriteReport(const char* verb, const char* what, const std::string& path, con
   return 0;
 }
 
+// Checks the reports' paths (and `results`, when given, against them) and loads the benchmark
+// figures into *bench: "" when all is well, else the message.
+std::string CheckReports(const ipch::cli::ReportOptions& o, const std::string& results, nlohmann::json* bench) {
+  const std::string bad =
+      CheckReportPaths({{"--junit", &o.junit}, {"--ctrf", &o.ctrf}, {"--html", &o.html}, {"--results", &results}});
+  return bad.empty() ? LoadBench(o.bench, bench) : bad;
+}
+
 int WriteReports(const char* verb, const ipch::tool::RunResults& r, const nlohmann::json& bench,
-                 const std::string& junit, const std::string& ctrf, const std::string& html) {
-  return WriteReport(verb, "JUnit", junit, junit.empty() ? "" : ipch::tool::JUnitXml(r)) +
-         WriteReport(verb, "CTRF", ctrf, ctrf.empty() ? "" : ipch::tool::CtrfJson(r)) +
-         WriteReport(verb, "HTML", html, html.empty() ? "" : ipch::tool::Html(r, bench));
+                 const ipch::cli::ReportOptions& o) {
+  return WriteReport(verb, "JUnit", o.junit, o.junit.empty() ? "" : ipch::tool::JUnitXml(r)) +
+         WriteReport(verb, "CTRF", o.ctrf, o.ctrf.empty() ? "" : ipch::tool::CtrfJson(r)) +
+         WriteReport(verb, "HTML", o.html, o.html.empty() ? "" : ipch::tool::Html(r, bench));
 }
 
 int RunReport(const ipch::cli::ReportArgs& a) {
-  if (a.junit.empty() && a.ctrf.empty() && a.html.empty())
+  const auto& o = a.reports;
+  if (o.junit.empty() && o.ctrf.empty() && o.html.empty())
     return BadInput("report", "no report asked for: give --junit, --ctrf or --html");
-  if (auto bad = CheckReportPaths({{"--junit", &a.junit}, {"--ctrf", &a.ctrf}, {"--html", &a.html}}); !bad.empty())
-    return BadInput("report", bad);
   nlohmann::json bench;
-  if (auto bad = LoadBench(a.bench, &bench); !bad.empty()) return BadInput("report", bad);
+  if (auto bad = CheckReports(o, "", &bench); !bad.empty()) return BadInput("report", bad);
   auto r = ipch::tool::LoadResults(a.from);
   if (!r.ok()) return BadInput("report", "--from: " + r.error().ToString());
-  return WriteReports("report", *r, bench, a.junit, a.ctrf, a.html) > 0 ? 1 : 0;
+  return WriteReports("report", *r, bench, o) > 0 ? 1 : 0;
 }
 
 // ---- run
@@ -213,13 +220,8 @@ int RunRun(const ipch::cli::RunArgs& a) {
   const std::string binary = BatteryOr(a.battery, &why);
   if (binary.empty()) return BadInput("run", why);
   // Every report path is checked before anything runs, and no two are the same file.
-  if (auto bad = CheckReportPaths(
-          {{"--junit", &a.junit}, {"--ctrf", &a.ctrf}, {"--html", &a.html}, {"--results", &a.results}});
-      !bad.empty()) {
-    return BadInput("run", bad);
-  }
   nlohmann::json bench;
-  if (auto bad = LoadBench(a.bench, &bench); !bad.empty()) return BadInput("run", bad);
+  if (auto bad = CheckReports(a.reports, a.results, &bench); !bad.empty()) return BadInput("run", bad);
   if (!a.known.empty() && ::access(a.known.c_str(), R_OK) != 0)
     return BadInput("run", "--known: cannot read " + a.known);
   auto cat = ipch::tool::LoadCatalog(binary);
@@ -291,7 +293,7 @@ int RunRun(const ipch::cli::RunArgs& a) {
                   c.Summary().c_str(), c.replay.c_str());
     }
   }
-  int write_errors = WriteReports("run", r, bench, a.junit, a.ctrf, a.html);
+  int write_errors = WriteReports("run", r, bench, a.reports);
   if (!a.results.empty()) {
     std::ifstream f(results);
     std::stringstream ss;

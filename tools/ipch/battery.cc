@@ -196,6 +196,23 @@ Result<int> RunShared(const std::vector<std::string>& argv_in, const std::vector
   return status;
 }
 
+Result<int> RunLogged(const std::vector<std::string>& argv_in, const std::string& log) {
+  std::vector<std::string> argv = argv_in;
+  auto cargv = CStrings(argv);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  pid_t pid = -1;
+  int status = -1;
+  const int rc = ::posix_spawn(&pid, cargv[0], &fa, nullptr, cargv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) return ErrnoError("cannot start " + argv[0], rc);
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return status;
+}
+
 std::string FilterFor(const std::vector<std::string>& transports, const std::vector<std::string>& groups) {
   if (transports.empty() && groups.empty()) return "*";
   const std::vector<std::string> any{"*"};

@@ -37,6 +37,9 @@ Result<Catalog> LoadCatalog(const std::string& binary);
 // reaches the child by itself. Returns the wait status.
 Result<int> RunShared(const std::vector<std::string>& argv, const std::vector<std::string>& env);
 
+// Runs argv to its end with its stdout and stderr appended to the file `log`; the wait status.
+Result<int> RunLogged(const std::vector<std::string>& argv, const std::string& log);
+
 // ':'-joined gtest positive patterns for the chosen transports and groups ("*" when both are
 // empty).
 std::string FilterFor(const std::vector<std::string>& transports, const std::vector<std::string>& groups);

@@ -1,7 +1,5 @@
 #include "bench.h"
 
-#include <fcntl.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -10,7 +8,7 @@
 #include <fstream>
 #include <map>
 
-extern char** environ;
+#include "battery.h"
 
 namespace ipch::tool {
 namespace {
@@ -57,25 +55,6 @@ double ToNs(double t, const std::string& unit) {
   if (unit == "ms") return t * 1e6;
   if (unit == "s") return t * 1e9;
   return t;
-}
-
-int Spawn(const std::vector<std::string>& args, const std::string& log) {
-  std::vector<std::string> a = args;
-  std::vector<char*> argv;
-  for (auto& s : a) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  pid_t pid = -1;
-  int status = -1;
-  if (::posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) == 0) {
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-  }
-  posix_spawn_file_actions_destroy(&fa);
-  return status;
 }
 
 }  // namespace
@@ -188,12 +167,14 @@ Result<std::vector<BenchRow>> RunBench(const BenchOptions& o, const std::string&
     const std::string out = log + "." + j.binary + ".json";
     const std::string bin = o.bench_dir + "/" + j.binary;
     if (::access(bin.c_str(), X_OK) != 0) return MakeError(Errc::InvalidArgument, "no benchmark binary " + bin);
-    const int status = Spawn(
+    auto run = RunLogged(
         {bin, "--benchmark_filter=" + j.filter, "--benchmark_min_time=" + std::to_string(o.min_time),
          "--benchmark_repetitions=" + std::to_string(o.repetitions), "--benchmark_enable_random_interleaving=true",
          "--benchmark_report_aggregates_only=" + std::string(o.repetitions > 1 ? "true" : "false"),
          "--benchmark_out=" + out, "--benchmark_out_format=json"},
         log);
+    if (!run.ok()) return std::move(run).error();
+    const int status = *run;
     std::ifstream f(out);
     json doc = json::parse(f, nullptr, false);
     std::remove(out.c_str());

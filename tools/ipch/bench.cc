@@ -146,11 +146,13 @@ Result<std::vector<BenchRow>> RunBench(const BenchOptions& o, const std::string&
     std::string& into = t == "http" ? http : (t == "posix_shm" || t == "sysv_shm") ? shm : sockets;
     into += (into.empty() ? "" : "|") + t;
   }
-  std::string bytes;  // the sizes as Google Benchmark's argument, for the round trips
+  std::string bytes;         // the sizes as Google Benchmark's argument
+  std::string stream_bytes;  // those a shared-memory stream has (4 KiB and up)
   for (const auto& s : BenchSizes()) {
     if (!chosen(o.sizes, s)) continue;
     const long n = s == "64" ? 64 : s == "4K" ? 4096 : s == "64K" ? 65536 : 1 << 20;
     bytes += (bytes.empty() ? "" : "|") + std::to_string(n);
+    if (n > 64) stream_bytes += (stream_bytes.empty() ? "" : "|") + std::to_string(n);
   }
   struct Job {
     std::string binary, filter;
@@ -159,8 +161,14 @@ Result<std::vector<BenchRow>> RunBench(const BenchOptions& o, const std::string&
   if (!sockets.empty()) jobs.push_back({"ipch_bench", "^(" + sockets + ")/(raw|ipch)(-stream)?/(" + bytes + ")/"});
   if (!http.empty()) jobs.push_back({"ipch_http_bench", "^http/(raw|ipch)/(" + bytes + ")/"});
   if (!shm.empty()) {
-    std::string f = "^(RawSpinRoundTrip64|Memcpy64MiB|(" + shm + ")/(RoundTrip64|Stream/(" + bytes + ")$))";
-    jobs.push_back({"ipch_shm_bench", f});
+    // The rings' round trip is 64 bytes only, their streams 4 KiB and up: each with its baseline
+    // when its size is chosen.
+    std::string f;
+    if (chosen(o.sizes, "64")) f = "RawSpinRoundTrip64|(" + shm + ")/RoundTrip64";
+    if (!stream_bytes.empty()) {
+      f += (f.empty() ? "" : "|") + std::string("Memcpy64MiB|(") + shm + ")/Stream/(" + stream_bytes + ")$";
+    }
+    if (!f.empty()) jobs.push_back({"ipch_shm_bench", "^(" + f + ")"});
   }
   std::vector<json> outputs;
   for (const auto& j : jobs) {

@@ -461,6 +461,11 @@ TEST_F(IpchRunReports, BenchPrintsRatiosAndTheReportChartsThem) {
     EXPECT_GT(r["goal"].get<double>(), 0.0) << r.dump();
     EXPECT_EQ(r["size"], "64");
   }
+  // A size picks the figures of that size only: the rings' 64-byte round trip is not a 4 KiB one.
+  const Ended stream = Tool({"bench", "-t", "posix_shm", "-s", "4K", "--repetitions", "1", "--min-time", "0.005"});
+  ASSERT_TRUE(ExitedWith(stream, 0)) << stream.output;
+  EXPECT_TRUE(Has(stream.output, "posix_shm  stream      4K")) << stream.output;
+  EXPECT_FALSE(Has(stream.output, "round trip")) << stream.output;
   const Ended report =
       Tool({"report", "--from", Path("results.json"), "--html", Path("bench.html"), "--bench", figures});
   ASSERT_TRUE(ExitedWith(report, 0)) << report.output;

@@ -125,7 +125,7 @@ std::string ReferenceBattery() {
 #endif
 }
 
-Result<Catalog> LoadCatalog(const std::string& binary) {
+Result<Catalog> LoadCatalog(const std::string& binary, bool describe) {
   struct stat st {};
   if (::stat(binary.c_str(), &st) != 0) return ErrnoError("the battery " + binary);
   if (!S_ISREG(st.st_mode) || (st.st_mode & 0111) == 0 || ::access(binary.c_str(), X_OK) != 0) {
@@ -154,6 +154,7 @@ Result<Catalog> LoadCatalog(const std::string& binary) {
     ++cat.cases[transport][group];
   }
   if (cat.total == 0) return MakeError(Errc::InvalidArgument, binary + " lists no test cases");
+  if (!describe) return cat;
   auto described = Capture({binary, "--ipch_describe"});
   if (described.ok() && WIFEXITED(described->status) && WEXITSTATUS(described->status) == 0) {
     const auto doc = nlohmann::json::parse(described->out, nullptr, false);

@@ -28,9 +28,10 @@ struct Catalog {
 // The reference transports' battery of this build, or "" when it was not built.
 std::string ReferenceBattery();
 
-// Lists `binary`'s cases (--gtest_list_tests) and adapters (--ipch_describe). A binary that is
-// missing, not executable or not a battery is InvalidArgument with the reason.
-Result<Catalog> LoadCatalog(const std::string& binary);
+// Lists `binary`'s cases (--gtest_list_tests) and, with `describe`, its adapters
+// (--ipch_describe, one more start of the binary). A binary that is missing, not executable or
+// not a battery is InvalidArgument with the reason.
+Result<Catalog> LoadCatalog(const std::string& binary, bool describe);
 
 // Runs argv with `env` added to this environment, sharing stdin/stdout/stderr, and waits. A
 // stop signal the tool gets from another process (kill) is passed on; one from the terminal

@@ -89,7 +89,7 @@ int RunList(const ipch::cli::ListArgs& a) {
   std::string why;
   const std::string binary = BatteryOr(a.battery, &why);
   if (binary.empty()) return BadInput("list", why);
-  auto cat = ipch::tool::LoadCatalog(binary);
+  auto cat = ipch::tool::LoadCatalog(binary, /*describe=*/true);
   if (!cat.ok()) return BadInput("list", cat.error().ToString());
   const auto adapter = [&](const std::string& name) -> const ipch::tool::AdapterDesc* {
     for (const auto& d : cat->adapters) {
@@ -224,7 +224,7 @@ int RunRun(const ipch::cli::RunArgs& a) {
   if (auto bad = CheckReports(a.reports, a.results, &bench); !bad.empty()) return BadInput("run", bad);
   if (!a.known.empty() && ::access(a.known.c_str(), R_OK) != 0)
     return BadInput("run", "--known: cannot read " + a.known);
-  auto cat = ipch::tool::LoadCatalog(binary);
+  auto cat = ipch::tool::LoadCatalog(binary, /*describe=*/false);  // run checks names, not hooks
   if (!cat.ok()) return BadInput("run", cat.error().ToString());
   for (const auto& t : a.transports) {
     if (auto bad = ipch::tool::CheckChoice("transport", t, cat->transports); !bad.empty()) return BadInput("run", bad);

@@ -8,8 +8,18 @@
 namespace ipch {
 
 // Extends `crc` (0 to start) over `n` bytes: Crc32c(b, n2, Crc32c(a, n1)) == CRC of a then b.
+// Uses the fastest way this CPU has (below).
 uint32_t Crc32c(const void* data, std::size_t n, uint32_t crc = 0);
 // The table version, for tests that check both agree.
 uint32_t Crc32cPortable(const void* data, std::size_t n, uint32_t crc = 0);
+
+// The ways to compute it, each alone, for tests that check they agree: the table; the crc32
+// instruction in three interleaved lanes (SSE4.2); from 256 bytes on, folding with carry-less
+// multiplication on 512-bit registers (AVX-512 VPCLMULQDQ), finished with the instruction.
+enum class Crc32cWay { kTable, kInstruction, kFolding };
+// False if this CPU cannot run `way`.
+bool Crc32cHas(Crc32cWay way);
+// `way` alone (below 256 bytes, kFolding is kInstruction). Only for a way Crc32cHas.
+uint32_t Crc32cBy(Crc32cWay way, const void* data, std::size_t n, uint32_t crc = 0);
 
 }  // namespace ipch

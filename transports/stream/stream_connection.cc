@@ -164,25 +164,31 @@ Status StreamConnection::FillSome(Deadline d) {
     rpos_ = 0;
   }
   int fd = read_fd();
-  // Poll first: in request/response traffic the data is usually not there yet, and
-  // poll+read is one syscall fewer than read(EAGAIN)+poll+read.
+  const std::size_t ask = std::min(kReadChunk - rend_, kSpeculativeRead);
+  // Poll first unless the last read suggests more is waiting: in request/response traffic the
+  // data is usually not there yet, and poll+read is one syscall fewer than read(EAGAIN)+poll+read.
+  bool poll_first = !read_was_full_;
   for (;;) {
-    IPCH_RETURN_IF_ERROR(WaitFd(fd, POLLIN, d, "receive"));
-    ssize_t r = ::read(fd, rbuf_.get() + rend_, std::min(kReadChunk - rend_, kSpeculativeRead));
+    if (poll_first) IPCH_RETURN_IF_ERROR(WaitFd(fd, POLLIN, d, "receive"));
+    ssize_t r = ::read(fd, rbuf_.get() + rend_, ask);
     if (r > 0) {
       rend_ += static_cast<std::size_t>(r);
+      read_was_full_ = static_cast<std::size_t>(r) == ask;
       return Ok();
     }
     if (r == 0) {
-      std::string why = have_header_ || rend_ > rpos_ ? "peer closed mid-frame (" + std::to_string(partial_.size()) +
-                                                            " of " + std::to_string(want_) + " payload bytes)"
+      std::string why = have_header_ || rend_ > rpos_ ? "peer closed mid-frame (" + std::to_string(got_) + " of " +
+                                                            std::to_string(want_) + " payload bytes)"
                                                       : "peer closed";
       return Fail(MakeError(Errc::PeerClosed, label_ + ": " + why));
     }
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      // Ready, said poll, and yet nothing (a spurious readiness): look again, if time is left.
-      if (d.expired()) return MakeError(Errc::Timeout, label_ + ": receive");
+      // Nothing yet (the guess that more was waiting was wrong), or poll's readiness was
+      // spurious: wait, if time is left.
+      read_was_full_ = false;
+      if (poll_first && d.expired()) return MakeError(Errc::Timeout, label_ + ": receive");
+      poll_first = true;
       continue;
     }
     if (IsPeerGone(errno)) return Fail(MakeError(Errc::PeerClosed, label_ + ": read: " + strerror(errno)));
@@ -215,50 +221,48 @@ Status StreamConnection::ReceiveFrame(Bytes& out, Deadline d) {
       rpos_ += kHeaderSize;
       have_header_ = true;
       want_ = n;
-      partial_.clear();
-      partial_.reserve(n);
+      got_ = 0;
+      partial_.resize(n);
       break;
     }
     IPCH_RETURN_IF_ERROR(FillSome(d));
   }
-  while (partial_.size() < want_) {
-    std::size_t need = want_ - partial_.size();
-    std::size_t avail = rend_ - rpos_;
+  while (got_ < want_) {
+    const std::size_t need = want_ - got_;
+    const std::size_t avail = rend_ - rpos_;
     if (avail > 0) {
-      std::size_t take = std::min(need, avail);
-      partial_.insert(partial_.end(), rbuf_.get() + rpos_, rbuf_.get() + rpos_ + take);
+      const std::size_t take = std::min(need, avail);
+      std::memcpy(partial_.data() + got_, rbuf_.get() + rpos_, take);
+      got_ += take;
       rpos_ += take;
       continue;
     }
     if (need >= kSpeculativeRead) {
       // Large remainder: read straight into the message, skipping the copy.
       // Mid-frame the rest is usually in flight already: read first, poll only when it is not.
-      std::size_t have = partial_.size();
-      partial_.resize(want_);
-      ssize_t r = ::read(read_fd(), partial_.data() + have, need);
+      ssize_t r = ::read(read_fd(), partial_.data() + got_, need);
       if (r > 0) {
-        partial_.resize(have + static_cast<std::size_t>(r));
+        got_ += static_cast<std::size_t>(r);
         continue;
       }
-      partial_.resize(have);
       if (r < 0 && errno == EINTR) continue;
       if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
         IPCH_RETURN_IF_ERROR(WaitFd(read_fd(), POLLIN, d, "receive"));
         continue;
       }
       if (r < 0 && !IsPeerGone(errno)) return ErrnoError(label_ + ": read");
-      return Fail(MakeError(Errc::PeerClosed, label_ + ": peer closed mid-frame (" + std::to_string(have) + " of " +
+      return Fail(MakeError(Errc::PeerClosed, label_ + ": peer closed mid-frame (" + std::to_string(got_) + " of " +
                                                   std::to_string(want_) + " payload bytes)"));
     }
     IPCH_RETURN_IF_ERROR(FillSome(d));
   }
   have_header_ = false;
-  if (Crc32c(partial_.data(), partial_.size()) != want_crc_) {
+  if (Crc32c(partial_.data(), want_) != want_crc_) {
     return Fail(MakeError(Errc::Corrupt, label_ + ": payload checksum mismatch in a frame of " +
                                              std::to_string(want_) + " bytes"));
   }
+  // The caller's buffer comes back as the next frame's: of the same size, it is not cleared.
   out.swap(partial_);
-  partial_.clear();
   return Ok();
 }
 

@@ -77,10 +77,17 @@ class StreamConnection {
   // and a frame in progress.
   std::unique_ptr<std::byte[]> rbuf_;
   std::size_t rpos_ = 0, rend_ = 0;
+  // The last read into rbuf_ filled all it asked for, so more is probably waiting: the next
+  // one reads first and polls only if nothing came (in a stream, no poll per read; in
+  // request/response traffic, where the answer is not there yet, poll first and read once).
+  bool read_was_full_ = false;
   bool have_header_ = false;
   std::size_t want_ = 0;  // payload length of the frame in progress
   uint32_t want_crc_ = 0;  // its payload checksum
-  Bytes partial_;         // payload bytes received so far
+  // The frame's payload, sized at its header (a buffer of the size already, as the one the
+  // caller handed back last time usually is, is not cleared again); got_ bytes are in.
+  Bytes partial_;
+  std::size_t got_ = 0;
 };
 
 }  // namespace ipch

@@ -87,20 +87,30 @@ Result<bool> EnsurePrivateDir(const std::filesystem::path& dir, const std::strin
   return false;
 }
 
+namespace {
+// This thread's SIGPIPE: not looked at yet, blocked by us (a pending one after EPIPE is ours to
+// take off), or blocked by the caller before we looked (its pending signals are its own).
+enum class PipeSignal : unsigned char { kUnknown, kBlockedByUs, kBlockedByCaller };
+thread_local PipeSignal t_pipe_signal = PipeSignal::kUnknown;
+}  // namespace
+
 ssize_t WritevNoSigpipe(int fd, const iovec* iov, int iovcnt) {
-  sigset_t pipe_only, old;
+  sigset_t pipe_only;
   sigemptyset(&pipe_only);
   sigaddset(&pipe_only, SIGPIPE);
-  pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
+  if (t_pipe_signal == PipeSignal::kUnknown) {
+    sigset_t old;
+    if (pthread_sigmask(SIG_BLOCK, &pipe_only, &old) == 0) {
+      t_pipe_signal = sigismember(&old, SIGPIPE) ? PipeSignal::kBlockedByCaller : PipeSignal::kBlockedByUs;
+    }
+  }
   const ssize_t w = ::writev(fd, iov, iovcnt);
   const int err = errno;
-  if (!sigismember(&old, SIGPIPE)) {
-    sigset_t pending;
-    if (w < 0 && err == EPIPE && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE)) {
-      const timespec zero{};
-      RetryEintr([&] { return ::sigtimedwait(&pipe_only, nullptr, &zero); });
-    }
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  sigset_t pending;
+  if (w < 0 && err == EPIPE && t_pipe_signal == PipeSignal::kBlockedByUs && sigpending(&pending) == 0 &&
+      sigismember(&pending, SIGPIPE)) {
+    const timespec zero{};
+    RetryEintr([&] { return ::sigtimedwait(&pipe_only, nullptr, &zero); });
   }
   errno = err;
   return w;

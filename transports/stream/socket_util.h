@@ -27,10 +27,14 @@ bool IsNoPeer(int err);
 // Returns whether we created it. `label` starts the error messages ("unix listen").
 Result<bool> EnsurePrivateDir(const std::filesystem::path& dir, const std::string& label);
 
-// writev(2) with SIGPIPE blocked in the calling thread for the call: on a pipe whose reader is
-// gone it fails with EPIPE instead of killing the process, and the SIGPIPE the kernel raised
-// for this thread is taken off before the mask is restored. If the caller already blocks
-// SIGPIPE, its mask and pending set are left alone (as a plain writev would).
+// writev(2) that never raises SIGPIPE: on a pipe whose reader is gone it fails with EPIPE
+// instead of killing the process. Pipes have no MSG_NOSIGNAL, so the calling thread's SIGPIPE
+// is blocked at its first call and stays blocked (one pthread_sigmask per thread, none per
+// write: what libraries that write to pipes commonly do); after an EPIPE, the SIGPIPE the
+// kernel queued for the thread is taken off (sigpending + sigtimedwait), so none accumulates.
+// A thread that blocked SIGPIPE itself before its first call keeps its mask and its pending
+// signals as they are (as a plain writev would leave them). A thread that unblocks SIGPIPE
+// after its first call takes the signal back: a later write to a pipe without reader raises it.
 ssize_t WritevNoSigpipe(int fd, const iovec* iov, int iovcnt);
 
 }  // namespace ipch

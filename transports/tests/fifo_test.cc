@@ -1,5 +1,8 @@
 #include "transports/fifo/fifo.h"
 
+#include <pthread.h>
+#include <sys/uio.h>
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -15,6 +18,7 @@
 
 #include "ipch/child_process.h"
 #include "ipch/testing.h"
+#include "transports/stream/socket_util.h"
 
 namespace ipch::fifo {
 namespace {
@@ -251,6 +255,57 @@ TEST(Fifo, CloseWakesAnAcceptWaitingInAnotherThread) {
   ASSERT_FALSE(accepted);
   ASSERT_TRUE(failed.has_value());
   EXPECT_TRUE(failed->Is(Errc::Closed)) << failed->ToString();
+}
+
+// A pipe write never raises SIGPIPE: the thread's SIGPIPE is blocked at its first write and
+// stays blocked (no mask call per write), and after EPIPE the signal the kernel queued is taken
+// off. Each thread fresh, so its mask starts as a new thread's.
+struct PipeWriteSeen {
+  ssize_t written = 0;
+  int err = 0;
+  bool blocked_after = false, pending_after = false;
+};
+PipeWriteSeen WriteToAPipeWithoutReader(bool caller_blocks_first) {
+  PipeWriteSeen seen;
+  std::thread([&] {
+    sigset_t pipe_only, mask, pending;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    pthread_sigmask(caller_blocks_first ? SIG_BLOCK : SIG_UNBLOCK, &pipe_only, nullptr);
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) return;
+    ::close(fds[0]);
+    char byte = 1;
+    iovec iov{&byte, 1};
+    for (int i = 0; i < 3; ++i) {  // the second and third find the mask already set
+      seen.written = WritevNoSigpipe(fds[1], &iov, 1);
+      seen.err = errno;
+    }
+    ::close(fds[1]);
+    pthread_sigmask(SIG_BLOCK, nullptr, &mask);
+    sigpending(&pending);
+    seen.blocked_after = sigismember(&mask, SIGPIPE) != 0;
+    seen.pending_after = sigismember(&pending, SIGPIPE) != 0;
+    const timespec zero{};
+    while (::sigtimedwait(&pipe_only, nullptr, &zero) == SIGPIPE) {
+    }
+  }).join();
+  return seen;
+}
+
+TEST(PipeWrite, AWriteWithoutReaderIsEpipeAndLeavesNoSignalPending) {
+  const PipeWriteSeen seen = WriteToAPipeWithoutReader(false);
+  EXPECT_EQ(seen.written, -1);
+  EXPECT_EQ(seen.err, EPIPE) << std::strerror(seen.err);
+  EXPECT_TRUE(seen.blocked_after) << "SIGPIPE stays blocked in a thread that wrote to a pipe";
+  EXPECT_FALSE(seen.pending_after) << "the SIGPIPE of an EPIPE must be taken off";
+}
+
+TEST(PipeWrite, ACallerThatBlockedSigpipeItselfKeepsItsPendingSignal) {
+  const PipeWriteSeen seen = WriteToAPipeWithoutReader(true);
+  EXPECT_EQ(seen.err, EPIPE) << std::strerror(seen.err);
+  EXPECT_TRUE(seen.blocked_after);
+  EXPECT_TRUE(seen.pending_after) << "a signal of a caller who blocked it is the caller's";
 }
 
 }  // namespace

@@ -29,6 +29,16 @@ inline void MaybePin() {
   ::sched_setaffinity(0, sizeof set, &set);  // inherited by the forked echo peer
 }
 
+// The sizes every socket, pipe, queue and http benchmark runs (BENCHMARK(...)->Apply(Sizes)).
+// IPCH_BENCH_ITERATIONS=N runs each exactly N iterations, for counting the system calls of a
+// message (scripts/bench-syscalls: the difference between N and 1 iterations, over N - 1).
+inline void Sizes(benchmark::internal::Benchmark* b) {
+  b->Arg(64)->Arg(4096)->Arg(65536)->Arg(1 << 20)->UseRealTime();
+  if (const char* n = std::getenv("IPCH_BENCH_ITERATIONS"); n != nullptr && std::atoll(n) > 0) {
+    b->Iterations(std::atoll(n));
+  }
+}
+
 // Two patterns, for the transports and their raw baselines alike. A round trip: the peer echoes
 // each message. A stream: messages go one way back to back, and the peer answers one byte per
 // kStreamBatch received, so the sender never runs more than a batch ahead; bytes/s is the

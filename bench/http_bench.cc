@@ -149,7 +149,7 @@ void BM_Ipch(benchmark::State& state) {
   ipch::bench::EchoRoundTrip<ipch::http::Adapter>(state, ipch::EndpointSpec{"bench", {}});
 }
 
-#define IPCH_SIZES Arg(64)->Arg(4096)->Arg(65536)->Arg(1 << 20)->UseRealTime()
+#define IPCH_SIZES Apply(ipch::bench::Sizes)
 BENCHMARK(BM_Raw)->Name("http/raw")->IPCH_SIZES;
 BENCHMARK(BM_Ipch)->Name("http/ipch")->IPCH_SIZES;
 

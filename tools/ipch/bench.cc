@@ -20,6 +20,7 @@ using nlohmann::json;
 // within 1.5x of the raw spin ping-pong; streaming at 60 % of memcpy at 4 KiB, 75 % from 64 KiB (cost 1/0.6, 1/0.75).
 double Goal(const std::string& transport, const std::string& metric, const std::string& size) {
   const bool shm = transport == "posix_shm" || transport == "sysv_shm";
+  if (metric == "idle receiver") return 0.01;
   if (shm && metric == "stream") return size == "4K" ? 1.0 / 0.6 : 1.0 / 0.75;
   if (shm) return 1.5;
   return size == "64K" || size == "1M" ? 1.35 : 1.15;
@@ -48,6 +49,7 @@ const char* Baseline(const std::string& transport) {
 // A figure of one benchmark: the median when the run repeated, else its one run.
 struct Figure {
   double ns = 0, bytes_per_s = 0;
+  double cpu_pct = 0;  // the idle receiver's share of a core
 };
 
 double ToNs(double t, const std::string& unit) {
@@ -96,26 +98,38 @@ std::vector<BenchRow> PairFigures(const std::vector<json>& outputs) {
       std::string name = b.value("run_name", b.value("name", ""));
       if (name.size() > 10 && name.compare(name.size() - 10, 10, "/real_time") == 0) name.resize(name.size() - 10);
       if (!repeated && fig.count(name)) continue;  // a repeated run's medians, once per name
-      fig[name] = {ToNs(b.value("real_time", 0.0), b.value("time_unit", "ns")), b.value("bytes_per_second", 0.0)};
+      fig[name] = {ToNs(b.value("real_time", 0.0), b.value("time_unit", "ns")), b.value("bytes_per_second", 0.0),
+                   b.value("cpu_pct", 0.0)};
     }
   }
   std::vector<BenchRow> rows;
-  // Sockets, pipes, queues and http: "<t>/raw/<bytes>" beside "<t>/ipch/<bytes>".
+  // Sockets, pipes, queues and http: "<t>/raw/<bytes>" beside "<t>/ipch/<bytes>", and for a
+  // stream "<t>/raw-stream/<bytes>" beside "<t>/ipch-stream/<bytes>" (in bytes/s); the careful
+  // baseline, where there is one, is "<t>/careful[-stream]/<bytes>".
+  const auto cost = [](const Figure& ours, const Figure& base, bool stream) {
+    return stream ? base.bytes_per_s / ours.bytes_per_s : ours.ns / base.ns;
+  };
   for (const auto& t : BenchTransports()) {
     for (long bytes : {64L, 4096L, 65536L, 1L << 20}) {
       const std::string size = SizeName(bytes);
-      const auto ipch = fig.find(t + "/ipch/" + std::to_string(bytes));
-      const auto raw = fig.find(t + "/raw/" + std::to_string(bytes));
-      if (ipch != fig.end() && raw != fig.end() && raw->second.ns > 0) {
-        rows.push_back({t, "round trip", size, Baseline(t), ipch->second.ns, raw->second.ns,
-                        ipch->second.ns / raw->second.ns, Goal(t, "round trip", size)});
-      }
-      // Streams of the same: "<t>/raw-stream/<bytes>" beside "<t>/ipch-stream/<bytes>", in bytes/s.
-      const auto ipch_stream = fig.find(t + "/ipch-stream/" + std::to_string(bytes));
-      const auto raw_stream = fig.find(t + "/raw-stream/" + std::to_string(bytes));
-      if (ipch_stream != fig.end() && raw_stream != fig.end() && ipch_stream->second.bytes_per_s > 0) {
-        rows.push_back({t, "stream", size, Baseline(t), ipch_stream->second.bytes_per_s, raw_stream->second.bytes_per_s,
-                        raw_stream->second.bytes_per_s / ipch_stream->second.bytes_per_s, Goal(t, "round trip", size)});
+      for (const bool stream : {false, true}) {
+        const std::string suffix = std::string(stream ? "-stream/" : "/") + std::to_string(bytes);
+        const auto ipch = fig.find(t + "/ipch" + suffix);
+        const auto raw = fig.find(t + "/raw" + suffix);
+        if (ipch == fig.end() || raw == fig.end() || (stream ? ipch->second.bytes_per_s : raw->second.ns) <= 0) continue;
+        BenchRow row{t,
+                     stream ? "stream" : "round trip",
+                     size,
+                     Baseline(t),
+                     stream ? ipch->second.bytes_per_s : ipch->second.ns,
+                     stream ? raw->second.bytes_per_s : raw->second.ns,
+                     cost(ipch->second, raw->second, stream),
+                     Goal(t, "round trip", size)};
+        const auto careful = fig.find(t + "/careful" + suffix);
+        if (careful != fig.end() && (stream ? careful->second.bytes_per_s : careful->second.ns) > 0) {
+          row.careful_ratio = cost(ipch->second, careful->second, stream);
+        }
+        rows.push_back(std::move(row));
       }
     }
     // Shared memory: the 64-byte round trip beside the raw spin ping-pong; streams beside memcpy.
@@ -123,6 +137,12 @@ std::vector<BenchRow> PairFigures(const std::vector<json>& outputs) {
     if (rt != fig.end() && spin != fig.end() && spin->second.ns > 0) {
       rows.push_back({t, "round trip", "64", Baseline(t), rt->second.ns, spin->second.ns,
                       rt->second.ns / spin->second.ns, Goal(t, "round trip", "64")});
+    }
+    // A receiver waiting with nothing to receive: its share of one core (goal: at most 1 %).
+    const auto idle = fig.find(t + "/IdleReceiver/iterations:1");
+    if (idle != fig.end()) {
+      rows.push_back({t, "idle receiver", "-", "one core", idle->second.cpu_pct, 100.0, idle->second.cpu_pct / 100.0,
+                      Goal(t, "idle receiver", "-")});
     }
     const auto memcpy_fig = fig.find("Memcpy64MiB");
     for (long bytes : {4096L, 65536L, 1L << 20}) {
@@ -158,13 +178,16 @@ Result<std::vector<BenchRow>> RunBench(const BenchOptions& o, const std::string&
     std::string binary, filter;
   };
   std::vector<Job> jobs;
-  if (!sockets.empty()) jobs.push_back({"ipch_bench", "^(" + sockets + ")/(raw|ipch)(-stream)?/(" + bytes + ")/"});
+  if (!sockets.empty()) {
+    jobs.push_back({"ipch_bench", "^(" + sockets + ")/(raw|careful|ipch)(-stream)?/(" + bytes + ")/"});
+  }
   if (!http.empty()) jobs.push_back({"ipch_http_bench", "^http/(raw|ipch)/(" + bytes + ")/"});
   if (!shm.empty()) {
     // The rings' round trip is 64 bytes only, their streams 4 KiB and up: each with its baseline
     // when its size is chosen.
     std::string f;
     if (chosen(o.sizes, "64")) f = "RawSpinRoundTrip64|(" + shm + ")/RoundTrip64";
+    if (o.sizes.empty()) f += (f.empty() ? "" : "|") + std::string("(") + shm + ")/IdleReceiver";
     if (!stream_bytes.empty()) {
       f += (f.empty() ? "" : "|") + std::string("Memcpy64MiB|(") + shm + ")/Stream/(" + stream_bytes + ")$";
     }
@@ -195,21 +218,26 @@ Result<std::vector<BenchRow>> RunBench(const BenchOptions& o, const std::string&
 }
 
 std::string BenchTable(const std::vector<BenchRow>& rows) {
-  std::string out = "transport  metric      size  transport          baseline           ratio   goal     baseline is\n";
+  std::string out =
+      "transport  metric      size  transport          baseline           ratio   goal     careful  baseline is\n";
   char line[256];
   for (const auto& r : rows) {
     const bool stream = r.metric == "stream";
     const auto shown = [&](double v) {
       char b[32];
-      if (stream)
+      if (r.metric == "idle receiver")
+        std::snprintf(b, sizeof b, "%.2f %% CPU", v);
+      else if (stream)
         std::snprintf(b, sizeof b, "%.2f GB/s", v / 1e9);
       else
         std::snprintf(b, sizeof b, "%.2f us", v / 1e3);
       return std::string(b);
     };
-    std::snprintf(line, sizeof line, "%-10s %-11s %-5s %-18s %-18s %5.2f   <=%.2f %-7s %s\n", r.transport.c_str(),
+    char careful[16] = "-";
+    if (r.careful_ratio > 0) std::snprintf(careful, sizeof careful, "%.2f", r.careful_ratio);
+    std::snprintf(line, sizeof line, "%-10s %-11s %-5s %-18s %-18s %5.2f   <=%.2f %-7s %-8s %s\n", r.transport.c_str(),
                   r.metric.c_str(), r.size.c_str(), shown(r.value).c_str(), shown(r.baseline_value).c_str(), r.ratio,
-                  r.goal, r.Met() ? "met" : "MISSED", r.baseline.c_str());
+                  r.goal, r.Met() ? "met" : "MISSED", careful, r.baseline.c_str());
     out += line;
   }
   return out;
@@ -224,10 +252,11 @@ json BenchJson(const std::vector<BenchRow>& rows, const std::string& command) {
                        {"baseline", r.baseline},
                        {"value", r.value},
                        {"baseline_value", r.baseline_value},
-                       {"unit", r.metric == "stream" ? "bytes/s" : "ns"},
+                       {"unit", r.metric == "stream" ? "bytes/s" : r.metric == "idle receiver" ? "% of a core" : "ns"},
                        {"ratio", r.ratio},
                        {"goal", r.goal},
                        {"met", r.Met()}});
+    if (r.careful_ratio > 0) results.back()["careful_ratio"] = r.careful_ratio;
   }
   return {{"format", "ipch-bench-1"}, {"command", command}, {"results", std::move(results)}};
 }

@@ -460,7 +460,10 @@ TEST_F(IpchRunReports, BenchPrintsRatiosAndTheReportChartsThem) {
     EXPECT_GT(r["ratio"].get<double>(), 0.0) << r.dump();
     EXPECT_GT(r["goal"].get<double>(), 0.0) << r.dump();
     EXPECT_EQ(r["size"], "64");
+    // Unix sockets have the careful two-read baseline beside their limit; shared memory has none.
+    EXPECT_EQ(r.contains("careful_ratio"), r["transport"] == "unix") << r.dump();
   }
+  EXPECT_TRUE(Has(bench.output, "careful")) << bench.output;
   // A size picks the figures of that size only: the rings' 64-byte round trip is not a 4 KiB one.
   const Ended stream = Tool({"bench", "-t", "posix_shm", "-s", "4K", "--repetitions", "1", "--min-time", "0.005"});
   ASSERT_TRUE(ExitedWith(stream, 0)) << stream.output;

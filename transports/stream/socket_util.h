@@ -35,6 +35,9 @@ Result<bool> EnsurePrivateDir(const std::filesystem::path& dir, const std::strin
 // A thread that blocked SIGPIPE itself before its first call keeps its mask and its pending
 // signals as they are (as a plain writev would leave them). A thread that unblocks SIGPIPE
 // after its first call takes the signal back: a later write to a pipe without reader raises it.
+// A program this thread forks and execs inherits the mask, as it inherits an ignored SIGPIPE:
+// one that relies on dying of SIGPIPE (`yes | head`) should get its mask reset before exec
+// (posix_spawnattr_setsigmask, or pthread_sigmask in the child).
 ssize_t WritevNoSigpipe(int fd, const iovec* iov, int iovcnt);
 
 }  // namespace ipch

@@ -426,12 +426,13 @@ BENCHMARK(BM_Ipch<ipch::posix_mq::Adapter, true>)->Name("posix_mq/ipch-stream")-
 // the crc32 instruction's three lanes alone, for comparison.
 template <ipch::Crc32cWay kWay>
 void BM_Crc32c(benchmark::State& state) {
-  if (!ipch::Crc32cHas(kWay)) return state.SkipWithError("this CPU cannot");
+  // kFolding is Crc32c itself, whatever this CPU has; the instruction alone is measured only
+  // where it is there (else it would be the table under its name).
+  if (kWay == ipch::Crc32cWay::kInstruction && !ipch::Crc32cHas(kWay)) return state.SkipWithError("no crc32 here");
   const Bytes m(static_cast<size_t>(state.range(0)), std::byte{7});
   uint32_t c = 0;
   for (auto _ : state) {
-    c = kWay == ipch::Crc32cWay::kFolding ? ipch::Crc32c(m.data(), m.size(), c)
-                                          : ipch::Crc32cBy(kWay, m.data(), m.size(), c);
+    c = ipch::Crc32cBy(kWay, m.data(), m.size(), c);
     benchmark::DoNotOptimize(c);
   }
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * state.range(0));

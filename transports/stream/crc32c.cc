@@ -112,7 +112,7 @@ const bool kHaveSse42 = [] {
 }();
 
 // Folding with carry-less multiplication (VPCLMULQDQ on 512-bit registers), for long inputs on
-// CPUs that have it: about four times the crc32 instruction's rate. The message is a polynomial
+// CPUs that have it: twice the three-lane crc32 loop's rate here (50 against 25 GB/s). The message is a polynomial
 // over GF(2), and its CRC depends only on it modulo P; so 128-bit blocks can be folded forward
 // ("this block times x^D, plus the block D bits later") into accumulators that stay congruent
 // to the message read so far, and the last accumulator is finished with the crc32 instruction.
@@ -227,12 +227,6 @@ uint32_t Crc32cBy(Crc32cWay way, const void* data, std::size_t n, uint32_t crc) 
   return Crc32cPortable(p, n, crc);
 }
 
-uint32_t Crc32c(const void* data, std::size_t n, uint32_t crc) {
-#if defined(__x86_64__)
-  if (kHaveVpclmul && n >= kFoldFrom) return ~Crc32cFold(static_cast<const unsigned char*>(data), n, ~crc);
-  if (kHaveSse42) return Crc32cHw(static_cast<const unsigned char*>(data), n, crc);
-#endif
-  return Crc32cPortable(data, n, crc);
-}
+uint32_t Crc32c(const void* data, std::size_t n, uint32_t crc) { return Crc32cBy(Crc32cWay::kFolding, data, n, crc); }
 
 }  // namespace ipch

@@ -8,7 +8,7 @@
 namespace ipch {
 
 // Extends `crc` (0 to start) over `n` bytes: Crc32c(b, n2, Crc32c(a, n1)) == CRC of a then b.
-// Uses the fastest way this CPU has (below).
+// Uses the fastest way this CPU has (Crc32cBy, below).
 uint32_t Crc32c(const void* data, std::size_t n, uint32_t crc = 0);
 // The table version, for tests that check both agree.
 uint32_t Crc32cPortable(const void* data, std::size_t n, uint32_t crc = 0);
@@ -19,7 +19,9 @@ uint32_t Crc32cPortable(const void* data, std::size_t n, uint32_t crc = 0);
 enum class Crc32cWay { kTable, kInstruction, kFolding };
 // False if this CPU cannot run `way`.
 bool Crc32cHas(Crc32cWay way);
-// `way` alone (below 256 bytes, kFolding is kInstruction). Only for a way Crc32cHas.
+// `way` alone, or the next slower way this CPU has when it lacks `way` (kFolding, then
+// kInstruction, then kTable; below 256 bytes kFolding is kInstruction). Crc32c is
+// Crc32cBy(kFolding).
 uint32_t Crc32cBy(Crc32cWay way, const void* data, std::size_t n, uint32_t crc = 0);
 
 }  // namespace ipch

@@ -31,6 +31,11 @@ std::string SizeName(long bytes) {
   if (bytes >= 1024 && bytes % 1024 == 0) return std::to_string(bytes >> 10) + "K";
   return std::to_string(bytes);
 }
+// The bytes of a size as SizeName writes it ("64", "4K", "1M"): the benchmarks' argument.
+std::string SizeArg(const std::string& size) {
+  const long n = std::stol(size);
+  return std::to_string(size.back() == 'M' ? n << 20 : size.back() == 'K' ? n << 10 : n);
+}
 
 const char* Baseline(const std::string& transport) {
   static const std::map<std::string, const char*> names = {{"tcp", "raw TCP socket"},
@@ -50,6 +55,8 @@ const char* Baseline(const std::string& transport) {
 struct Figure {
   double ns = 0, bytes_per_s = 0;
   double cpu_pct = 0;  // the idle receiver's share of a core
+  // What a round trip (ns) or a stream (bytes/s) is measured in.
+  double Of(bool stream) const { return stream ? bytes_per_s : ns; }
 };
 
 double ToNs(double t, const std::string& unit) {
@@ -108,38 +115,34 @@ std::vector<BenchRow> PairFigures(const std::vector<json>& outputs) {
   // Sockets, pipes, queues and http: "<t>/raw/<bytes>" beside "<t>/ipch/<bytes>", and for a
   // stream "<t>/raw-stream/<bytes>" beside "<t>/ipch-stream/<bytes>" (in bytes/s); the careful
   // baseline, where there is one, is "<t>/careful[-stream]/<bytes>".
+  // The cost against a baseline (0 where either figure is missing): time over time, or for a
+  // stream the baseline's rate over ours.
   const auto cost = [](const Figure& ours, const Figure& base, bool stream) {
+    if (ours.Of(stream) <= 0 || base.Of(stream) <= 0) return 0.0;
     return stream ? base.bytes_per_s / ours.bytes_per_s : ours.ns / base.ns;
   };
   // The frame checksum alone: one pass per message and side, so four per round trip; shown
   // beside the raw unix round trip of the size, as the share four passes would add to it.
-  for (long bytes : {64L, 4096L, 65536L, 1L << 20}) {
-    const auto crc = fig.find("crc32c/" + std::to_string(bytes));
-    const auto rt = fig.find("unix/raw/" + std::to_string(bytes));
+  for (const auto& size : BenchSizes()) {
+    const auto crc = fig.find("crc32c/" + SizeArg(size));
+    const auto rt = fig.find("unix/raw/" + SizeArg(size));
     if (crc == fig.end() || rt == fig.end() || rt->second.ns <= 0) continue;
-    rows.push_back({"crc32c", "checksum", SizeName(bytes), "4 passes vs raw unix round trip", crc->second.ns,
-                    rt->second.ns, 4 * crc->second.ns / rt->second.ns, 0});
+    rows.push_back({"crc32c", "checksum", size, "4 passes vs raw unix round trip", crc->second.ns, rt->second.ns,
+                    4 * crc->second.ns / rt->second.ns, 0});
   }
   for (const auto& t : BenchTransports()) {
-    for (long bytes : {64L, 4096L, 65536L, 1L << 20}) {
-      const std::string size = SizeName(bytes);
+    for (const auto& size : BenchSizes()) {
       for (const bool stream : {false, true}) {
-        const std::string suffix = std::string(stream ? "-stream/" : "/") + std::to_string(bytes);
+        const std::string suffix = std::string(stream ? "-stream/" : "/") + SizeArg(size);
         const auto ipch = fig.find(t + "/ipch" + suffix);
         const auto raw = fig.find(t + "/raw" + suffix);
-        if (ipch == fig.end() || raw == fig.end() || (stream ? ipch->second.bytes_per_s : raw->second.ns) <= 0) continue;
-        BenchRow row{t,
-                     stream ? "stream" : "round trip",
-                     size,
-                     Baseline(t),
-                     stream ? ipch->second.bytes_per_s : ipch->second.ns,
-                     stream ? raw->second.bytes_per_s : raw->second.ns,
-                     cost(ipch->second, raw->second, stream),
-                     Goal(t, "round trip", size)};
+        if (ipch == fig.end() || raw == fig.end()) continue;
+        const double ratio = cost(ipch->second, raw->second, stream);
+        if (ratio <= 0) continue;
+        BenchRow row{t,          stream ? "stream" : "round trip", size, Baseline(t), ipch->second.Of(stream),
+                     raw->second.Of(stream), ratio, Goal(t, "round trip", size)};
         const auto careful = fig.find(t + "/careful" + suffix);
-        if (careful != fig.end() && (stream ? careful->second.bytes_per_s : careful->second.ns) > 0) {
-          row.careful_ratio = cost(ipch->second, careful->second, stream);
-        }
+        if (careful != fig.end()) row.careful_ratio = cost(ipch->second, careful->second, stream);
         rows.push_back(std::move(row));
       }
     }
@@ -156,10 +159,9 @@ std::vector<BenchRow> PairFigures(const std::vector<json>& outputs) {
                       Goal(t, "idle receiver", "-")});
     }
     const auto memcpy_fig = fig.find("Memcpy64MiB");
-    for (long bytes : {4096L, 65536L, 1L << 20}) {
-      const auto st = fig.find(t + "/Stream/" + std::to_string(bytes));
+    for (const auto& size : BenchSizes()) {  // 4 KiB and up: a 64-byte stream has no figure
+      const auto st = fig.find(t + "/Stream/" + SizeArg(size));
       if (st == fig.end() || memcpy_fig == fig.end() || st->second.bytes_per_s <= 0) continue;
-      const std::string size = SizeName(bytes);
       rows.push_back({t, "stream", size, "memcpy", st->second.bytes_per_s, memcpy_fig->second.bytes_per_s,
                       memcpy_fig->second.bytes_per_s / st->second.bytes_per_s, Goal(t, "stream", size)});
     }
@@ -181,9 +183,8 @@ Result<std::vector<BenchRow>> RunBench(const BenchOptions& o, const std::string&
   std::string stream_bytes;  // those a shared-memory stream has (4 KiB and up)
   for (const auto& s : BenchSizes()) {
     if (!chosen(o.sizes, s)) continue;
-    const long n = s == "64" ? 64 : s == "4K" ? 4096 : s == "64K" ? 65536 : 1 << 20;
-    bytes += (bytes.empty() ? "" : "|") + std::to_string(n);
-    if (n > 64) stream_bytes += (stream_bytes.empty() ? "" : "|") + std::to_string(n);
+    bytes += (bytes.empty() ? "" : "|") + SizeArg(s);
+    if (s != "64") stream_bytes += (stream_bytes.empty() ? "" : "|") + SizeArg(s);
   }
   struct Job {
     std::string binary, filter;

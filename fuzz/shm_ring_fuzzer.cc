@@ -1,8 +1,10 @@
-// Fuzzes the shared-memory consumer's validation (ipch::shm::DecodeRecord / CheckTail) with a
-// hostile producer: the input is the head and tail counters the consumer would see, then the
-// bytes of a 4 KiB ring. The consumer drains records until it reaches the tail or rejects one.
-// Invariants: it never reads outside the ring (ASan), a record never exceeds the maximum,
-// the head only moves forward and never past the tail, and a rejection is always Corrupt.
+// Fuzzes the shared-memory consumer's validation (ipch::shm::TakeRecord / RecordLength) with a
+// hostile producer: the input is the consumer's head counter, then the bytes of a 4 KiB ring.
+// The consumer drains records as it does in a receive: it reads the header word at its head,
+// stops at zero (nothing published), else checks and copies the record out, until it rejects
+// one or has gone round the ring a few times. Invariants: it never reads outside the ring
+// (ASan), a record never exceeds the maximum, the head only moves forward, by the record's size,
+// and stays at a record boundary, and a rejection is always Corrupt.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -27,24 +29,26 @@ uint64_t Le64(const uint8_t* p) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace ipch::shm;
-  if (size < 16) return 0;
-  uint64_t head = Le64(data);
-  const uint64_t tail = Le64(data + 8);
+  if (size < 8) return 0;
+  // The consumer's own counter: always at a record boundary.
+  uint64_t head = Le64(data) & ~uint64_t{kRecordAlign - 1};
   // The ring is a global of exactly its capacity (ASan puts redzones around globals, so any
   // overrun is seen), refilled for each input: no allocation per input.
   std::memset(g_ring, 0, kMinCapacity);
-  std::memcpy(g_ring, data + 16, std::min<std::size_t>(size - 16, kMinCapacity));
+  std::memcpy(g_ring, data + 8, std::min<std::size_t>(size - 8, kMinCapacity));
   std::span<const std::byte> view(g_ring, kMinCapacity);
   ipch::Bytes out;
-  for (int i = 0; i < 4096 && head != tail; ++i) {
-    auto next = DecodeRecord(view, head, tail, out);
+  for (int i = 0; i < 4096; ++i) {
+    const uint64_t word = LoadHeader(view, head);
+    if (word == 0) break;
+    auto next = TakeRecord(view, head, word, out);
     if (!next.ok()) {
       Require(next.Is(ipch::Errc::Corrupt));
       break;
     }
     Require(out.size() <= MaxMessage(kMinCapacity));
-    Require(*next - head == kRecordHeader + out.size());
-    Require(tail - *next <= tail - head);  // forward, not past the tail
+    Require(*next - head == RecordSize(out.size()));
+    Require(*next % kRecordAlign == 0);
     head = *next;
   }
   return 0;

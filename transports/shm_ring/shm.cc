@@ -19,6 +19,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <type_traits>
 #include <vector>
 
 #include "ipch/unique_fd.h"
@@ -30,7 +31,7 @@ namespace {
 
 constexpr char kRendezvousMagic[8] = {'I', 'P', 'C', 'H', 'R', 'D', 'V', '1'};
 constexpr char kConnMagic[8] = {'I', 'P', 'C', 'H', 'C', 'O', 'N', '1'};
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;  // 2: records published by their header word, no shared tail
 constexpr uint32_t kSlots = 60;
 constexpr std::size_t kPage = 4096;
 
@@ -105,9 +106,11 @@ void Bump(std::atomic<uint32_t>& seq, std::atomic<uint32_t>& waiting) {
 
 // Sleeps until `attempt` reports done (true) or an error, `check` reports an error, or the
 // deadline passes (WouldBlock if it had passed on entry, else Timeout). See ring.h for why no
-// wake-up can be lost between the last attempt and the futex wait.
-template <class Attempt, class Check>
-Status WaitFor(std::atomic<uint32_t>& seq, std::atomic<uint32_t>& waiting, Spinner* spinner, Deadline d,
+// wake-up can be lost between the last attempt and the futex wait. With a spinner, it first
+// spins polling `ready` (a look of one or two loads, nothing to undo, that says when `attempt`
+// is worth calling), or `attempt` itself when `ready` is nullptr.
+template <class Ready, class Attempt, class Check>
+Status WaitFor(std::atomic<uint32_t>& seq, std::atomic<uint32_t>& waiting, Spinner* spinner, Ready ready, Deadline d,
                std::chrono::milliseconds slice, const char* what, Attempt attempt, Check check) {
   // One attempt, then the peer check; if the check fails, one more attempt, because the peer
   // may have published and then closed (its messages come first).
@@ -127,11 +130,16 @@ Status WaitFor(std::atomic<uint32_t>& seq, std::atomic<uint32_t>& waiting, Spinn
     if (!r.ok() || *r) return r.ok() ? Ok() : Status(std::move(r).error());
     return MakeError(Errc::WouldBlock, std::string(what) + ": nothing ready and the deadline has passed");
   }
-  if (spinner && spinner->Spin([&] {
-        r = attempt();
-        return !r.ok() || *r;
-      })) {
-    return r.ok() ? Ok() : Status(std::move(r).error());
+  if constexpr (std::is_null_pointer_v<Ready>) {
+    if (spinner && spinner->Spin([&] {
+          r = attempt();
+          return !r.ok() || *r;
+        })) {
+      return r.ok() ? Ok() : Status(std::move(r).error());
+    }
+  } else if (spinner && spinner->Spin(ready)) {
+    r = attempt();
+    if (!r.ok() || *r) return r.ok() ? Ok() : Status(std::move(r).error());
   }
   for (;;) {
     waiting.fetch_add(1, std::memory_order_seq_cst);
@@ -416,7 +424,7 @@ Status Connection::Send(ByteView msg, Deadline d) {
                                                 " bytes exceeds the maximum " + std::to_string(MaxMessage(s.capacity)));
   }
   IPCH_RETURN_IF_ERROR(s.PeerState(false));
-  const uint64_t need = kRecordHeader + msg.size();
+  const uint64_t need = RoomFor(msg.size());
   auto has_room = [&]() -> Result<bool> {
     if (s.capacity - (s.tail - s.head_seen) >= need) return true;
     const uint64_t h = s.tx->head.load(std::memory_order_seq_cst);
@@ -425,16 +433,16 @@ Status Connection::Send(ByteView msg, Deadline d) {
     s.head_seen = h;
     return s.capacity - (s.tail - s.head_seen) >= need;
   };
-  IPCH_RETURN_IF_ERROR(WaitFor(s.tx->space_seq, s.tx->producer_waiting, &s.tx_spin, d, s.opts.liveness_interval,
-                               "shm send", has_room, [&] { return s.PeerState(true); }));
-  const uint32_t n = static_cast<uint32_t>(msg.size());
-  const std::byte header[kRecordHeader] = {std::byte(n & 0xff), std::byte(n >> 8 & 0xff), std::byte(n >> 16 & 0xff),
-                                           std::byte(n >> 24)};
-  CopyIn(s.tx_data, s.tail, header, kRecordHeader);
-  CopyIn(s.tx_data, s.tail + kRecordHeader, msg.data(), msg.size());
+  // The spin's look: the published head taken on trust; has_room checks it before it counts.
+  auto room_published = [&] {
+    return s.capacity - (s.tail - s.tx->head.load(std::memory_order_acquire)) >= need;
+  };
+  IPCH_RETURN_IF_ERROR(WaitFor(s.tx->space_seq, s.tx->producer_waiting, &s.tx_spin, room_published, d,
+                               s.opts.liveness_interval, "shm send", has_room, [&] { return s.PeerState(true); }));
+  const uint64_t next = PutRecord(s.tx_data, s.tail, msg);
   if (g_hook_armed.load(std::memory_order_acquire) && g_hook_armed.exchange(false)) Hook()();
-  s.tail += need;
-  s.tx->tail.store(s.tail, std::memory_order_seq_cst);  // publishes the whole record at once
+  PublishRecord(s.tx_data, s.tail, msg.size());  // the header word, last: the record is whole
+  s.tail = next;
   WakeIfWaiting(s.tx->data_seq, s.tx->consumer_waiting);
   return Ok();
 }
@@ -444,17 +452,18 @@ Status Connection::Receive(Bytes& out, Deadline d) {
   State& s = *s_;
   IPCH_RETURN_IF_ERROR(s.Sticky());
   auto take = [&]() -> Result<bool> {
-    const uint64_t t = s.rx->tail.load(std::memory_order_seq_cst);
-    if (t == s.head) return false;
-    auto next = DecodeRecord(s.rx_data, s.head, t, out);
+    const uint64_t word = LoadHeader(s.rx_data, s.head);
+    if (word == 0) return false;
+    auto next = TakeRecord(s.rx_data, s.head, word, out);
     if (!next.ok()) return s.Corrupt(std::move(next).error()).error();
     s.head = *next;
     s.rx->head.store(s.head, std::memory_order_seq_cst);  // the space may now be reused
     WakeIfWaiting(s.rx->space_seq, s.rx->producer_waiting);
     return true;
   };
-  return WaitFor(s.rx->data_seq, s.rx->consumer_waiting, &s.rx_spin, d, s.opts.liveness_interval, "shm receive", take,
-                 [&] { return s.PeerState(true); });
+  auto published = [&] { return LoadHeader(s.rx_data, s.head) != 0; };
+  return WaitFor(s.rx->data_seq, s.rx->consumer_waiting, &s.rx_spin, published, d, s.opts.liveness_interval,
+                 "shm receive", take, [&] { return s.PeerState(true); });
 }
 
 Status Connection::State::Close() {
@@ -586,12 +595,12 @@ Result<Connection> Listener::Accept(Deadline d) {
     st->tx = &ctl[1];
     st->rx_data = {region->data() + kDataOffset, cap};
     st->tx_data = {region->data() + kDataOffset + cap, cap};
-    // Start from what the connector has already published or consumed (it may have sent).
-    st->head = st->rx->head.load(std::memory_order_acquire);
-    st->tail = st->head_seen = st->tx->tail.load(std::memory_order_acquire);
-    if (st->head != 0 || st->tail != 0) {
-      // The connector never consumes our ring before we exist, nor writes our tail.
-      return MakeError(Errc::Corrupt, what + ": fresh connection segment has non-zero acceptor counters");
+    // Both rings start at position 0. The connector may have sent already (records in our
+    // incoming ring), but it never consumes from or writes into the ring we produce on, and no
+    // one consumes from ours before we exist.
+    if (st->rx->head.load(std::memory_order_acquire) != 0 || st->tx->head.load(std::memory_order_acquire) != 0 ||
+        LoadHeader(st->tx_data, 0) != 0) {
+      return MakeError(Errc::Corrupt, what + ": fresh connection segment has non-zero acceptor counters or records");
     }
     const uint32_t peer_pid = h->side[0].pid.load(std::memory_order_acquire);
     st->watch = PeerWatch::Open({peer_pid, h->side[0].start_time.load(std::memory_order_relaxed)});
@@ -650,8 +659,8 @@ Result<Connection> Listener::Accept(Deadline d) {
     }
     return false;
   };
-  IPCH_RETURN_IF_ERROR(WaitFor(rh->doorbell, rh->acceptor_waiting, &ls.spin, d, ls.opts.liveness_interval, "shm accept",
-                               attempt, [] { return Ok(); }));
+  IPCH_RETURN_IF_ERROR(WaitFor(rh->doorbell, rh->acceptor_waiting, &ls.spin, nullptr, d, ls.opts.liveness_interval,
+                               "shm accept", attempt, [] { return Ok(); }));
   return accepted;
 }
 
@@ -857,8 +866,8 @@ Result<Connection> Connect(Backing b, const std::string& address, Deadline d, Op
     if (!listener.Alive()) return MakeError(Errc::PeerClosed, what + ": the listener died");
     return Ok();
   };
-  Status got = WaitFor(rh->slot_freed, rh->connector_waiting, nullptr, d, o.liveness_interval, "shm connect", claim,
-                       listener_state);
+  Status got = WaitFor(rh->slot_freed, rh->connector_waiting, nullptr, nullptr, d, o.liveness_interval, "shm connect",
+                       claim, listener_state);
   if (!got.ok()) {
     if (got.Is(Errc::Timeout) || got.Is(Errc::WouldBlock)) {
       return remove_on_failure(MakeError(got.Is(Errc::Timeout) ? Errc::Timeout : Errc::WouldBlock,

@@ -12,16 +12,13 @@
 // of a core.
 #include <benchmark/benchmark.h>
 #include <sched.h>
-#include <linux/futex.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <climits>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -115,37 +112,36 @@ ipch::Result<ipch::shm::Connection> AcceptOrKill(ipch::shm::Listener& l, pid_t c
 // never share CPU 1 while a block runs; the first round trip of a block wakes it, on both sides.
 // Reported in counters: the transport's and the baseline's time per round trip (ipch_ns,
 // raw_ns: medians over the blocks) and the median of the blocks' ratios (ratio).
+// The sequence is 32 bits, a futex word (ring.h's FutexWait/FutexWake) for parking: a run
+// makes a few hundred blocks of 2000, far from the two values kept for stop and park.
 struct alignas(128) SpinSlot {
-  std::atomic<uint64_t> seq;
+  std::atomic<uint32_t> seq;
   char payload[64];
 };
 struct SpinPair {
   SpinSlot ping, pong;
 };
-constexpr uint64_t kSpinStop = ~uint64_t{0}, kSpinPark = ~uint64_t{0} - 1;
+constexpr uint32_t kSpinStop = ~uint32_t{0}, kSpinPark = ~uint32_t{0} - 1;
 constexpr int kBlock = 2000;
 
-void FutexWaitWhile(std::atomic<uint64_t>& word, uint64_t value) {
-  // The futex word is the low half of the 64-bit sequence (little-endian).
-  auto* low = reinterpret_cast<uint32_t*>(&word);
-  while (word.load(std::memory_order_acquire) == value) {
-    ::syscall(SYS_futex, low, FUTEX_WAIT, static_cast<uint32_t>(value), nullptr, nullptr, 0);
-  }
-}
-
-void FutexWakeAll(std::atomic<uint64_t>& word) {
-  ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
+// Tells the raw peer to stop, wherever it is (spinning or parked), and reaps it.
+void StopRawPeer(SpinPair* pp, pid_t raw_child) {
+  pp->ping.seq.store(kSpinStop, std::memory_order_release);
+  ipch::shm::FutexWake(pp->ping.seq);
+  Reap(raw_child);
 }
 
 // The raw echo peer: spin on ping.seq, copy the payload back, publish pong.seq.
 void RawSpinPeer(SpinPair* pp) {
   char local[64];
-  for (uint64_t last = 0;;) {
-    uint64_t s;
+  for (uint32_t last = 0;;) {
+    uint32_t s;
     while ((s = pp->ping.seq.load(std::memory_order_acquire)) == last) ipch::shm::Spinner::Relax();
     if (s == kSpinStop) return;
     if (s == kSpinPark) {
-      FutexWaitWhile(pp->ping.seq, kSpinPark);
+      while (pp->ping.seq.load(std::memory_order_acquire) == kSpinPark) {
+        ipch::shm::FutexWait(pp->ping.seq, kSpinPark, std::chrono::seconds(1));
+      }
       last = kSpinPark;
       continue;
     }
@@ -166,9 +162,7 @@ void BM_ShmRoundTrip64(benchmark::State& state, Backing b) {
   const std::string address = ipch::shm::AddressFor(b, Token());
   auto l = ipch::shm::Listen(b, address);
   if (!l.ok()) {
-    pp->ping.seq.store(kSpinStop);
-    FutexWakeAll(pp->ping.seq);
-    Reap(raw_child);
+    StopRawPeer(pp, raw_child);
     ::munmap(mem, sizeof(SpinPair));
     return state.SkipWithError(l.error().ToString().c_str());
   }
@@ -184,7 +178,7 @@ void BM_ShmRoundTrip64(benchmark::State& state, Backing b) {
   auto s = AcceptOrKill(*l, child, state);
   Bytes msg(64, std::byte{7}), got;
   char raw_msg[64] = {1, 2, 3}, raw_got[64];
-  uint64_t seq = 0;
+  uint32_t seq = 0;
   std::vector<double> raw_ns, ipch_ns;
   for (auto _ : state) {
     if (!s.ok()) break;
@@ -193,7 +187,7 @@ void BM_ShmRoundTrip64(benchmark::State& state, Backing b) {
     for (int i = 0; i < kBlock; ++i) {
       std::memcpy(pp->ping.payload, raw_msg, 64);
       pp->ping.seq.store(++seq, std::memory_order_release);
-      if (i == 0) FutexWakeAll(pp->ping.seq);
+      if (i == 0) ipch::shm::FutexWake(pp->ping.seq);
       while (pp->pong.seq.load(std::memory_order_acquire) != seq) ipch::shm::Spinner::Relax();
       std::memcpy(raw_got, pp->pong.payload, 64);
       benchmark::DoNotOptimize(raw_got);
@@ -214,9 +208,7 @@ void BM_ShmRoundTrip64(benchmark::State& state, Backing b) {
     state.SetIterationTime(block);  // an iteration is a block: its time per round trip is the counter ipch_ns
   }
   if (s.ok()) (void)s->Close();
-  pp->ping.seq.store(kSpinStop, std::memory_order_release);
-  FutexWakeAll(pp->ping.seq);
-  Reap(raw_child);
+  StopRawPeer(pp, raw_child);
   Reap(child);
   ::munmap(mem, sizeof(SpinPair));
   if (ipch_ns.empty() || raw_ns.size() != ipch_ns.size()) return;
@@ -248,13 +240,21 @@ void BM_Memcpy64MiB(benchmark::State& state) {
 }
 
 // ---- one-way streaming -----------------------------------------------------------------------
+// The rings of a stream of `size`-byte messages, the transport's and the raw one alike: the
+// default, or the smallest power of two above it that holds three messages in flight.
+uint32_t StreamCapacity(std::size_t size) {
+  uint32_t cap = ipch::shm::Options{}.ring_capacity;
+  while (cap < 3 * ipch::shm::RoomFor(size)) cap *= 2;
+  return cap;
+}
+
 // Each iteration sends 64 MiB in messages of the given size, then an empty marker the receiver
 // acknowledges, so the time covers the data arriving, not just leaving.
 void BM_ShmStream(benchmark::State& state, Backing b) {
   Pin(0);
   const std::size_t size = static_cast<std::size_t>(state.range(0));
-  ipch::shm::Options o;  // the default rings, or the smallest that hold three messages in flight
-  while (o.ring_capacity < 3 * ipch::shm::RoomFor(size)) o.ring_capacity *= 2;
+  ipch::shm::Options o;
+  o.ring_capacity = StreamCapacity(size);
   const std::string address = ipch::shm::AddressFor(b, Token());
   auto l = ipch::shm::Listen(b, address);
   if (!l.ok()) return state.SkipWithError(l.error().ToString().c_str());
@@ -305,8 +305,7 @@ struct alignas(128) RawRing {
 void BM_RawRingStream(benchmark::State& state) {
   Pin(0);
   const std::size_t size = static_cast<std::size_t>(state.range(0));
-  uint64_t cap = ipch::shm::Options{}.ring_capacity;
-  while (cap < 3 * ipch::shm::RoomFor(size)) cap *= 2;  // as the transport's stream: sizes divide it
+  const uint64_t cap = StreamCapacity(size);  // the sizes divide it: no message wraps
   const std::size_t total = sizeof(RawRing) + cap;
   void* mem = ::mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) return state.SkipWithError("mmap failed");

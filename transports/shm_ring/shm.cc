@@ -425,18 +425,17 @@ Status Connection::Send(ByteView msg, Deadline d) {
   }
   IPCH_RETURN_IF_ERROR(s.PeerState(false));
   const uint64_t need = RoomFor(msg.size());
+  auto fits_behind = [&](uint64_t head) { return s.capacity - (s.tail - head) >= need; };
   auto has_room = [&]() -> Result<bool> {
-    if (s.capacity - (s.tail - s.head_seen) >= need) return true;
+    if (fits_behind(s.head_seen)) return true;
     const uint64_t h = s.tx->head.load(std::memory_order_seq_cst);
     Status ok = CheckHead(s.head_seen, h, s.tail, s.capacity);
     if (!ok.ok()) return s.Corrupt(std::move(ok).error()).error();
     s.head_seen = h;
-    return s.capacity - (s.tail - s.head_seen) >= need;
+    return fits_behind(h);
   };
   // The spin's look: the published head taken on trust; has_room checks it before it counts.
-  auto room_published = [&] {
-    return s.capacity - (s.tail - s.tx->head.load(std::memory_order_acquire)) >= need;
-  };
+  auto room_published = [&] { return fits_behind(s.tx->head.load(std::memory_order_acquire)); };
   IPCH_RETURN_IF_ERROR(WaitFor(s.tx->space_seq, s.tx->producer_waiting, &s.tx_spin, room_published, d,
                                s.opts.liveness_interval, "shm send", has_room, [&] { return s.PeerState(true); }));
   const uint64_t next = PutRecord(s.tx_data, s.tail, msg);

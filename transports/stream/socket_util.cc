@@ -1,10 +1,14 @@
 #include "socket_util.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 
@@ -114,6 +118,40 @@ ssize_t WritevNoSigpipe(int fd, const iovec* iov, int iovcnt) {
   }
   errno = err;
   return w;
+}
+
+// Data left unacknowledged for the timeout ends the connection (TCP_USER_TIMEOUT); an idle connection
+// probes from a third of it on, a sixth of it apart, and the same timeout ends it once it has
+// heard nothing for that long. Keepalive periods are whole seconds, at least 1.
+Status SetTcpDeadLinkTimeout(int fd, std::chrono::milliseconds timeout, const std::string& label) {
+  if (timeout.count() <= 0) return Ok();
+  const auto whole_seconds = [](std::chrono::milliseconds t) {
+    return static_cast<int>(std::clamp<long long>(t.count() / 1000, 1, 32767));  // the kernel's range
+  };
+  const unsigned user_timeout = static_cast<unsigned>(std::min<long long>(timeout.count(), INT_MAX));
+  const int idle = whole_seconds(timeout / 3);
+  const int interval = whole_seconds(timeout / 6);
+  // Linux consults the count only without a user timeout; it is set to agree with it.
+  const int count = std::clamp(static_cast<int>((timeout.count() / 1000 - idle + interval - 1) / interval), 1, 127);
+  const int one = 1;
+  const struct {
+    int level, name;
+    const void* value;
+    socklen_t len;
+    const char* what;
+  } opts[] = {
+      {IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout, "TCP_USER_TIMEOUT"},
+      {SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one, "SO_KEEPALIVE"},
+      {IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle, "TCP_KEEPIDLE"},
+      {IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval, "TCP_KEEPINTVL"},
+      {IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count, "TCP_KEEPCNT"},
+  };
+  for (const auto& o : opts) {
+    if (::setsockopt(fd, o.level, o.name, o.value, o.len) != 0) {
+      return ErrnoError(label + ": setsockopt " + o.what);
+    }
+  }
+  return Ok();
 }
 
 }  // namespace ipch

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <chrono>
 #include <filesystem>
 #include <string>
 
@@ -20,6 +21,10 @@ Result<UniqueFd> AcceptWithDeadline(int listen_fd, Deadline d, const std::string
 // Non-blocking connect completed within the deadline. Refused/reset/missing → PeerClosed.
 Result<UniqueFd> ConnectWithDeadline(int family, const sockaddr* addr, socklen_t len, Deadline d,
                                      const std::string& label);
+// Bounds how long a dead TCP link (a cable pulled, a peer's host gone without a FIN) goes
+// unnoticed: TCP_USER_TIMEOUT and keepalive probes from a third of `timeout` on, a sixth apart
+// (tcp::Options::dead_link_timeout says what calls then see). Zero keeps the kernel's defaults.
+Status SetTcpDeadLinkTimeout(int fd, std::chrono::milliseconds timeout, const std::string& label);
 // Errors of connect(2) that mean "no live peer behind this address".
 bool IsNoPeer(int err);
 

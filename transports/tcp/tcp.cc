@@ -17,46 +17,11 @@ namespace {
 
 Result<SocketAddress> Parse(const std::string& address) { return ParseInetAddress(address, "tcp"); }
 
-// Bounds how long a dead link goes unnoticed (Options::dead_link_timeout). Data left
-// unacknowledged for the timeout ends the connection (TCP_USER_TIMEOUT); an idle connection
-// probes from a third of it on, a sixth of it apart, and the same timeout ends it once it has
-// heard nothing for that long. Keepalive periods are whole seconds, at least 1.
-Status SetDeadLinkTimeout(int fd, std::chrono::milliseconds timeout, const std::string& label) {
-  if (timeout.count() <= 0) return Ok();
-  const auto whole_seconds = [](std::chrono::milliseconds t) {
-    return static_cast<int>(std::clamp<long long>(t.count() / 1000, 1, 32767));  // the kernel's range
-  };
-  const unsigned user_timeout = static_cast<unsigned>(std::min<long long>(timeout.count(), INT_MAX));
-  const int idle = whole_seconds(timeout / 3);
-  const int interval = whole_seconds(timeout / 6);
-  // Linux consults the count only without a user timeout; it is set to agree with it.
-  const int count = std::clamp(static_cast<int>((timeout.count() / 1000 - idle + interval - 1) / interval), 1, 127);
-  const int one = 1;
-  const struct {
-    int level, name;
-    const void* value;
-    socklen_t len;
-    const char* what;
-  } opts[] = {
-      {IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout, "TCP_USER_TIMEOUT"},
-      {SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one, "SO_KEEPALIVE"},
-      {IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle, "TCP_KEEPIDLE"},
-      {IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval, "TCP_KEEPINTVL"},
-      {IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count, "TCP_KEEPCNT"},
-  };
-  for (const auto& o : opts) {
-    if (::setsockopt(fd, o.level, o.name, o.value, o.len) != 0) {
-      return ErrnoError(label + ": setsockopt " + o.what);
-    }
-  }
-  return Ok();
-}
-
 Result<StreamConnection> Wrap(UniqueFd fd, const Options& options, const std::string& label) {
   int one = 1;
   // Latency over batching: one message is one request; Nagle would hold small frames back.
   ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  IPCH_RETURN_IF_ERROR(SetDeadLinkTimeout(fd.get(), options.dead_link_timeout, label));
+  IPCH_RETURN_IF_ERROR(SetTcpDeadLinkTimeout(fd.get(), options.dead_link_timeout, label));
   return StreamConnection(std::move(fd), UniqueFd(), options.max_message_size, /*is_socket=*/true, label);
 }
 

@@ -355,6 +355,38 @@ nfds_t FirstIo(const pollfd* fds, nfds_t n) {
   while (i < n && ((fds[i].events & kPollIo) == 0 || !NonBlocking(fds[i].fd))) ++i;
   return i;
 }
+// A spurious readiness for epoll instance `epfd`: the first non-blocking socket or FIFO it
+// watches for input or output, with the events asked for among those and the caller's own data
+// (false when there is none, or no plan is armed). The kernel's list (/proc/self/fdinfo) is
+// the authority: a descriptor closed since it was registered is no longer in it. Raw syscalls:
+// nothing here is interposed or counted.
+bool SpuriousEpollEvent(int epfd, epoll_event* out) {
+  if (!S().armed.load(std::memory_order_relaxed)) return false;
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/fdinfo/%d", epfd);
+  const int f = static_cast<int>(::syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC));
+  if (f < 0) return false;
+  char buf[8192];
+  std::size_t len = 0;
+  for (long r; len + 1 < sizeof buf && (r = ::syscall(SYS_read, f, buf + len, sizeof buf - 1 - len)) > 0;) {
+    len += static_cast<std::size_t>(r);
+  }
+  ::syscall(SYS_close, f);
+  buf[len] = '\0';
+  // Lines "tfd: <fd> events: <hex> data: <hex> ..." (fs/eventpoll.c, ep_show_fdinfo).
+  for (const char* line = std::strstr(buf, "tfd:"); line != nullptr; line = std::strstr(line + 4, "tfd:")) {
+    int fd = -1;
+    unsigned events = 0;
+    unsigned long long data = 0;
+    if (std::sscanf(line, "tfd: %d events: %x data: %llx", &fd, &events, &data) != 3) continue;
+    const uint32_t asked = events & (EPOLLIN | EPOLLOUT);
+    if (asked == 0 || KindOf(fd) == FdKind::kOther || !NonBlocking(fd)) continue;
+    out->events = asked;
+    out->data.u64 = data;
+    return true;
+  }
+  return false;
+}
 // The first non-blocking descriptor below n in `set` (n when none).
 int FirstIn(const fd_set* set, int n) {
   int i = 0;
@@ -940,9 +972,16 @@ int select(int n, fd_set* r, fd_set* w, fd_set* e, timeval* t) {
 
 int epoll_wait(int epfd, epoll_event* ev, int max, int timeout) {
   IPCH_REAL(epoll_wait, int (*)(int, epoll_event*, int, int));
-  // No spurious readiness here: an event's data is the caller's, and cannot be made up.
-  const auto d = Decide(F::kPoll, -1, "epoll_wait", -1, true, false, false);
+  // A spurious readiness, as for poll: a descriptor the instance watches (with the data its
+  // caller registered, EPOLLIN or EPOLLOUT as it asked) is said ready though nothing changed.
+  epoll_event spurious{};
+  const bool wakeable = max > 0 && F::SpuriousEpollEvent(epfd, &spurious);
+  const auto d = Decide(F::kPoll, -1, "epoll_wait", -1, true, false, wakeable);
   IPCH_FAIL_IF(d, -1);
+  if (d.fire && d.kind == Kind::kWake) {
+    ev[0] = spurious;
+    return 1;
+  }
   return real_epoll_wait(epfd, ev, max, timeout);
 }
 

@@ -36,6 +36,7 @@
 #include "ipch/child_process.h"
 #include "ipch/interrupt.h"
 #include "ipch/temp_dir.h"
+#include "transports/asio_tcp/asio_tcp.h"
 #include "transports/fifo/fifo.h"
 #include "transports/stream/crc32c.h"
 #include "transports/posix_mq/posix_mq.h"
@@ -387,6 +388,9 @@ BENCHMARK(BM_Raw<false>)->Name("tcp/raw")->IPCH_SIZES;
 BENCHMARK(BM_Ipch<ipch::tcp::Adapter<false>>)->Name("tcp/ipch")->IPCH_SIZES;
 BENCHMARK(BM_Raw<false, true>)->Name("tcp6/raw")->IPCH_SIZES;
 BENCHMARK(BM_Ipch<ipch::tcp::Adapter<true>>)->Name("tcp6/ipch")->IPCH_SIZES;
+// The Boost.Asio transport against the same raw TCP limit (measured again, beside it).
+BENCHMARK(BM_Raw<false>)->Name("asio_tcp/raw")->IPCH_SIZES;
+BENCHMARK(BM_Ipch<ipch::asio_tcp::Adapter>)->Name("asio_tcp/ipch")->IPCH_SIZES;
 BENCHMARK(BM_Raw<true>)->Name("unix/raw")->IPCH_SIZES;
 BENCHMARK(BM_Ipch<ipch::unix_sock::Adapter>)->Name("unix/ipch")->IPCH_SIZES;
 BENCHMARK(BM_RawFifo<>)->Name("fifo/raw")->IPCH_SIZES;
@@ -399,10 +403,12 @@ BENCHMARK(BM_Ipch<ipch::posix_mq::Adapter>)->Name("posix_mq/ipch")->IPCH_SIZES;
 // The careful hand-written baselines (two reads per message), a second column.
 BENCHMARK(BM_Raw<false, false, false, true>)->Name("tcp/careful")->IPCH_SIZES;
 BENCHMARK(BM_Raw<false, true, false, true>)->Name("tcp6/careful")->IPCH_SIZES;
+BENCHMARK(BM_Raw<false, false, false, true>)->Name("asio_tcp/careful")->IPCH_SIZES;
 BENCHMARK(BM_Raw<true, false, false, true>)->Name("unix/careful")->IPCH_SIZES;
 BENCHMARK(BM_RawFifo<false, true>)->Name("fifo/careful")->IPCH_SIZES;
 BENCHMARK(BM_Raw<false, false, true, true>)->Name("tcp/careful-stream")->IPCH_SIZES;
 BENCHMARK(BM_Raw<false, true, true, true>)->Name("tcp6/careful-stream")->IPCH_SIZES;
+BENCHMARK(BM_Raw<false, false, true, true>)->Name("asio_tcp/careful-stream")->IPCH_SIZES;
 BENCHMARK(BM_Raw<true, false, true, true>)->Name("unix/careful-stream")->IPCH_SIZES;
 BENCHMARK(BM_RawFifo<true, true>)->Name("fifo/careful-stream")->IPCH_SIZES;
 
@@ -411,6 +417,8 @@ BENCHMARK(BM_Raw<false, false, true>)->Name("tcp/raw-stream")->IPCH_SIZES;
 BENCHMARK(BM_Ipch<ipch::tcp::Adapter<false>, true>)->Name("tcp/ipch-stream")->IPCH_SIZES;
 BENCHMARK(BM_Raw<false, true, true>)->Name("tcp6/raw-stream")->IPCH_SIZES;
 BENCHMARK(BM_Ipch<ipch::tcp::Adapter<true>, true>)->Name("tcp6/ipch-stream")->IPCH_SIZES;
+BENCHMARK(BM_Raw<false, false, true>)->Name("asio_tcp/raw-stream")->IPCH_SIZES;
+BENCHMARK(BM_Ipch<ipch::asio_tcp::Adapter, true>)->Name("asio_tcp/ipch-stream")->IPCH_SIZES;
 BENCHMARK(BM_Raw<true, false, true>)->Name("unix/raw-stream")->IPCH_SIZES;
 BENCHMARK(BM_Ipch<ipch::unix_sock::Adapter, true>)->Name("unix/ipch-stream")->IPCH_SIZES;
 BENCHMARK(BM_RawFifo<true>)->Name("fifo/raw-stream")->IPCH_SIZES;
@@ -448,7 +456,7 @@ int main(int argc, char** argv) {
   ipch::bench::MaybePin();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  ipch::bench::RatioReporter reporter({"tcp", "tcp6", "unix", "fifo", "sysv_mq", "posix_mq"},
+  ipch::bench::RatioReporter reporter({"tcp", "tcp6", "asio_tcp", "unix", "fifo", "sysv_mq", "posix_mq"},
                                       {"64", "4096", "65536", "1048576"});
   benchmark::RunSpecifiedBenchmarks(&reporter);
   reporter.PrintRatios();

@@ -23,7 +23,11 @@ double Goal(const std::string& transport, const std::string& metric, const std::
   if (metric == "idle receiver") return 0.01;
   if (shm && metric == "stream") return size == "4K" ? 1.0 / 0.6 : 1.0 / 0.75;
   if (shm) return 1.5;
-  return size == "64K" || size == "1M" ? 1.35 : 1.15;
+  const bool large = size == "64K" || size == "1M";
+  // An asynchronous transport (docs/benchmarks.md, asio_tcp): its reactor's waits, and a copy
+  // of what the socket does not take at once for its I/O thread.
+  if (transport == "asio_tcp") return large ? 1.35 : 1.3;
+  return large ? 1.35 : 1.15;
 }
 
 std::string SizeName(long bytes) {
@@ -40,6 +44,7 @@ std::string SizeArg(const std::string& size) {
 const char* Baseline(const std::string& transport) {
   static const std::map<std::string, const char*> names = {{"tcp", "raw TCP socket"},
                                                            {"tcp6", "raw TCP socket (IPv6)"},
+                                                           {"asio_tcp", "raw TCP socket"},
                                                            {"unix", "raw Unix socket"},
                                                            {"fifo", "raw FIFO pair"},
                                                            {"sysv_mq", "raw SysV queues"},
@@ -72,8 +77,8 @@ double ToNs(double t, const std::string& unit) {
 }  // namespace
 
 const std::vector<std::string>& BenchTransports() {
-  static const std::vector<std::string> t = {"tcp",      "tcp6",     "unix",    "fifo", "posix_shm",
-                                             "sysv_shm", "posix_mq", "sysv_mq", "http"};
+  static const std::vector<std::string> t = {"tcp",       "tcp6",     "asio_tcp", "unix",    "fifo",
+                                             "posix_shm", "sysv_shm", "posix_mq", "sysv_mq", "http"};
   return t;
 }
 

@@ -27,10 +27,9 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "ipch/socket_address.h"
-#include "transports/stream/crc32c.h"
+#include "transports/stream/frame.h"
 #include "transports/stream/socket_util.h"
 #include "transports/stream/stream_connection.h"
-#include "transports/stream/wire.h"
 
 namespace ipch::asio_tcp {
 namespace {
@@ -492,21 +491,14 @@ struct Connection::Impl {
   Status ReceiveFrame(Bytes& out, Deadline d) {
     while (!have_header) {
       if (rend - rpos >= Frame::kHeaderSize) {
-        const auto* h = reinterpret_cast<const unsigned char*>(rbuf.get() + rpos);
-        if (wire::GetU32(h + 8) != Crc32c(h, 8)) {
-          return Fail(MakeError(Errc::Corrupt, label + ": frame header checksum mismatch (damaged length)"));
-        }
-        const uint32_t n = wire::GetU32(h);
-        if (n > max) {
-          return Fail(MakeError(Errc::Corrupt, label + ": peer announced " + std::to_string(n) +
-                                                   " bytes > max_message_size " + std::to_string(max)));
-        }
-        want_crc = wire::GetU32(h + 4);
+        auto h = frame::DecodeHeader(reinterpret_cast<const unsigned char*>(rbuf.get() + rpos), max, label);
+        if (!h.ok()) return Fail(std::move(h).error());
+        want_crc = h->payload_crc;
         rpos += Frame::kHeaderSize;
         have_header = true;
-        want = n;
+        want = h->length;
         got = 0;
-        partial.resize(n);
+        partial.resize(want);
         break;
       }
       IPCH_RETURN_IF_ERROR(Fill(d));
@@ -527,10 +519,7 @@ struct Connection::Impl {
       }
     }
     have_header = false;
-    if (Crc32c(partial.data(), want) != want_crc) {
-      return Fail(MakeError(Errc::Corrupt, label + ": payload checksum mismatch in a frame of " +
-                                               std::to_string(want) + " bytes"));
-    }
+    if (Status st = frame::CheckPayload(partial.data(), want, want_crc, label); !st.ok()) return Fail(std::move(st).error());
     out.swap(partial);  // the caller's buffer is the next frame's
     return Ok();
   }
@@ -698,12 +687,13 @@ Result<Connection> Listener::Accept(Deadline d) {
     // The connection's io_context and writer first: if they cannot get their descriptors, the
     // client stays queued for a later Accept.
     auto conn = std::make_unique<Connection::Impl>(impl_->options, "asio_tcp " + address_ + " (server)");
+    const auto protocol = impl_->acceptor.local_endpoint().protocol();
     bool first = true;
     for (;;) {
       const int fd = ::accept4(impl_->acceptor.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd >= 0) {
         error_code ec;
-        conn->io->sock.assign(impl_->acceptor.local_endpoint().protocol(), fd, ec);
+        conn->io->sock.assign(protocol, fd, ec);
         if (ec) {
           ::close(fd);
           return ErrorOf(ec, label + ": assign");

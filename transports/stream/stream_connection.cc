@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "crc32c.h"
+#include "frame.h"
 #include "wire.h"
 #include "socket_util.h"
 
@@ -31,7 +32,6 @@ bool IsPeerGone(int err) {
          err == ENETUNREACH;
 }
 
-using wire::GetU32;
 using wire::PutU32;
 
 }  // namespace
@@ -208,21 +208,14 @@ Status StreamConnection::Receive(Bytes& out, Deadline d) {
 Status StreamConnection::ReceiveFrame(Bytes& out, Deadline d) {
   while (!have_header_) {
     if (rend_ - rpos_ >= kHeaderSize) {
-      const auto* h = reinterpret_cast<const unsigned char*>(rbuf_.get() + rpos_);
-      if (GetU32(h + 8) != Crc32c(h, 8)) {
-        return Fail(MakeError(Errc::Corrupt, label_ + ": frame header checksum mismatch (damaged length)"));
-      }
-      const uint32_t n = GetU32(h);
-      if (n > max_) {
-        return Fail(MakeError(Errc::Corrupt, label_ + ": peer announced " + std::to_string(n) +
-                                                 " bytes > max_message_size " + std::to_string(max_)));
-      }
-      want_crc_ = GetU32(h + 4);
+      auto h = frame::DecodeHeader(reinterpret_cast<const unsigned char*>(rbuf_.get() + rpos_), max_, label_);
+      if (!h.ok()) return Fail(std::move(h).error());
+      want_crc_ = h->payload_crc;
       rpos_ += kHeaderSize;
       have_header_ = true;
-      want_ = n;
+      want_ = h->length;
       got_ = 0;
-      partial_.resize(n);
+      partial_.resize(want_);
       break;
     }
     IPCH_RETURN_IF_ERROR(FillSome(d));
@@ -257,9 +250,8 @@ Status StreamConnection::ReceiveFrame(Bytes& out, Deadline d) {
     IPCH_RETURN_IF_ERROR(FillSome(d));
   }
   have_header_ = false;
-  if (Crc32c(partial_.data(), want_) != want_crc_) {
-    return Fail(MakeError(Errc::Corrupt, label_ + ": payload checksum mismatch in a frame of " +
-                                             std::to_string(want_) + " bytes"));
+  if (Status st = frame::CheckPayload(partial_.data(), want_, want_crc_, label_); !st.ok()) {
+    return Fail(std::move(st).error());
   }
   // The caller's buffer comes back as the next frame's: of the same size, it is not cleared.
   out.swap(partial_);

@@ -483,7 +483,7 @@ TEST_F(IpchRunReports, BenchPrintsRatiosAndTheReportChartsThem) {
   EXPECT_TRUE(Has(html, "<title>unix 64: ")) << html;
   for (const auto& [args, says] : std::vector<std::pair<std::vector<std::string>, std::string>>{
            {{"bench", "-t", "inmem"}, "inmem has no benchmark"},
-           {{"bench", "-t", "nope"}, "unknown transport 'nope' (transports: tcp, tcp6, unix, fifo"},
+           {{"bench", "-t", "nope"}, "unknown transport 'nope' (transports: tcp, tcp6, asio_tcp, unix, fifo"},
            {{"bench", "-s", "3K"}, "unknown size '3K' (sizes: 64, 4K, 64K, 1M)"},
            {{"bench", "--json", dir_->path().string()}, "is a directory"}}) {
     const Ended e = Tool(args);

@@ -212,6 +212,23 @@ TEST(AsioTcp, CloseReleasesEverythingAtOnceWhenNothingIsLeftToWrite) {
   EXPECT_EQ(audit::OpenDescriptors().size(), before) << "Close left descriptors open";
 }
 
+// The battery runs the IPv4 adapter; the transport takes tcp's IPv6 addresses as well.
+TEST(AsioTcp, Ipv6LoopbackCarriesMessages) {
+  auto l = Listen("[::1]:0");
+  IPCH_ASSERT_OK(l);
+  ASSERT_EQ(l->address().rfind("[::1]:", 0), 0u) << l->address();
+  auto c = Connect(l->address(), Settle());
+  IPCH_ASSERT_OK(c);
+  auto s = l->Accept(Settle());
+  IPCH_ASSERT_OK(s);
+  const uint64_t salt = ::ipch::testing::Current().seed;
+  IPCH_ASSERT_OK(c->Send(MakeMessage(0, 5000, salt), Settle()));
+  Bytes got;
+  IPCH_ASSERT_OK(s->Receive(got, Settle()));
+  EXPECT_TRUE(VerifyMessage(got, 0, 5000, salt));
+  IPCH_EXPECT_ERRC(Listen(l->address()), AlreadyExists);
+}
+
 TEST(AsioTcp, BadAddressesAreInvalidArgument) {
   IPCH_EXPECT_ERRC(Listen("localhost"), InvalidArgument);
   IPCH_EXPECT_ERRC(Connect("127.0.0.1:notaport", Settle()), InvalidArgument);

@@ -361,7 +361,14 @@ nfds_t FirstIo(const pollfd* fds, nfds_t n) {
 // the authority: a descriptor closed since it was registered is no longer in it. Raw syscalls:
 // nothing here is interposed or counted.
 bool SpuriousEpollEvent(int epfd, epoll_event* out) {
-  if (!S().armed.load(std::memory_order_relaxed)) return false;
+  State& s = S();
+  if (!s.armed.load(std::memory_order_relaxed)) return false;
+  // Only a plan that can wake a wait needs one (the kernel's list is three calls to read).
+  bool wakes = false;
+  for (int i = 0, n = s.nrules.load(std::memory_order_acquire); i < n && !wakes; ++i) {
+    wakes = s.rules[i].rule.kind == Kind::kWake && (s.rules[i].rule.ops & kPoll) != 0;
+  }
+  if (!wakes) return false;
   char path[64];
   std::snprintf(path, sizeof path, "/proc/self/fdinfo/%d", epfd);
   const int f = static_cast<int>(::syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC));

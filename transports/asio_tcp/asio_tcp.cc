@@ -55,9 +55,11 @@ bool IsPeerGone(const error_code& ec) {
 // "Not now": try again once the socket is ready (EINTR is retried at once).
 bool IsWouldBlock(const error_code& ec) { return ec == asio::error::would_block || ec == asio::error::try_again; }
 
+// An errno stays one (std::system_category); of Asio's own codes only end-of-stream reaches the
+// callers, which is the peer gone.
 Error ErrorOf(const error_code& ec, const std::string& what) {
   if (ec.category() == boost::system::system_category()) return ErrnoError(what, ec.value());
-  return MakeError(Errc::PeerClosed, what + ": " + ec.message());  // asio's own: only eof reaches here
+  return MakeError(Errc::PeerClosed, what + ": " + ec.message());
 }
 
 // A blocking call on Asio: the operation was started on `ctx`, whose only runner is the calling
@@ -81,11 +83,11 @@ void RunToCompletion(asio::io_context& ctx, const bool& done) {
 }
 
 // Waits until `s` is ready for `what` (read, write, or a listener's accept), in this thread, by
-// the deadline: Timeout. The wait is
-// an async_wait, not an async read or write: each one re-arms the descriptor in the reactor
-// (epoll_ctl), which reports readiness that is already there. A speculative async_read_some
-// that is told "would block" with bytes waiting (an interposer, a spurious EAGAIN) waits for
-// the next edge of an edge-triggered reactor, which may never come.
+// the deadline: Timeout. The wait is an async_wait, not an async read or write: each one
+// re-arms the descriptor in the reactor (epoll_ctl), which then reports readiness that is
+// already there. A speculative async_read_some that is told "would block" with bytes waiting
+// (an interposer, a spurious EAGAIN) waits for the next edge of the edge-triggered reactor,
+// which may never come.
 template <class Socket>
 Status WaitReady(asio::io_context& ctx, Socket& s, typename Socket::wait_type what, Deadline d,
                  const std::string& label) {
@@ -401,15 +403,16 @@ class Writer : public std::enable_shared_from_this<Writer> {
       // The peer took nothing for `linger`: reset the stream (what is queued is lost).
       const ::linger reset{1, 0};
       ::setsockopt(sock_.native_handle(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
-      Finish();
+      Finish(/*reset=*/true);
     });
   }
 
-  // I/O thread, the connection closed and nothing more to write: end the stream and the thread.
-  void Finish() {
+  // I/O thread, the connection closed and nothing more to write: end the stream (a FIN after
+  // the last byte, or with `reset` an RST) and the thread.
+  void Finish(bool reset = false) {
     finished_ = true;
     error_code ignored;
-    sock_.shutdown(tcp::socket::shutdown_send, ignored);
+    if (!reset) sock_.shutdown(tcp::socket::shutdown_send, ignored);
     sock_.close(ignored);
     linger_timer_.cancel();
   }
@@ -447,7 +450,7 @@ struct Connection::Impl {
         dead_link_timeout(o.dead_link_timeout) {}
   ~Impl() { Close(); }
 
-  // The socket is connected: options, then the writer's thread.
+  // The socket is connected: its options, then the writer's duplicate of it.
   Status Start() {
     auto& sock = io->sock;
     const int fd = sock.native_handle();

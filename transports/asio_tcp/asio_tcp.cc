@@ -62,24 +62,23 @@ Error ErrorOf(const error_code& ec, const std::string& what) {
   return MakeError(Errc::PeerClosed, what + ": " + ec.message());
 }
 
-// A blocking call on Asio: the operation was started on `ctx`, whose only runner is the calling
-// thread; run it until the operation's handler set `done`, or the deadline passed (false: the
-// operation is still pending, and the caller cancels it and calls RunToCompletion).
-bool RunUntil(asio::io_context& ctx, const bool& done, Deadline d) {
+// A blocking call on Asio: an operation of `s` was started on `ctx`, whose only runner is the
+// calling thread. Runs it until the operation's handler set `done`, or the deadline passed;
+// then cancels the operation and runs until its handler has run (with operation_aborted, or
+// with what completed first): the handler refers to the caller's stack.
+template <class IoObject>
+void RunUntilDone(asio::io_context& ctx, IoObject& s, const bool& done, Deadline d) {
   ctx.restart();
   while (!done) {
     if (d.never()) {
       ctx.run_one();
     } else if (ctx.run_one_until(d.at()) == 0 && !done && Clock::now() >= d.at()) {
-      return false;
+      error_code ignored;
+      s.cancel(ignored);
+      ctx.restart();
+      while (!done) ctx.run_one();
     }
   }
-  return true;
-}
-// After a cancel: the handler runs (with operation_aborted, or with what completed first).
-void RunToCompletion(asio::io_context& ctx, const bool& done) {
-  ctx.restart();
-  while (!done) ctx.run_one();
 }
 
 // Waits until `s` is ready for `what` (read, write, or a listener's accept), in this thread, by
@@ -98,14 +97,10 @@ Status WaitReady(asio::io_context& ctx, Socket& s, typename Socket::wait_type wh
     done = true;
     wec = ec;
   });
-  if (!RunUntil(ctx, done, d)) {
-    error_code ignored;
-    s.cancel(ignored);
-    RunToCompletion(ctx, done);
-    if (wec == asio::error::operation_aborted) return MakeError(Errc::Timeout, label);
-  }
+  RunUntilDone(ctx, s, done, d);
+  if (wec == asio::error::operation_aborted) return MakeError(Errc::Timeout, label);
   // An error condition on the socket is readiness too: the next read or write reports it.
-  if (wec && wec != asio::error::operation_aborted) return ErrorOf(wec, label + ": wait");
+  if (wec) return ErrorOf(wec, label + ": wait");
   return Ok();
 }
 
@@ -446,12 +441,11 @@ struct Connection::Impl {
   Impl(const Options& o, std::string l)
       : max(std::min<std::size_t>(o.max_message_size, UINT32_MAX)),  // the header holds a u32
         label(std::move(l)),
-        writer(std::make_shared<Writer>(o, label)),
-        dead_link_timeout(o.dead_link_timeout) {}
+        writer(std::make_shared<Writer>(o, label)) {}
   ~Impl() { Close(); }
 
   // The socket is connected: its options, then the writer's duplicate of it.
-  Status Start() {
+  Status Start(const Options& o) {
     auto& sock = io->sock;
     const int fd = sock.native_handle();
     error_code ec;
@@ -460,7 +454,7 @@ struct Connection::Impl {
     int one = 1;
     // Latency over batching: one message is one request; Nagle would hold small frames back.
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    IPCH_RETURN_IF_ERROR(SetTcpDeadLinkTimeout(fd, dead_link_timeout, label));
+    IPCH_RETURN_IF_ERROR(SetTcpDeadLinkTimeout(fd, o.dead_link_timeout, label));
     IPCH_RETURN_IF_ERROR(writer->Start(fd, sock.local_endpoint().protocol()));
     open = true;
     return Ok();
@@ -587,7 +581,6 @@ struct Connection::Impl {
   const std::string label;
   std::unique_ptr<Io> io = std::make_unique<Io>();
   std::shared_ptr<Writer> writer;
-  const std::chrono::milliseconds dead_link_timeout;
   bool open = false;
   std::optional<Error> sticky;  // receiving side; Writer has its own copy for Send
 
@@ -701,7 +694,7 @@ Result<Connection> Listener::Accept(Deadline d) {
           ::close(fd);
           return ErrorOf(ec, label + ": assign");
         }
-        IPCH_RETURN_IF_ERROR(conn->Start());
+        IPCH_RETURN_IF_ERROR(conn->Start(impl_->options));
         return Connection(std::move(conn));
       }
       if (errno == EINTR || errno == ECONNABORTED) continue;  // a client gave up while queued
@@ -733,11 +726,8 @@ Result<Connection> Connect(const std::string& address, Deadline d, const Options
       done = true;
       cec = e;
     });
-    if (!RunUntil(ctx, done, d)) {
-      sock.cancel(ec);
-      RunToCompletion(ctx, done);
-      if (cec == asio::error::operation_aborted) return MakeError(Errc::Timeout, label);
-    }
+    RunUntilDone(ctx, sock, done, d);
+    if (cec == asio::error::operation_aborted) return MakeError(Errc::Timeout, label);
     // Interrupted or "try again" (connect(2)'s EINTR and EAGAIN): on Linux the connection goes
     // on; it is connected once the socket is writable and has a peer.
     while (cec == asio::error::interrupted || IsWouldBlock(cec)) {
@@ -760,7 +750,7 @@ Result<Connection> Connect(const std::string& address, Deadline d, const Options
       }
       return ErrorOf(cec, label + ": connect");
     }
-    IPCH_RETURN_IF_ERROR(conn->Start());
+    IPCH_RETURN_IF_ERROR(conn->Start(options));
     return Connection(std::move(conn));
   });
 }
